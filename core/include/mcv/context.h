@@ -1,0 +1,71 @@
+#pragma once
+/// \file
+/// Execution context: everything an op needs to run on one device. On CUDA it owns a stream and
+/// the cuBLAS/cuBLASLt/cuDNN handles (created lazily, never global), and a workspace arena; on the
+/// CPU it names the thread pool. Ops take a Context&; two contexts on one GPU run independently.
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "mcv/device.h"
+
+namespace mcv {
+
+class ThreadPool;
+
+/// A bump allocator over one device allocation, reset between forward passes, so a forward pass
+/// allocates nothing from the device. A request beyond the capacity grows the arena: the old
+/// block is kept alive until the next reset (earlier pointers stay valid) and the next reset
+/// replaces both by one block of the high-water size.
+class Arena {
+ public:
+  explicit Arena(Device device);
+  ~Arena();
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+
+  /// `bytes` aligned to 256 (the widest alignment a cuBLAS/cuDNN workspace wants).
+  void* allocate(std::size_t bytes);
+  /// Forgets all allocations (the caller guarantees no work still uses them).
+  void reset();
+  /// Pre-sizes the arena (one allocation).
+  void reserve(std::size_t bytes);
+  std::size_t capacity() const;
+  std::size_t high_water() const { return high_water_; }
+
+ private:
+  struct Block;
+  Device device_;
+  std::unique_ptr<Block> main_;
+  std::vector<std::unique_ptr<Block>> overflow_;
+  std::size_t used_ = 0, high_water_ = 0, overflow_used_ = 0;
+};
+
+class Context {
+ public:
+  explicit Context(Device device = Device::cpu());
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  Device device() const { return device_; }
+  bool is_cuda() const { return device_.is_cuda(); }
+  ThreadPool& threads() const;
+  Arena& workspace() { return workspace_; }
+  /// Waits for all work queued on this context.
+  void synchronize();
+
+  /// CUDA state (stream and handles); defined in the CUDA-only header mcv/cuda/context.cuh.
+  struct Cuda;
+  /// Throws when the context is not a CUDA one.
+  Cuda& cuda();
+
+ private:
+  Device device_;
+  ThreadPool* threads_;
+  std::unique_ptr<Cuda, void (*)(Cuda*)> cuda_{nullptr, nullptr};
+  Arena workspace_;
+};
+
+}  // namespace mcv
