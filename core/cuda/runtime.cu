@@ -120,6 +120,8 @@ class CachingAllocator {
   std::unordered_map<void*, std::size_t> live_;
 };
 
+thread_local cudaStream_t tls_current_stream = nullptr;
+
 CachingAllocator& allocator() {
   // Never destroyed: CUDA may already be torn down when static destructors run.
   static auto* instance = new CachingAllocator();
@@ -187,12 +189,15 @@ void memcpy(void* dst, int dst_device, const void* src, int src_device, std::siz
   const cudaMemcpyKind kind = dst_device < 0 ? (src_device < 0 ? cudaMemcpyHostToHost : cudaMemcpyDeviceToHost)
                                              : (src_device < 0 ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToDevice);
   CudaDeviceGuard guard(dst_device >= 0 ? dst_device : std::max(src_device, 0));
-  cuda_check(cudaMemcpy(dst, src, bytes, kind), "cudaMemcpy");
+  // Queued on the current stream so it orders after the work that produced `src`; the host
+  // waits for copies that touch host memory (it reads or reuses that memory next).
+  cuda_check(cudaMemcpyAsync(dst, src, bytes, kind, tls_current_stream), "cudaMemcpyAsync");
+  if (kind != cudaMemcpyDeviceToDevice) cuda_check(cudaStreamSynchronize(tls_current_stream), "cudaMemcpyAsync");
 }
 
 void memset_zero(void* dst, int device, std::size_t bytes) {
   CudaDeviceGuard guard(device);
-  cuda_check(cudaMemset(dst, 0, bytes), "cudaMemset");
+  cuda_check(cudaMemsetAsync(dst, 0, bytes, tls_current_stream), "cudaMemsetAsync");
 }
 
 void strided_copy(void* dst, DType dst_dtype, const std::int64_t* dst_strides, const void* src,
@@ -211,9 +216,8 @@ void strided_copy(void* dst, DType dst_dtype, const std::int64_t* dst_strides, c
   CudaDeviceGuard guard(device);
   const int threads = 256;
   const int blocks = static_cast<int>(std::min<std::int64_t>((n + threads - 1) / threads, 65535));
-  strided_copy_kernel<<<blocks, threads>>>(dst, dst_dtype, src, src_dtype, a, n);
+  strided_copy_kernel<<<blocks, threads, 0, tls_current_stream>>>(dst, dst_dtype, src, src_dtype, a, n);
   cuda_check_launch("strided_copy_kernel");
-  cuda_check(cudaDeviceSynchronize(), "strided_copy_kernel");
 }
 
 }  // namespace cuda_bridge
@@ -261,11 +265,15 @@ std::unique_ptr<Context::Cuda, void (*)(Context::Cuda*)> create(int device) {
   cuda->device = device;
   CudaDeviceGuard guard(device);
   cuda_check(cudaGetDeviceProperties(&cuda->props, device), "cudaGetDeviceProperties");
-  cuda_check(cudaStreamCreateWithFlags(&cuda->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  // A blocking stream: work queued on the legacy default stream (copies made outside any
+  // ContextScope) orders after it, so results are never read early.
+  cuda_check(cudaStreamCreate(&cuda->stream), "cudaStreamCreate");
   return cuda;
 }
 
 void synchronize(Context::Cuda& cuda) { cuda_check(cudaStreamSynchronize(cuda.stream), "cudaStreamSynchronize"); }
+void* stream(Context::Cuda& cuda) { return cuda.stream; }
+void set_current_stream(void* stream) { tls_current_stream = static_cast<cudaStream_t>(stream); }
 
 }  // namespace cuda_context_bridge
 

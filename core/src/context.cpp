@@ -23,7 +23,7 @@ std::size_t Arena::capacity() const { return main_ ? main_->size() : 0; }
 void Arena::reserve(std::size_t bytes) {
   if (bytes <= capacity()) return;
   MCV_CHECK(used_ == 0 && overflow_.empty(), "arena: reserve while allocations are live");
-  main_ = std::make_unique<Block>(Block{Storage::allocate(bytes, device_)});
+  main_ = std::make_unique<Block>(Block{Storage::allocate_from_device(bytes, device_)});
 }
 
 void* Arena::allocate(std::size_t bytes) {
@@ -35,7 +35,7 @@ void* Arena::allocate(std::size_t bytes) {
     return p;
   }
   // Overflow: a separate block that lives until the next reset; the next reset grows the arena.
-  overflow_.push_back(std::make_unique<Block>(Block{Storage::allocate(std::max<std::size_t>(aligned, 256), device_)}));
+  overflow_.push_back(std::make_unique<Block>(Block{Storage::allocate_from_device(std::max<std::size_t>(aligned, 256), device_)}));
   overflow_used_ += aligned;
   high_water_ = std::max(high_water_, used_ + overflow_used_);
   return overflow_.back()->base();
@@ -52,6 +52,31 @@ void Arena::reset() {
   }
 }
 
+namespace {
+thread_local Context* tls_current_context = nullptr;
+thread_local bool tls_use_arena = false;
+}  // namespace
+
+ContextScope::ContextScope(Context& ctx, bool use_arena)
+    : previous_(tls_current_context), previous_use_arena_(tls_use_arena) {
+  tls_current_context = &ctx;
+  tls_use_arena = use_arena;
+  cuda_context_bridge::set_current_stream(ctx.cuda_stream());
+}
+
+ContextScope::~ContextScope() {
+  tls_current_context = previous_;
+  tls_use_arena = previous_use_arena_;
+  cuda_context_bridge::set_current_stream(previous_ ? previous_->cuda_stream() : nullptr);
+}
+
+Context* ContextScope::current() { return tls_current_context; }
+
+Arena* ContextScope::current_arena(Device device) {
+  if (!tls_use_arena || !tls_current_context || !(tls_current_context->device() == device)) return nullptr;
+  return &tls_current_context->workspace();
+}
+
 Context::Context(Device device)
     : device_(device), threads_(&ThreadPool::shared()), workspace_(device) {
   if (device_.is_cuda()) cuda_ = cuda_context_bridge::create(device_.index);
@@ -64,6 +89,8 @@ ThreadPool& Context::threads() const { return *threads_; }
 void Context::synchronize() {
   if (cuda_) cuda_context_bridge::synchronize(*cuda_);
 }
+
+void* Context::cuda_stream() const { return cuda_ ? cuda_context_bridge::stream(*cuda_) : nullptr; }
 
 Context::Cuda& Context::cuda() {
   MCV_CHECK(cuda_, "context on ", device_.str(), " has no CUDA state");

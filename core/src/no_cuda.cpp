@@ -29,6 +29,8 @@ void strided_copy(void*, DType, const std::int64_t*, const void*, DType, const s
 namespace cuda_context_bridge {
 std::unique_ptr<Context::Cuda, void (*)(Context::Cuda*)> create(int) { no_cuda(); }
 void synchronize(Context::Cuda&) {}
+void* stream(Context::Cuda&) { return nullptr; }
+void set_current_stream(void*) {}
 }  // namespace cuda_context_bridge
 
 }  // namespace mcv

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cuda_runtime_bridge.h"
+#include "mcv/context.h"
 #include "mcv/error.h"
 
 namespace mcv {
@@ -49,6 +50,14 @@ Storage::~Storage() {
 }
 
 std::shared_ptr<Storage> Storage::allocate(std::size_t bytes, Device device) {
+  if (Arena* arena = ContextScope::current_arena(device)) {
+    // Arena memory is released by the arena's reset, not by the tensor.
+    return std::make_shared<Storage>(bytes ? arena->allocate(bytes) : nullptr, bytes, device, nullptr);
+  }
+  return allocate_from_device(bytes, device);
+}
+
+std::shared_ptr<Storage> Storage::allocate_from_device(std::size_t bytes, Device device) {
   if (device.is_cuda()) {
     void* p = bytes ? cuda_bridge::device_alloc(bytes, device.index) : nullptr;
     const int index = device.index;

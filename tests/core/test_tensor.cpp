@@ -3,7 +3,13 @@
 #include <cmath>
 #include <limits>
 
+#include <atomic>
+#include <cstdio>
+
+#include "mcv/context.h"
 #include "mcv/error.h"
+#include "mcv/progress.h"
+#include "mcv/thread_pool.h"
 #include "mcv/tensor.h"
 #include "test_support.h"
 
@@ -120,6 +126,67 @@ TEST(Device, ParseAndDescribe) {
 TEST(Device, NoCudaIsAClearErrorNotACrash) {
   if (test::have_cuda()) GTEST_SKIP() << "a GPU is present";
   EXPECT_THROW(Tensor::empty({4}, DType::f32, Device::cuda()), Error);
+}
+
+}  // namespace
+}  // namespace mcv
+
+namespace mcv {
+namespace {
+
+TEST(Arena, ScopeAllocatesFromArenaAndResetGrows) {
+  Context ctx(Device::cpu());
+  Arena& arena = ctx.workspace();
+  arena.reserve(1024);
+  {
+    ContextScope scope(ctx, /*use_arena=*/true);
+    Tensor a = Tensor::empty({64}, DType::f32);  // 256 bytes from the arena
+    Tensor b = Tensor::empty({1000}, DType::f32);  // overflows: separate block until reset
+    EXPECT_NE(a.raw_data(), b.raw_data());
+    a.fill(1);
+    b.fill(2);
+    EXPECT_EQ(a.item(63), 1.0);
+    EXPECT_EQ(b.item(999), 2.0);
+  }
+  EXPECT_GE(arena.high_water(), 256u + 4000u);
+  arena.reset();
+  EXPECT_GE(arena.capacity(), 4256u);  // grown to the high-water mark: the next pass fits in one block
+  Tensor outside = Tensor::empty({4}, DType::f32);  // no scope: the ordinary allocator
+  EXPECT_NE(outside.storage()->data(), nullptr);
+}
+
+TEST(ThreadPool, CoversRangeOnceAndPropagatesErrors) {
+  ThreadPool pool(3);
+  std::vector<int> hits(1000, 0);
+  pool.parallel_for(1000, 7, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) ++hits[i];
+  });
+  for (int h : hits) EXPECT_EQ(h, 1);
+  EXPECT_THROW(pool.parallel_for(100, 1, [](std::int64_t b, std::int64_t) {
+                 if (b >= 50) throw Error("chunk", "boom");
+               }),
+               Error);
+  // Nested use runs inline instead of deadlocking.
+  std::atomic<int> total{0};
+  pool.parallel_for(8, 1, [&](std::int64_t, std::int64_t) {
+    pool.parallel_for(4, 1, [&](std::int64_t b, std::int64_t e) { total += int(e - b); });
+  });
+  EXPECT_EQ(total.load(), 32);
+}
+
+TEST(Progress, PlainLinesWhenNotATerminal) {
+  std::FILE* f = std::tmpfile();
+  {
+    Progress p("eval", 10, f);
+    p.set_interactive(false);
+    p.advance(4);
+    EXPECT_NE(p.status_line().find("4/10"), std::string::npos);
+  }
+  std::rewind(f);
+  char buf[256] = {};
+  ASSERT_NE(std::fgets(buf, sizeof buf, f), nullptr);
+  EXPECT_NE(std::string(buf).find("eval  4/10"), std::string::npos);
+  std::fclose(f);
 }
 
 }  // namespace

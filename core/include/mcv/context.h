@@ -42,6 +42,28 @@ class Arena {
   std::size_t used_ = 0, high_water_ = 0, overflow_used_ = 0;
 };
 
+/// Makes a context current on this thread for its lifetime: tensor copies and fills on its device
+/// are queued on its stream (no device-wide synchronisation), and, with `use_arena`, every new
+/// tensor on its device is carved from its workspace arena (freed all at once by the arena's
+/// reset). The arena mode is what lets a forward pass run with no cudaMalloc and be captured as a
+/// CUDA graph. Scopes nest; the innermost wins.
+class ContextScope {
+ public:
+  ContextScope(class Context& ctx, bool use_arena = false);
+  ~ContextScope();
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
+
+  /// The innermost current context on this thread (null when none).
+  static class Context* current();
+  /// The arena new tensors on `device` come from in the current scope (null when none).
+  static Arena* current_arena(Device device);
+
+ private:
+  class Context* previous_;
+  bool previous_use_arena_;
+};
+
 class Context {
  public:
   explicit Context(Device device = Device::cpu());
@@ -58,6 +80,8 @@ class Context {
 
   /// CUDA state (stream and handles); defined in the CUDA-only header mcv/cuda/context.cuh.
   struct Cuda;
+  /// The CUDA stream as an opaque pointer (a cudaStream_t); null for CPU contexts.
+  void* cuda_stream() const;
   /// Throws when the context is not a CUDA one.
   Cuda& cuda();
 

@@ -32,8 +32,11 @@ class Storage {
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 
-  /// Fresh, uninitialised memory from the device's allocator (64-byte aligned on the CPU).
+  /// Fresh, uninitialised memory (64-byte aligned on the CPU): from the current ContextScope's
+  /// arena when one is active for `device`, else from the device's allocator.
   static std::shared_ptr<Storage> allocate(std::size_t bytes, Device device);
+  /// Always from the device's allocator (what an arena itself is made of).
+  static std::shared_ptr<Storage> allocate_from_device(std::size_t bytes, Device device);
 
   void* data() const { return data_; }
   std::size_t bytes() const { return bytes_; }
