@@ -1,5 +1,7 @@
 #include "model.h"
 
+#include <cctype>
+
 namespace mcv::vision {
 
 ArgReader::ArgReader(const Json& args, std::string family) : args_(args), family_(std::move(family)) {
@@ -35,6 +37,24 @@ const Family& find_family(const std::string& name) {
     throw Error("family " + name, "unknown model family (known: " + known + ")");
   }
   return it->second;
+}
+
+namespace {
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+}  // namespace
+
+const ModelSpec& find_spec(const std::string& name) {
+  const std::string key = lower(name);
+  for (const auto& [n, family] : families())
+    for (const ModelSpec& spec : family.variants) {
+      if (lower(spec.info.name) == key) return spec;
+      for (const auto& alias : spec.info.aliases)
+        if (lower(alias) == key) return spec;
+    }
+  throw Error("model " + name, "not a registered model (see `mcv models`)");
 }
 
 std::vector<std::string> family_names() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mcv/error.h"
+#include "mcv/vision.h"
 #include "module.h"
 
 namespace mcv::vision {
@@ -95,11 +96,20 @@ class ArgReader {
   std::set<std::string> used_;
 };
 
+/// A registered variant: its public description, the official constructor arguments that
+/// build it, and how its checkpoint names relate to the module names.
+struct ModelSpec {
+  ModelInfo info;     ///< `parameters` is filled by the registry (built and counted)
+  Json args;          ///< official constructor keyword arguments
+  std::string key_prefix;  ///< stripped from checkpoint names (e.g. "model." in HF files)
+};
+
 /// A family of architectures built from the official constructor's keyword arguments.
 struct Family {
   std::string name;         ///< "vim", "vmamba", "mambavision"
   std::string constructor;  ///< the official constructor this builder mirrors (for messages)
   std::function<std::unique_ptr<VisionModel>(const Json& args)> build;
+  std::vector<ModelSpec> variants;
 };
 
 /// Every family of this build (families.cpp lists them explicitly: static registration would be
@@ -108,5 +118,7 @@ std::vector<Family> builtin_families();
 /// The family called `name`; an Error listing the known ones otherwise.
 const Family& find_family(const std::string& name);
 std::vector<std::string> family_names();
+/// The registered variant called `name` (official name or alias, case-insensitive).
+const ModelSpec& find_spec(const std::string& name);
 
 }  // namespace mcv::vision
