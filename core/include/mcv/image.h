@@ -99,7 +99,9 @@ enum class Gray16ToRgb8 {
 };
 
 /// 8-bit RGB as PIL's `convert('RGB')` gives it: gray replicated, alpha dropped (not blended),
-/// 16-bit samples reduced to their high byte (16-bit gray: see Gray16ToRgb8).
+/// 16-bit samples reduced to their high byte (16-bit gray: see Gray16ToRgb8). The one known
+/// difference from PIL: a 16-bit gray PNG with a tRNS chunk decodes to gray + alpha here, which is
+/// scaled, where PIL would clip.
 Image to_rgb8(const Image& image, Gray16ToRgb8 gray16 = Gray16ToRgb8::pil_clip);
 
 enum class TensorLayout { chw, hwc };

@@ -6,6 +6,7 @@
 
 #ifdef MCV_HAVE_JPEG
 
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -105,7 +106,8 @@ bool run(Decompressor& d, std::span<const std::uint8_t> bytes, const std::string
   // degenerate 1-pixel-wide image with 4x4 sampling can make 16x larger): cap libjpeg's memory so
   // such a bomb fails instead of allocating tens of gigabytes. jmemnobs has no backing store, so
   // going over is a clean "backing store not supported" error.
-  d.cinfo.mem->max_memory_to_use = static_cast<long>(limits.max_pixels * 12 + (std::int64_t(64) << 20));
+  const std::int64_t pixels = std::clamp<std::int64_t>(limits.max_pixels, 0, std::int64_t(1) << 40);
+  d.cinfo.mem->max_memory_to_use = static_cast<long>(pixels * 12 + (std::int64_t(64) << 20));
   jpeg_mem_src(&d.cinfo, bytes.data(), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&d.cinfo, TRUE);
 
