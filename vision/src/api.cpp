@@ -93,7 +93,11 @@ std::unique_ptr<Model::Impl> build_and_load(const Family& family, const Json& ar
   LoadOptions load;
   load.device = options.device;
   load.dtype = options.dtype;
-  load.key_prefix = key_prefix;
+  // A spec's prefix (e.g. "model." of Hugging Face files) is stripped only when every tensor name
+  // carries it, so the official checkpoint without it loads through the same spec.
+  bool all_prefixed = !key_prefix.empty() && !checkpoint.tensors().empty();
+  for (const auto& entry : checkpoint.tensors()) all_prefixed = all_prefixed && entry.first.rfind(key_prefix, 0) == 0;
+  load.key_prefix = all_prefixed ? key_prefix : "";
   load_state_dict(*impl->net, checkpoint, *impl->ctx, load);
   return impl;
 }

@@ -3,6 +3,8 @@
 
 namespace mcv::vision {
 
-std::vector<Family> builtin_families() { return {}; }
+Family mambavision_family();  // vision/src/mambavision/variants.cpp
+
+std::vector<Family> builtin_families() { return {mambavision_family()}; }
 
 }  // namespace mcv::vision

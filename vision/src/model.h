@@ -101,7 +101,9 @@ class ArgReader {
 struct ModelSpec {
   ModelInfo info;     ///< `parameters` is filled by the registry (built and counted)
   Json args;          ///< official constructor keyword arguments
-  std::string key_prefix;  ///< stripped from checkpoint names (e.g. "model." in HF files)
+  /// Stripped from checkpoint names when every name carries it (e.g. "model." in HF files);
+  /// a checkpoint without it loads unchanged.
+  std::string key_prefix;
 };
 
 /// A family of architectures built from the official constructor's keyword arguments.
