@@ -171,6 +171,18 @@ TEST(Image, JpegGrayStaysOneChannelAndCmykBecomesRgb) {
   EXPECT_EQ(load_image(images_dir() / "jpeg_cmyk.jpg").channels, 3);
 }
 
+TEST(Image, ToRgb8MovesAnRgbImageThrough) {
+  Image image = load_image(images_dir() / "jpeg_baseline_420.jpg");
+  const Image copy = to_rgb8(image);
+  EXPECT_EQ(copy.pixels, image.pixels);
+  const std::uint8_t* data = image.pixels.data();
+  const Image moved = to_rgb8(std::move(image));
+  EXPECT_EQ(moved.pixels.data(), data);
+  EXPECT_EQ(moved.pixels, copy.pixels);
+  // Other layouts are converted, moved or not.
+  EXPECT_EQ(to_rgb8(load_image(images_dir() / "png_rgba8.png")).channels, 3);
+}
+
 TEST(Image, ToTensorDividesByTheMaximum) {
   Image image = Image::allocate(3, 2, 3);
   for (int y = 0; y < 2; ++y)

@@ -108,6 +108,16 @@ TEST(ImageErrors, TruncationIsReportedAsSuch) {
     const std::string bytes = test::read_file(images_dir() / file);
     expect_error(bytes.substr(0, bytes.size() * 2 / 3), file, "truncated");
   }
+  // Small files declaring sizes within the limits but far beyond their data fail at once (stb
+  // would otherwise decode 16 million pixels of zeros before the overrun shows).
+  std::string tga = test::read_file(images_dir() / "tga_rgba_rle.tga");
+  tga[12] = tga[14] = static_cast<char>(0xa0);
+  tga[13] = tga[15] = 0x0f;  // 4000 x 4000
+  expect_error(tga, "big.tga", "truncated");
+  std::string bmp = test::read_file(images_dir() / "bmp_rgb24.bmp");
+  bmp[18] = bmp[22] = static_cast<char>(0xa0);
+  bmp[19] = bmp[23] = 0x0f;
+  expect_error(bmp, "big.bmp", "truncated");
 }
 
 // Flipping bytes may give an error or (where the byte did not matter) an image; never a crash.

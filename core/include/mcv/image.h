@@ -103,6 +103,8 @@ enum class Gray16ToRgb8 {
 /// difference from PIL: a 16-bit gray PNG with a tRNS chunk decodes to gray + alpha here, which is
 /// scaled, where PIL would clip.
 Image to_rgb8(const Image& image, Gray16ToRgb8 gray16 = Gray16ToRgb8::pil_clip);
+/// As above; an image that already is 8-bit RGB is moved through without a copy.
+Image to_rgb8(Image&& image, Gray16ToRgb8 gray16 = Gray16ToRgb8::pil_clip);
 
 enum class TensorLayout { chw, hwc };
 

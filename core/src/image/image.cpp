@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "codecs.h"
 #include "mcv/error.h"
@@ -204,42 +205,60 @@ void save_png(const std::filesystem::path& path, const Image& image) {
 
 // ---- Conversions ------------------------------------------------------------------------------
 
+namespace {
+
+// One loop per source layout, so the compiler can vectorise each.
+template <typename Sample, typename Reduce>
+void rgb_from(const Sample* src, std::uint8_t* dst, std::size_t n, int channels, Reduce reduce) {
+  switch (channels) {
+    case 1:
+      for (std::size_t i = 0; i < n; ++i) dst[3 * i] = dst[3 * i + 1] = dst[3 * i + 2] = reduce(src[i]);
+      break;
+    case 2:
+      for (std::size_t i = 0; i < n; ++i) dst[3 * i] = dst[3 * i + 1] = dst[3 * i + 2] = reduce(src[2 * i]);
+      break;
+    case 3:
+      for (std::size_t i = 0; i < 3 * n; ++i) dst[i] = reduce(src[i]);
+      break;
+    default:
+      for (std::size_t i = 0; i < n; ++i) {
+        dst[3 * i] = reduce(src[4 * i]);
+        dst[3 * i + 1] = reduce(src[4 * i + 1]);
+        dst[3 * i + 2] = reduce(src[4 * i + 2]);
+      }
+  }
+}
+
+}  // namespace
+
 Image to_rgb8(const Image& image, Gray16ToRgb8 gray16) {
   image.validate("to_rgb8");
+  if (image.channels == 3 && image.bit_depth == 8) return image;
   Image out = Image::allocate(image.width, image.height, 3, 8);
   const std::size_t n = static_cast<std::size_t>(image.width) * static_cast<std::size_t>(image.height);
-  const int c = image.channels;
-  std::uint8_t* dst = out.pixels.data();
   if (image.bit_depth == 8) {
-    const std::uint8_t* src = image.pixels.data();
-    for (std::size_t i = 0; i < n; ++i, src += c, dst += 3) {
-      if (c <= 2) {
-        dst[0] = dst[1] = dst[2] = src[0];
-      } else {
-        dst[0] = src[0];
-        dst[1] = src[1];
-        dst[2] = src[2];
-      }
-    }
+    rgb_from(image.pixels.data(), out.pixels.data(), n, image.channels, [](std::uint8_t v) { return v; });
     return out;
   }
-  const bool clip = c == 1 && gray16 == Gray16ToRgb8::pil_clip;
-  const std::uint8_t* src = image.pixels.data();
-  auto reduce = [&](std::size_t k) -> std::uint8_t {
-    std::uint16_t v;
-    std::memcpy(&v, src + 2 * k, 2);
-    return static_cast<std::uint8_t>(clip ? std::min<int>(v, 255) : v >> 8);
-  };
-  for (std::size_t i = 0; i < n; ++i, src += 2 * c, dst += 3) {
-    if (c <= 2) {
-      dst[0] = dst[1] = dst[2] = reduce(0);
-    } else {
-      dst[0] = reduce(0);
-      dst[1] = reduce(1);
-      dst[2] = reduce(2);
-    }
+  // 16-bit samples are stored native-endian in a byte vector; copy them out rather than alias.
+  std::vector<std::uint16_t> samples(n * static_cast<std::size_t>(image.channels));
+  std::memcpy(samples.data(), image.pixels.data(), image.pixels.size());
+  if (image.channels == 1 && gray16 == Gray16ToRgb8::pil_clip) {
+    rgb_from(samples.data(), out.pixels.data(), n, 1,
+             [](std::uint16_t v) { return static_cast<std::uint8_t>(v > 255 ? 255 : v); });
+  } else {
+    rgb_from(samples.data(), out.pixels.data(), n, image.channels,
+             [](std::uint16_t v) { return static_cast<std::uint8_t>(v >> 8); });
   }
   return out;
+}
+
+Image to_rgb8(Image&& image, Gray16ToRgb8 gray16) {
+  if (image.channels == 3 && image.bit_depth == 8) {
+    image.validate("to_rgb8");
+    return std::move(image);
+  }
+  return to_rgb8(static_cast<const Image&>(image), gray16);
 }
 
 Tensor image_to_tensor(const Image& image, TensorLayout layout) {

@@ -72,6 +72,25 @@ int at_eof(void* user) {
 
 constexpr stbi_io_callbacks kCallbacks = {read_bytes, skip_bytes, at_eof};
 
+unsigned le16(std::span<const std::uint8_t> b, std::size_t at) { return b[at] | (b[at + 1] << 8); }
+
+// A lower bound on the bytes a BMP or TGA of the declared size must hold. stb would decode the
+// whole declared image from zeros before we could see the overrun, so a 100-byte file declaring
+// 60000 x 4000 pixels would cost a gigabyte and seconds; this rejects it first.
+std::uint64_t minimum_size(std::span<const std::uint8_t> b, ImageFormat format, std::uint64_t w, std::uint64_t h) {
+  if (format == ImageFormat::bmp) {
+    if (b.size() < 30) return 30;
+    const unsigned header = le16(b, 14);
+    const unsigned bits = header == 12 ? le16(b, 24) : le16(b, 28);
+    const std::uint64_t stride = (w * bits + 31) / 32 * 4;
+    return stride * h;
+  }
+  if (b.size() < 18) return 18;
+  const std::uint64_t bytes_per_pixel = (b[16] + 7u) / 8u;
+  if (b[2] & 8) return 18 + (w * h + 127) / 128 * (1 + bytes_per_pixel);  // RLE: 128 pixels a packet at most
+  return 18 + w * h * bytes_per_pixel;
+}
+
 }  // namespace
 
 Image decode_stb(std::span<const std::uint8_t> bytes, const std::string& name, ImageFormat format,
@@ -84,6 +103,11 @@ Image decode_stb(std::span<const std::uint8_t> bytes, const std::string& name, I
     throw Error(name, detail::concat("invalid or unsupported ", kind, " header (", stbi_failure_reason(), ")"));
   }
   check_dimensions(name, kind, width, height, channels, limits);
+  const std::uint64_t needed = minimum_size(bytes, format, static_cast<std::uint64_t>(width),
+                                            static_cast<std::uint64_t>(height));
+  if (bytes.size() < needed)
+    throw Error(name, detail::concat("truncated ", kind, ": ", width, " x ", height, " pixels need at least ", needed,
+                                     " bytes but the file has ", bytes.size()));
 
   reader = Reader{bytes.data(), bytes.size(), 0, false, nullptr};
   int w = 0, h = 0, c = 0;
