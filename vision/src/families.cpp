@@ -4,7 +4,8 @@
 namespace mcv::vision {
 
 Family mambavision_family();  // vision/src/mambavision/variants.cpp
+Family vmamba_family();       // vision/src/vmamba/variants.cpp
 
-std::vector<Family> builtin_families() { return {mambavision_family()}; }
+std::vector<Family> builtin_families() { return {mambavision_family(), vmamba_family()}; }
 
 }  // namespace mcv::vision
