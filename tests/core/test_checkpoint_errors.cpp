@@ -291,6 +291,8 @@ TEST(SafetensorsErrors, TensorTable) {
                      {"tensor 'w'", "overflows"});
   expect_bytes_error(safetensors_bytes("{" + entry("w", "F32", "[4611686018427387904]", 0, 0) + "}", data),
                      {"tensor 'w'", "overflows"});
+  expect_bytes_error(safetensors_bytes("{" + entry("w", "F32", "[0,4611686018427387904,4611686018427387904]", 0, 0) + "}", data),
+                     {"tensor 'w'", "overflows"});
   expect_bytes_error(safetensors_bytes("{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", data), {"tensor 'w'", "data_offsets"});
   expect_bytes_error(safetensors_bytes("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", data),
                      {"tensor 'w'", "unexpected header field 'x'"});
@@ -446,6 +448,18 @@ TEST(TorchZipErrors, StorageAndGeometry) {
   expect_bytes_error(one_tensor_zip(2147483647, 2147483647, {2147483647, 2147483647, 2147483647},
                                     {2147483647, 2147483647, 1}, 24),
                      {"tensor 'w'"});
+  // Overlapping strides: a small expand() is materialised, a huge one refused before allocating.
+  {
+    PickleWriter p;
+    p.empty_dict().mark().str("w").tensor("FloatStorage", "0", 2, 0, {3, 2}, {0, 1}).setitems();
+    const Checkpoint c = Checkpoint::from_bytes(
+        ZipBuilder().stored("a/data.pkl", p.done()).stored("a/data/0", floats({7, 8})).build(), "e");
+    EXPECT_EQ(c.at("w").to_vector(), (std::vector<float>{7, 8, 7, 8, 7, 8}));
+  }
+  expect_bytes_error(one_tensor_zip(2, 0, {1 << 30, 1 << 30, 2}, {0, 0, 1}, 8), {"tensor 'w'", "overlapping strides"});
+  // Extents whose product overflows, even with a zero extent making the tensor empty.
+  expect_bytes_error(one_tensor_zip(2, 0, {0, 2147483647, 2147483647, 2147483647}, {1, 1, 1, 1}, 8),
+                     {"tensor 'w'", "overflows"});
   // The storage entry is missing.
   {
     PickleWriter p;

@@ -54,20 +54,23 @@ Entry parse_entry(const std::string& file, const std::string& name, const Json& 
 
   const Json& shape = info["shape"];
   if (shape.size() > static_cast<std::size_t>(PickleDocument::kMaxRank)) throw fail("shape has too many dimensions");
-  std::uint64_t numel = 1;
-  bool overflow = false;
+  // The product of the extents with zeros counted as 1 is what row-major strides reach: it must
+  // fit int64 even when a zero extent makes the element count 0.
+  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::uint64_t span = 1;
+  bool overflow = false, empty = false;
   for (const auto& d : shape) {
     if (!d.is_number_unsigned()) throw fail("shape holds a value that is not a non-negative integer");
     const std::uint64_t extent = d.get<std::uint64_t>();
-    if (extent > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) overflow = true;
-    e.shape.push_back(static_cast<std::int64_t>(extent));
-    if (extent != 0 && numel > std::numeric_limits<std::uint64_t>::max() / extent) overflow = true;
-    else numel *= extent;
+    const std::uint64_t at_least_one = std::max<std::uint64_t>(extent, 1);
+    if (extent > kMax || span > kMax / at_least_one) overflow = true;
+    else span *= at_least_one;
+    empty = empty || extent == 0;
+    e.shape.push_back(static_cast<std::int64_t>(std::min(extent, kMax)));
   }
   const std::uint64_t es = source_size(e.type);
-  if (numel == 0) overflow = false;  // a zero extent makes the product 0 whatever the others are
-  if (overflow || numel > std::numeric_limits<std::uint64_t>::max() / es ||
-      numel > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+  const std::uint64_t numel = empty ? 0 : span;
+  if (overflow || numel > std::numeric_limits<std::uint64_t>::max() / es)
     throw fail("shape " + shape_str(e.shape) + " overflows");
   e.numel = static_cast<std::int64_t>(numel);
 

@@ -23,6 +23,7 @@ namespace {
 
 constexpr std::uint64_t kMaxPickleBytes = std::uint64_t(1) << 30;
 constexpr int kMaxSearchDepth = 6;
+constexpr std::uint64_t kMaxExpandedBytes = std::uint64_t(1) << 30;
 
 bool is_tensor_like(const Value* v) { return v->kind == Kind::tensor || v->kind == Kind::unsupported_tensor; }
 
@@ -154,16 +155,19 @@ Geometry check_geometry(const std::string& file, const std::string& name, const 
   auto fail = [&](const std::string& problem) -> Error { return Error(file, "tensor '" + name + "': " + problem); };
   if (!s.type) throw fail("storage type " + s.type_name + " is not supported");
   Geometry g;
-  unsigned __int128 numel = 1, last = static_cast<std::uint64_t>(t.offset);
+  // As for safetensors: extents (zeros counted as 1) must multiply within int64.
+  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  unsigned __int128 span = 1, last = static_cast<std::uint64_t>(t.offset);
+  bool empty = false;
   for (std::size_t i = 0; i < t.shape.size(); ++i) {
-    numel *= static_cast<std::uint64_t>(t.shape[i]);
-    if (numel > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-      numel = std::uint64_t(std::numeric_limits<std::int64_t>::max()) + 1;  // saturate; rejected below
+    span = std::min<unsigned __int128>(span * static_cast<std::uint64_t>(std::max<std::int64_t>(t.shape[i], 1)),
+                                       static_cast<unsigned __int128>(kMax) + 1);
+    empty = empty || t.shape[i] == 0;
     if (t.shape[i] > 0) last += static_cast<unsigned __int128>(t.shape[i] - 1) * static_cast<std::uint64_t>(t.strides[i]);
     last = std::min<unsigned __int128>(last, std::numeric_limits<std::uint64_t>::max());  // saturate, no wrap
   }
-  if (numel > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-    throw fail("shape " + shape_str(t.shape) + " overflows");
+  if (span > kMax) throw fail("shape " + shape_str(t.shape) + " overflows");
+  const std::uint64_t numel = empty ? 0 : static_cast<std::uint64_t>(span);
   g.numel = static_cast<std::int64_t>(numel);
   if (g.numel == 0) {
     if (t.offset > s.numel) throw fail("storage offset " + std::to_string(t.offset) + " is past the end of its storage");
@@ -290,6 +294,7 @@ Loaded read_torch_zip(const ByteSource& source, const CheckpointOptions& options
   out.state_dict_key = sd.key;
   out.other_entries = sd.others;
   StorageLoader storages(zip, prefix, file);
+  std::uint64_t expanded_bytes = 0;
   for (std::size_t i = 0; i < sd.dict->dict_size(); ++i) {
     const Value* key = sd.dict->dict_key(i);
     const Value* value = sd.dict->dict_value(i);
@@ -305,6 +310,16 @@ Loaded read_torch_zip(const ByteSource& source, const CheckpointOptions& options
       t = Tensor::empty(info.shape, target_dtype(*info.storage->storage->type));
     } else {
       const Tensor base = storages.base(info.storage, name);
+      if (g.numel > info.storage->storage->numel) {
+        // Overlapping strides (an expand()ed tensor) materialise more elements than the file
+        // holds: bounded, so a tiny file cannot ask for terabytes.
+        expanded_bytes += static_cast<std::uint64_t>(g.numel) * base.element_size();
+        if (g.numel > static_cast<std::int64_t>(kMaxExpandedBytes) || expanded_bytes > kMaxExpandedBytes)
+          throw Error(file, "tensor '" + name + "': overlapping strides expand " +
+                                std::to_string(info.storage->storage->numel) + " stored elements into " +
+                                std::to_string(g.numel) + ", more than the " + std::to_string(kMaxExpandedBytes >> 20) +
+                                " MiB allowed for such tensors");
+      }
       t = g.contiguous ? base.slice(0, info.offset, info.offset + g.numel).view(info.shape)
                        : gather_strided(base, info, g.numel);
     }
