@@ -1,0 +1,215 @@
+// CUDA conv2d on NHWC.
+//
+// Depthwise convs (groups == Cin == Cout: VMamba's 3x3 in SS2D, the 7x7 of ConvNeXt-style
+// blocks) run a direct kernel: one thread per output element, consecutive threads on consecutive
+// channels, so every input load is coalesced and the kh*kw reuse is served by L1. The same kernel
+// handles any grouped configuration (slowly) and backs up cuDNN when it declines one.
+// Everything else goes to cuDNN's legacy convolution API with NHWC descriptors and OHWI filters,
+// FMA math for f32 (no TF32) unless the caller opts in, followed by the shared epilogue kernel
+// for bias / activation / residual. Algorithm choices are cached per configuration.
+
+#include <array>
+#include <map>
+#include <mutex>
+
+#include "nn/cuda/common.cuh"
+
+namespace mcv::kernels::nn_detail {
+
+namespace {
+
+constexpr std::size_t kCudnnMaxWorkspace = 32u << 20;
+
+template <typename T>
+__global__ void conv2d_direct_kernel(ConvParams p) {
+  const T* x = static_cast<const T*>(p.x);
+  const T* w = static_cast<const T*>(p.weight);
+  T* out = static_cast<T*>(p.out);
+  const std::int64_t total = p.n * p.oh * p.ow * p.cout;
+  const std::int64_t cin_g = p.cin / p.groups, cout_g = p.cout / p.groups;
+  for (std::int64_t idx = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t co = idx % p.cout;
+    std::int64_t q = idx / p.cout;
+    const std::int64_t ox = q % p.ow;
+    q /= p.ow;
+    const std::int64_t oy = q % p.oh, n = q / p.oh;
+    const std::int64_t ci0 = (co / cout_g) * cin_g;
+    float acc = 0.0f;
+    for (int i = 0; i < p.kh; ++i) {
+      const std::int64_t iy = oy * p.sh - p.ph + static_cast<std::int64_t>(i) * p.dh;
+      if (iy < 0 || iy >= p.h) continue;
+      for (int j = 0; j < p.kw; ++j) {
+        const std::int64_t ix = ox * p.sw - p.pw + static_cast<std::int64_t>(j) * p.dw;
+        if (ix < 0 || ix >= p.w) continue;
+        const T* xp = x + ((n * p.h + iy) * p.w + ix) * p.cin + ci0;
+        const T* wp = w + ((co * p.kh + i) * p.kw + j) * cin_g;
+        for (std::int64_t ci = 0; ci < cin_g; ++ci) acc += cu::to_f(xp[ci]) * cu::to_f(wp[ci]);
+      }
+    }
+    if (p.bias.data) acc += cu::load_ft<T>(p.bias.data, p.bias.f32, co);
+    acc = cu::activate(p.act, acc);
+    if (p.residual) acc += cu::load_ft<T>(p.residual, p.residual_f32, idx);
+    out[idx] = cu::from_f<T>(acc);
+  }
+}
+
+void run_direct(Context& ctx, const ConvParams& p) {
+  cu::dispatch(p.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    constexpr int kThreads = 256;
+    conv2d_direct_kernel<T><<<cu::blocks_for(p.n * p.oh * p.ow * p.cout, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
+    cuda_check_launch("conv2d_direct_kernel");
+  });
+}
+
+cudnnDataType_t cudnn_type(DType t) {
+  switch (t) {
+    case DType::f32: return CUDNN_DATA_FLOAT;
+    case DType::f16: return CUDNN_DATA_HALF;
+    case DType::bf16: return CUDNN_DATA_BFLOAT16;
+    default: throw Error("conv2d", std::string("no cuDNN type for ") + dtype_name(t));
+  }
+}
+
+struct CudnnDescs {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  ~CudnnDescs() {
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (x) cudnnDestroyTensorDescriptor(x);
+  }
+};
+
+struct CudnnChoice {
+  bool ok = false;
+  cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  std::size_t workspace = 0;
+};
+
+using ConvKey = std::array<std::int64_t, 20>;
+std::mutex conv_mutex;
+std::map<ConvKey, CudnnChoice>& conv_cache() {
+  static auto* cache = new std::map<ConvKey, CudnnChoice>();  // never destroyed (static teardown order)
+  return *cache;
+}
+
+// cuDNN 9 groups statuses by thousands: 2xxx bad parameter (e.g. a layout or alignment one
+// algorithm cannot take), 3xxx not supported. Either way the direct kernel computes the conv.
+bool declined(cudnnStatus_t st) {
+  const int family = static_cast<int>(st) / 1000;
+  return family == static_cast<int>(CUDNN_STATUS_NOT_SUPPORTED) / 1000 ||
+         family == static_cast<int>(CUDNN_STATUS_BAD_PARAM) / 1000;
+}
+
+// Queues the convolution (no bias, no activation) into dst; false when cuDNN declines it.
+bool run_cudnn(Context& ctx, const ConvParams& p, void* dst) {
+  cudnnHandle_t h = ctx.cuda().cudnn();
+  const cudnnDataType_t dt = cudnn_type(p.dtype);
+  const bool strict_f32 = p.dtype == DType::f32 && !p.allow_tf32;
+  const int n = cu::to_int(p.n, "N"), cin = cu::to_int(p.cin, "Cin"), cout = cu::to_int(p.cout, "Cout");
+  CudnnDescs d;
+  cudnn_check(cudnnCreateTensorDescriptor(&d.x), "cudnnCreateTensorDescriptor");
+  cudnn_check(cudnnCreateTensorDescriptor(&d.y), "cudnnCreateTensorDescriptor");
+  cudnn_check(cudnnCreateFilterDescriptor(&d.w), "cudnnCreateFilterDescriptor");
+  cudnn_check(cudnnCreateConvolutionDescriptor(&d.conv), "cudnnCreateConvolutionDescriptor");
+  cudnn_check(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NHWC, dt, n, cin, cu::to_int(p.h, "H"), cu::to_int(p.w, "W")),
+              "x descriptor");
+  cudnn_check(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NHWC, dt, n, cout, cu::to_int(p.oh, "OH"),
+                                         cu::to_int(p.ow, "OW")),
+              "out descriptor");
+  cudnn_check(cudnnSetFilter4dDescriptor(d.w, dt, CUDNN_TENSOR_NHWC, cout, cin / p.groups, p.kh, p.kw),
+              "weight descriptor");
+  cudnn_check(cudnnSetConvolution2dDescriptor(d.conv, p.ph, p.pw, p.sh, p.sw, p.dh, p.dw, CUDNN_CROSS_CORRELATION,
+                                              CUDNN_DATA_FLOAT),
+              "convolution descriptor");
+  cudnn_check(cudnnSetConvolutionGroupCount(d.conv, p.groups), "cudnnSetConvolutionGroupCount");
+  const cudnnMathType_t requested =
+      strict_f32 ? CUDNN_FMA_MATH : (p.dtype == DType::f32 ? CUDNN_DEFAULT_MATH : CUDNN_TENSOR_OP_MATH);
+  cudnn_check(cudnnSetConvolutionMathType(d.conv, requested), "cudnnSetConvolutionMathType");
+  int on = 0, oc = 0, ohh = 0, oww = 0;
+  cudnn_check(cudnnGetConvolution2dForwardOutputDim(d.conv, d.x, d.w, &on, &oc, &ohh, &oww), "output dims");
+  if (on != p.n || oc != p.cout || ohh != p.oh || oww != p.ow)
+    throw Error("conv2d", "cuDNN computes a different output shape; this is a bug in the conv2d entry point");
+
+  const ConvKey key{ctx.cuda().device, p.n, p.h, p.w, p.cin, p.cout, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw,
+                    p.groups, static_cast<std::int64_t>(p.dtype), p.allow_tf32 ? 1 : 0, 0, 0, 0};
+  CudnnChoice choice;
+  bool cached = false;
+  {
+    std::lock_guard<std::mutex> lock(conv_mutex);
+    auto it = conv_cache().find(key);
+    if (it != conv_cache().end()) {
+      choice = it->second;
+      cached = true;
+    }
+  }
+  if (!cached) {
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int found = 0;
+    const cudnnStatus_t st =
+        cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf);
+    if (st == CUDNN_STATUS_SUCCESS) {
+      for (int i = 0; i < found; ++i) {
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kCudnnMaxWorkspace) continue;
+        if (strict_f32 && perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH) continue;
+        choice.ok = true;
+        choice.algo = perf[i].algo;
+        choice.math = strict_f32 ? CUDNN_FMA_MATH : perf[i].mathType;
+        choice.workspace = perf[i].memory;
+        break;
+      }
+    } else if (!declined(st)) {
+      cudnn_check(st, "cudnnGetConvolutionForwardAlgorithm_v7");
+    }
+    if (choice.ok) {
+      // The heuristic's size can differ from the one for the math type we finally set.
+      cudnn_check(cudnnSetConvolutionMathType(d.conv, choice.math), "cudnnSetConvolutionMathType");
+      std::size_t ws = 0;
+      const cudnnStatus_t wst = cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, choice.algo, &ws);
+      if (wst == CUDNN_STATUS_SUCCESS && ws <= kCudnnMaxWorkspace)
+        choice.workspace = ws;
+      else
+        choice.ok = false;
+    }
+    std::lock_guard<std::mutex> lock(conv_mutex);
+    conv_cache()[key] = choice;
+  }
+  if (!choice.ok) return false;
+  cudnn_check(cudnnSetConvolutionMathType(d.conv, choice.math), "cudnnSetConvolutionMathType");
+  void* ws = choice.workspace ? ctx.workspace().allocate(choice.workspace) : nullptr;
+  const float alpha = 1.0f, beta = 0.0f;
+  const cudnnStatus_t st = cudnnConvolutionForward(h, &alpha, d.x, p.x, d.w, p.weight, d.conv, choice.algo, ws,
+                                                   choice.workspace, &beta, d.y, dst);
+  if (declined(st)) return false;  // not cached: it may depend on this call's pointers
+  cudnn_check(st, "cudnnConvolutionForward");
+  return true;
+}
+
+}  // namespace
+
+void cuda_conv2d(Context& ctx, const ConvParams& p) {
+  CudaDeviceGuard guard(ctx.cuda().device);
+  if (p.depthwise() || p.force_direct) {
+    run_direct(ctx, p);
+    return;
+  }
+  // cuDNN writes the bare convolution; when the residual lives in out it goes to scratch first.
+  void* dst = p.out;
+  if (p.residual_is_out)
+    dst = ctx.workspace().allocate(static_cast<std::size_t>(p.n * p.oh * p.ow * p.cout) * dtype_size(p.dtype));
+  if (!run_cudnn(ctx, p, dst)) {
+    run_direct(ctx, p);
+    return;
+  }
+  const std::int64_t pixels = p.n * p.oh * p.ow;
+  if (p.bias.data || p.act != Activation::none || p.residual || dst != p.out)
+    cu::launch_epilogue(ctx.cuda().stream, p.dtype, pixels, p.cout, dst, p.cout, p.bias, p.act, p.residual,
+                        p.residual_f32, p.cout, p.out, p.cout);
+}
+
+}  // namespace mcv::kernels::nn_detail
