@@ -1,0 +1,97 @@
+#pragma once
+/// \file
+/// Mamba-1 selective scan (S6), the function of state-spaces/mamba `selective_scan_ref`, with the
+/// scan directions that vision models use fused in one call (no flipped or transposed copies).
+///
+/// Per batch b, direction k, channel d (in group g = d / (D / G)), step t and state n:
+/// ```
+///   dt_t   = softplus(delta_t + delta_bias[d])      (bias and softplus optional; softplus(x) =
+///                                                    log1p(exp(x)), x > 20 -> x, as torch)
+///   h_t[n] = exp(dt_t * A[d, n]) * h_{t-1}[n] + dt_t * B_t[n] * u_t       (h_0 = 0 or given)
+///   y_t    = sum_n C_t[n] * h_t[n] + D[d] * u_t
+///   out    = out_scale * (sum over directions of y, at natural positions) * silu(z)   (z optional)
+/// ```
+/// State and accumulation are float32 whatever the I/O dtype.
+///
+/// Directions are index maps over one input ("step t" visits position p_k(t)):
+///  - forward (K = 1): p(t) = t;  reverse (K = 1): p(t) = L-1-t.
+///  - bidirectional (K = 2, Vim "v2"): k = 0 forward, k = 1 reverse, each with its own delta, A,
+///    B, C, D and delta_bias; z is shared and read at the natural position. Equal to the official
+///    flip -> scan -> flip composition; out_scale = 0.5 gives Vim's "div2" variants.
+///  - cross2d (K = 4, VMamba SS2D): u is an H x W grid, L = H*W in row-major grid order. k = 0
+///    row-major, 1 column-major, 2 reverse of 0, 3 reverse of 1 (VMamba's CrossScan order). Every
+///    per-position input (delta, B, C) is given in GRID order, so projections computed once on the
+///    grid feed the kernel as they are; out is the cross-merged sum at grid positions.
+///
+/// Parameters for K directions are stacked as VMamba stacks them: A is (K*D, N) with row k*D + d,
+/// D and delta_bias are (K*D) (or (K, D)), and B/C of shape (batch, K*G, N, L) give direction k
+/// group g at index k*G + g. For K = 1 this is exactly the official argument layout.
+///
+/// Layouts: every tensor is described by its logical shape and any element strides (views work:
+/// a token-major (batch, L, D) tensor is passed as `x.transpose(1, 2)`; a (batch, L, G, N) B as
+/// `b.permute({0, 2, 3, 1})`). The fast layouts are channel-major (L contiguous) and token-major
+/// (D contiguous); others run correctly but slower.
+
+#include <cstdint>
+
+#include "mcv/context.h"
+#include "mcv/tensor.h"
+
+namespace mcv::kernels {
+
+/// Largest state size N the op accepts.
+constexpr std::int64_t kSelectiveScanMaxState = 256;
+
+enum class ScanDirections {
+  forward,        ///< K = 1
+  reverse,        ///< K = 1, scanned L-1 .. 0, outputs at their natural positions
+  bidirectional,  ///< K = 2: forward + reverse, outputs summed (Vim v2)
+  cross2d,        ///< K = 4: VMamba cross-scan, outputs cross-merged
+};
+
+/// Number of directions K of a mode (1, 1, 2 or 4).
+int scan_direction_count(ScanDirections directions);
+const char* scan_directions_name(ScanDirections directions);
+
+/// Arguments of one selective scan. Shapes below use K (directions), D (channels), L (steps),
+/// N (state size, <= 256), G (groups per direction of B/C; D % G == 0). Optional tensors are left
+/// undefined (`Tensor()`). u, delta, B, C, z and out share one dtype (f32, f16 or bf16); A, D,
+/// delta_bias and the states are f32. All tensors live on the context's device.
+struct SelectiveScanArgs {
+  /// (batch, D, L). cross2d: also (batch, D, H, W) when H and W merge (stride_H == W*stride_W),
+  /// e.g. an NCHW tensor or an NHWC one passed as `x.permute({0, 3, 1, 2})`.
+  Tensor u;
+  /// K = 1: (batch, D, L) (or (batch, 1, D, L)); K > 1: (batch, K, D, L). Natural / grid order.
+  Tensor delta;
+  /// (K*D, N) or (K, D, N), f32 (real A; models pass -exp(A_log)).
+  Tensor A;
+  /// Variable: (batch, K*G, N, L), or (batch, N, L) when K*G == 1. Input-independent ("fixed"):
+  /// (K*D, N) in the I/O dtype. Natural / grid order like delta.
+  Tensor B;
+  Tensor C;  ///< Same forms as B (each of B and C may independently be fixed or variable).
+  Tensor D;           ///< Optional skip weights, (K*D) or (K, D), f32.
+  Tensor z;           ///< Optional gate, same shape as u, read at natural positions.
+  Tensor delta_bias;  ///< Optional, (K*D) or (K, D), f32.
+  /// Optional h_0: (batch, D, N) when K = 1, else (batch, K, D, N); f32.
+  Tensor initial_state;
+
+  bool delta_softplus = false;
+  ScanDirections directions = ScanDirections::forward;
+  /// cross2d grid size when u is given as (batch, D, L); derived from a rank-4 u otherwise.
+  std::int64_t height = 0, width = 0;
+  /// Multiplies the summed outputs (before the z gate, which is linear in it).
+  float out_scale = 1.0f;
+
+  /// Output, same shape and dtype as u (any non-overlapping strides; must not overlap an input).
+  Tensor out;
+  /// Optional output h_L of every direction: (batch, D, N) when K = 1, else (batch, K, D, N); f32.
+  Tensor final_state;
+};
+
+/// Runs the scan on the context's device (CPU thread pool or the context's CUDA stream). Every
+/// shape, dtype, stride and device is validated first: anything unsupported throws mcv::Error
+/// before any work is queued. On CUDA the call is asynchronous and allocates scratch (long
+/// sequences, several directions) only from `ctx.workspace()`.
+void selective_scan(Context& ctx, const SelectiveScanArgs& args);
+
+}  // namespace mcv::kernels

@@ -1,0 +1,97 @@
+// CPU selective scan: ISA dispatch and the portable (scalar) instantiation. The vector paths are
+// cpu_avx2.cpp / cpu_avx512.cpp; all three share cpu_body.h.
+//
+// The Vec interface cpu_body.h needs: W, set1, zero, load, store (W floats), + - *, fma(a, b, c)
+// = a*b + c, and the functions vexp, vsoftplus (torch's: x > 20 -> x, else log1p(exp(x))) and
+// vsilu (z / (1 + exp(-z))).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "mcv/error.h"
+#include "mcv/kernels/cpu_features.h"
+#include "mcv/thread_pool.h"
+#include "selective_scan/cpu.h"
+
+namespace mcv::kernels::scan {
+
+CpuIsa default_cpu_isa() {
+  const auto& f = cpu_features();
+  return f.avx512f ? CpuIsa::avx512 : f.avx2 ? CpuIsa::avx2 : CpuIsa::scalar;
+}
+
+const char* cpu_isa_label(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::scalar: return "scalar";
+    case CpuIsa::avx2: return "avx2";
+    case CpuIsa::avx512: return "avx512";
+  }
+  return "?";
+}
+
+void run_cpu(Context& ctx, const Problem& p, CpuIsa isa) {
+  const auto& f = cpu_features();
+  if (isa == CpuIsa::avx512 && f.avx512f) return run_cpu_avx512(ctx, p);
+  if (isa != CpuIsa::scalar && f.avx2) return run_cpu_avx2(ctx, p);
+  run_cpu_scalar(ctx, p);
+}
+
+namespace {
+
+// Portable path: 8 lanes in plain arrays (the compiler may use SSE), libm's exp/log1p.
+struct Vec {
+  static constexpr int W = 8;
+  float v[W];
+  static Vec set1(float x) {
+    Vec r;
+    std::fill(r.v, r.v + W, x);
+    return r;
+  }
+  static Vec zero() { return set1(0.0f); }
+  static Vec load(const float* p) {
+    Vec r;
+    std::copy(p, p + W, r.v);
+    return r;
+  }
+  void store(float* p) const { std::copy(v, v + W, p); }
+  template <typename F>
+  static Vec map2(const Vec& a, const Vec& b, F f) {
+    Vec r;
+    for (int i = 0; i < W; ++i) r.v[i] = f(a.v[i], b.v[i]);
+    return r;
+  }
+  friend Vec operator+(const Vec& a, const Vec& b) { return map2(a, b, [](float x, float y) { return x + y; }); }
+  friend Vec operator-(const Vec& a, const Vec& b) { return map2(a, b, [](float x, float y) { return x - y; }); }
+  friend Vec operator*(const Vec& a, const Vec& b) { return map2(a, b, [](float x, float y) { return x * y; }); }
+  friend Vec fma(const Vec& a, const Vec& b, const Vec& c) {
+    Vec r;
+    for (int i = 0; i < W; ++i) r.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
+    return r;
+  }
+};
+
+Vec vexp(const Vec& x) {
+  Vec r;
+  for (int i = 0; i < Vec::W; ++i) r.v[i] = std::exp(x.v[i]);
+  return r;
+}
+Vec vsoftplus(const Vec& x) {
+  Vec r;
+  for (int i = 0; i < Vec::W; ++i) r.v[i] = x.v[i] > 20.0f ? x.v[i] : std::log1p(std::exp(x.v[i]));
+  return r;
+}
+Vec vsilu(const Vec& x) {
+  Vec r;
+  for (int i = 0; i < Vec::W; ++i) r.v[i] = x.v[i] / (1.0f + std::exp(-x.v[i]));
+  return r;
+}
+
+#include "selective_scan/cpu_body.h"
+
+}  // namespace
+
+void run_cpu_scalar(Context& ctx, const Problem& p) { run_any(ctx, p); }
+
+}  // namespace mcv::kernels::scan

@@ -1,0 +1,198 @@
+// CPU selective-scan body, included once per instruction set inside an anonymous namespace, after
+// the TU has defined `Vec` (W float lanes; see cpu.cpp for the interface) and the math functions
+// vexp / vsoftplus / vsilu. No include guard on purpose: each TU instantiates its own copy with
+// its own target options, and internal linkage keeps the copies apart.
+//
+// Work split: one task = (batch b, group g, block of W channels of that group). The channels of a
+// block are the W lanes of every vector; all of them read the same B_t[n], C_t[n] (the group's),
+// which is broadcast, so each state update is a W-wide FMA and B/C are gathered once per block.
+// Directions are index maps: a step's natural position comes from dir_position(), so reversed
+// and transposed orders gather in place and nothing is copied.
+
+inline float to_f32(float v) { return v; }
+inline float to_f32(Half v) { return from_half(v); }
+inline float to_f32(BFloat16 v) { return from_bf16(v); }
+template <typename T> T from_f32(float v);
+template <> inline float from_f32<float>(float v) { return v; }
+template <> inline Half from_f32<Half>(float v) { return to_half(v); }
+template <> inline BFloat16 from_f32<BFloat16>(float v) { return to_bf16(v); }
+
+constexpr std::int64_t kStepsPerTile = 64;
+
+struct Scratch {
+  std::vector<float> bt, ct, ut, dtt, yt, zt, acc;
+  std::vector<std::int64_t> pos;
+  // Per-state vectors as plain floats: GCC does not honour over-aligned element types in
+  // std::vector inside a target-pragma region, so Vec objects never live on the heap.
+  std::vector<float> h, a, bfix, cfix;
+};
+
+template <typename T>
+void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c0, Scratch& s) {
+  constexpr int W = Vec::W;
+  const std::int64_t cpg = p.channels_per_group();
+  const int nc = static_cast<int>(std::min<std::int64_t>(W, cpg - c0));
+  const std::int64_t d0 = g * cpg + c0;
+  const std::int64_t L = p.seqlen, N = p.n_state, D = p.dim;
+  const int K = p.dirs;
+  const T* u = static_cast<const T*>(p.u.data) + b * p.u.sb + d0 * p.u.sd;
+  const T* z = p.z.data ? static_cast<const T*>(p.z.data) + b * p.z.sb + d0 * p.z.sd : nullptr;
+  T* out = static_cast<T*>(p.out.data) + b * p.out.sb + d0 * p.out.sd;
+  const bool var_b = p.B.variable, var_c = p.C.variable;
+
+  s.bt.resize(kStepsPerTile * N);
+  s.ct.resize(kStepsPerTile * N);
+  s.ut.resize(kStepsPerTile * W);
+  s.dtt.resize(kStepsPerTile * W);
+  s.yt.resize(kStepsPerTile * W);
+  s.zt.resize(kStepsPerTile * W);
+  s.pos.resize(kStepsPerTile);
+  s.h.resize(N * W);
+  s.a.resize(N * W);
+  s.bfix.resize(N * W);
+  s.cfix.resize(N * W);
+  if (K > 1) s.acc.resize(L * W);
+
+  alignas(64) float lane[W];
+  auto gather_lanes = [&](auto&& value_of) {
+    for (int c = 0; c < W; ++c) lane[c] = c < nc ? value_of(c) : 0.0f;
+    return Vec::load(lane);
+  };
+
+  for (int k = 0; k < K; ++k) {
+    const std::int64_t row0 = k * D + d0;  // parameter row of lane 0
+    for (std::int64_t n = 0; n < N; ++n) {
+      gather_lanes([&](int c) { return p.A.data[(row0 + c) * p.A.sc + n * p.A.sn]; }).store(&s.a[n * W]);
+      if (!var_b)
+        gather_lanes([&](int c) {
+          return to_f32(static_cast<const T*>(p.B.data)[(row0 + c) * p.B.sg + n * p.B.sn]);
+        }).store(&s.bfix[n * W]);
+      if (!var_c)
+        gather_lanes([&](int c) {
+          return to_f32(static_cast<const T*>(p.C.data)[(row0 + c) * p.C.sg + n * p.C.sn]);
+        }).store(&s.cfix[n * W]);
+      (p.h0.data ? gather_lanes([&](int c) {
+        return p.h0.data[b * p.h0.sb + k * p.h0.sk + (d0 + c) * p.h0.sd + n * p.h0.sn];
+      })
+                 : Vec::zero()).store(&s.h[n * W]);
+    }
+    const Vec dskip = p.D.data ? gather_lanes([&](int c) { return p.D.data[(row0 + c) * p.D.s]; })
+                               : Vec::zero();
+    const Vec bias = p.bias.data
+        ? gather_lanes([&](int c) { return p.bias.data[(row0 + c) * p.bias.s]; })
+        : Vec::zero();
+    const T* delta = static_cast<const T*>(p.delta.data) + b * p.delta.sb + k * p.delta.sk +
+                     d0 * p.delta.sd;
+    const std::int64_t gk = k * p.groups + g;
+    const T* bsrc = static_cast<const T*>(p.B.data) + b * p.B.sb + gk * p.B.sg;
+    const T* csrc = static_cast<const T*>(p.C.data) + b * p.C.sb + gk * p.C.sg;
+
+    for (std::int64_t t0 = 0; t0 < L; t0 += kStepsPerTile) {
+      const std::int64_t steps = std::min(kStepsPerTile, L - t0);
+      for (std::int64_t j = 0; j < steps; ++j) s.pos[j] = dir_position(p, k, t0 + j);
+      // Gather this tile in visiting order, converted to f32.
+      for (std::int64_t j = 0; j < steps; ++j) {
+        const std::int64_t q = s.pos[j];
+        if (var_b)
+          for (std::int64_t n = 0; n < N; ++n) s.bt[j * N + n] = to_f32(bsrc[n * p.B.sn + q * p.B.sl]);
+        if (var_c)
+          for (std::int64_t n = 0; n < N; ++n) s.ct[j * N + n] = to_f32(csrc[n * p.C.sn + q * p.C.sl]);
+        for (int c = 0; c < W; ++c) {
+          const bool live = c < nc;
+          s.ut[j * W + c] = live ? to_f32(u[c * p.u.sd + q * p.u.sl]) : 0.0f;
+          s.dtt[j * W + c] = live ? to_f32(delta[c * p.delta.sd + q * p.delta.sl]) : 0.0f;
+        }
+      }
+      for (std::int64_t j = 0; j < steps; ++j) {
+        Vec dt = Vec::load(&s.dtt[j * W]) + bias;
+        if (p.softplus) dt = vsoftplus(dt);
+        dt.store(&s.dtt[j * W]);
+      }
+      // The recurrence: h = exp(dt*A) * h + dt*u*B, y = C.h + D*u, one W-wide op per state.
+      float* h = s.h.data();
+      const float* a = s.a.data();
+      for (std::int64_t j = 0; j < steps; ++j) {
+        const Vec dt = Vec::load(&s.dtt[j * W]);
+        const Vec uu = Vec::load(&s.ut[j * W]);
+        const Vec dtu = dt * uu;
+        Vec y = Vec::zero();
+        const float* brow = &s.bt[j * N];
+        const float* crow = &s.ct[j * N];
+        if (var_b && var_c) {
+          for (std::int64_t n = 0; n < N; ++n) {
+            const Vec decay = vexp(dt * Vec::load(a + n * W));
+            const Vec hn = fma(decay, Vec::load(h + n * W), Vec::set1(brow[n]) * dtu);
+            hn.store(h + n * W);
+            y = fma(Vec::set1(crow[n]), hn, y);
+          }
+        } else {
+          for (std::int64_t n = 0; n < N; ++n) {
+            const Vec decay = vexp(dt * Vec::load(a + n * W));
+            const Vec bn = var_b ? Vec::set1(brow[n]) : Vec::load(&s.bfix[n * W]);
+            const Vec cn = var_c ? Vec::set1(crow[n]) : Vec::load(&s.cfix[n * W]);
+            const Vec hn = fma(decay, Vec::load(h + n * W), bn * dtu);
+            hn.store(h + n * W);
+            y = fma(cn, hn, y);
+          }
+        }
+        y = fma(dskip, uu, y);
+        y.store(&s.yt[j * W]);
+      }
+      if (K == 1) {
+        const Vec scale = Vec::set1(p.out_scale);
+        for (std::int64_t j = 0; j < steps; ++j) {
+          const std::int64_t q = s.pos[j];
+          Vec y = Vec::load(&s.yt[j * W]) * scale;
+          if (z) y = y * vsilu(gather_lanes([&](int c) { return to_f32(z[c * p.z.sd + q * p.z.sl]); }));
+          y.store(lane);
+          for (int c = 0; c < nc; ++c) out[c * p.out.sd + q * p.out.sl] = from_f32<T>(lane[c]);
+        }
+      } else {
+        for (std::int64_t j = 0; j < steps; ++j) {
+          float* acc = &s.acc[s.pos[j] * W];
+          const Vec y = Vec::load(&s.yt[j * W]);
+          (k == 0 ? y : Vec::load(acc) + y).store(acc);
+        }
+      }
+    }
+    if (p.hT.data) {
+      for (std::int64_t n = 0; n < N; ++n) {
+        Vec::load(&s.h[n * W]).store(lane);
+        for (int c = 0; c < nc; ++c)
+          p.hT.data[b * p.hT.sb + k * p.hT.sk + (d0 + c) * p.hT.sd + n * p.hT.sn] = lane[c];
+      }
+    }
+  }
+  if (K > 1) {  // cross-merge / direction sum done: gate and store at natural positions
+    const Vec scale = Vec::set1(p.out_scale);
+    for (std::int64_t q = 0; q < L; ++q) {
+      Vec y = Vec::load(&s.acc[q * W]) * scale;
+      if (z) y = y * vsilu(gather_lanes([&](int c) { return to_f32(z[c * p.z.sd + q * p.z.sl]); }));
+      y.store(lane);
+      for (int c = 0; c < nc; ++c) out[c * p.out.sd + q * p.out.sl] = from_f32<T>(lane[c]);
+    }
+  }
+}
+
+template <typename T>
+void run_typed(Context& ctx, const Problem& p) {
+  constexpr int W = Vec::W;
+  const std::int64_t blocks = (p.channels_per_group() + W - 1) / W;
+  const std::int64_t tasks = p.batch * p.groups * blocks;
+  ctx.threads().parallel_for(tasks, 1, [&](std::int64_t begin, std::int64_t end) {
+    Scratch s;
+    for (std::int64_t t = begin; t < end; ++t) {
+      const std::int64_t blk = t % blocks, g = (t / blocks) % p.groups, b = t / (blocks * p.groups);
+      scan_block<T>(p, b, g, blk * W, s);
+    }
+  });
+}
+
+void run_any(Context& ctx, const Problem& p) {
+  switch (p.dtype) {
+    case DType::f32: run_typed<float>(ctx, p); return;
+    case DType::f16: run_typed<Half>(ctx, p); return;
+    case DType::bf16: run_typed<BFloat16>(ctx, p); return;
+    default: throw Error("selective_scan", "unsupported dtype on the CPU path");
+  }
+}

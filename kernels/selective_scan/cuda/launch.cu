@@ -1,0 +1,139 @@
+// CUDA selective scan: Problem -> kernel parameters, launch geometry, workspace.
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "mcv/cuda/context.cuh"
+#include "mcv/error.h"
+#include "selective_scan/cuda/scan_params.cuh"
+#include "selective_scan/scan_problem.h"
+
+namespace mcv::kernels::scan {
+
+namespace {
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  return (end && *end == 0 && x > 0 && x < (1 << 20)) ? static_cast<int>(x) : fallback;
+}
+
+cuda::SeqP seq(const SeqView& v) { return {v.data, v.sb, v.sk, v.sd, v.sl}; }
+
+int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+}  // namespace
+
+void run_cuda(Context& ctx, const Problem& pr) {
+  auto& cu = ctx.cuda();
+  CudaDeviceGuard guard(cu.device);
+  cuda::Params p;
+  p.batch = static_cast<int>(pr.batch);
+  p.dim = static_cast<int>(pr.dim);
+  p.seqlen = static_cast<int>(pr.seqlen);
+  p.n_state = static_cast<int>(pr.n_state);
+  p.groups = static_cast<int>(pr.groups);
+  p.dirs = pr.dirs;
+  p.cpg = static_cast<int>(pr.channels_per_group());
+  p.mode = static_cast<int>(pr.directions);
+  p.height = pr.directions == ScanDirections::cross2d ? static_cast<int>(pr.height) : 1;
+  p.width = pr.directions == ScanDirections::cross2d ? static_cast<int>(pr.width) : 1;
+  p.softplus = pr.softplus;
+  p.out_scale = pr.out_scale;
+  p.u = seq(pr.u);
+  p.delta = seq(pr.delta);
+  p.z = seq(pr.z);
+  p.out = seq(pr.out);
+  p.B = pr.B.data;
+  p.B_sb = pr.B.sb;
+  p.B_sg = pr.B.sg;
+  p.B_sn = pr.B.sn;
+  p.B_sl = pr.B.sl;
+  p.B_var = pr.B.variable;
+  p.C = pr.C.data;
+  p.C_sb = pr.C.sb;
+  p.C_sg = pr.C.sg;
+  p.C_sn = pr.C.sn;
+  p.C_sl = pr.C.sl;
+  p.C_var = pr.C.variable;
+  p.A = pr.A.data;
+  p.A_sc = pr.A.sc;
+  p.A_sn = pr.A.sn;
+  p.Dskip = pr.D.data;
+  p.D_s = pr.D.s;
+  p.bias = pr.bias.data;
+  p.bias_s = pr.bias.s;
+  p.h0 = pr.h0.data;
+  p.h0_sb = pr.h0.sb;
+  p.h0_sk = pr.h0.sk;
+  p.h0_sd = pr.h0.sd;
+  p.h0_sn = pr.h0.sn;
+  p.hT = pr.hT.data;
+  p.hT_sb = pr.hT.sb;
+  p.hT_sk = pr.hT.sk;
+  p.hT_sd = pr.hT.sd;
+  p.hT_sn = pr.hT.sn;
+
+  cuda::LaunchConfig cfg;
+  const int sms = std::max(1, cu.props.multiProcessorCount);
+  const long long channels = static_cast<long long>(p.batch) * p.dim;
+  if (!p.B_var || !p.C_var) {
+    cfg.generic = true;
+    cfg.generic_nmax = p.n_state <= 16 ? 16 : p.n_state <= 64 ? 64 : 256;
+  } else {
+    // N bucket: kS states per thread x lanes threads per channel.
+    int states = 16, lanes = 1;
+    if (p.n_state <= 4) states = 4;
+    else if (p.n_state <= 8) states = 8;
+    else if (p.n_state > 16) lanes = (p.n_state + 15) / 16 <= 2 ? 2 : (p.n_state + 15) / 16 <= 4 ? 4
+                                     : (p.n_state + 15) / 16 <= 8 ? 8 : 16;
+    // Few channels: split each channel's states over two lanes so more warps hide latency.
+    const int want_lanes = env_int("MCV_SCAN_LANES", 0);
+    if ((want_lanes == 2 || (want_lanes == 0 && channels < 256LL * sms)) && lanes == 1 && states >= 8) {
+      states /= 2;
+      lanes = 2;
+    }
+    cfg.states_per_thread = states;
+    cfg.lanes = lanes;
+    const int max_channels = 128 / lanes;
+    const int blocks = (p.cpg + max_channels - 1) / max_channels;
+    const int unit = std::max(1, 32 / lanes);  // block size a multiple of a warp
+    cfg.channels_per_block = std::min(max_channels, round_up((p.cpg + blocks - 1) / blocks, unit));
+    cfg.blocks_per_group = (p.cpg + cfg.channels_per_block - 1) / cfg.channels_per_block;
+
+    // Long sequences with too few channels to fill the GPU: scan L-chunks in parallel.
+    const long long threads = channels * lanes;
+    int chunks = env_int("MCV_SCAN_CHUNKS", 0);
+    if (chunks == 0 && p.dirs == 1 && p.seqlen >= 2048 && threads < 512LL * sms)
+      chunks = static_cast<int>(std::min<long long>((1024LL * sms + threads - 1) / threads, p.seqlen / 1024));
+    if (p.dirs == 1 && chunks > 1) {
+      p.chunk_len = round_up((p.seqlen + chunks - 1) / chunks, cuda::kTileSteps);
+      p.n_chunks = (p.seqlen + p.chunk_len - 1) / p.chunk_len;
+    }
+  }
+
+  // Scratch from the context's workspace arena: no cudaMalloc in the op once it is sized.
+  Arena& ws = ctx.workspace();
+  if (p.dirs > 1) {
+    float* acc = static_cast<float*>(ws.allocate(static_cast<std::size_t>(channels) * p.seqlen * sizeof(float)));
+    p.acc = {acc, static_cast<std::int64_t>(p.dim) * p.seqlen, 0, p.seqlen, 1};
+  }
+  if (p.n_chunks > 1) {
+    const std::size_t cells = static_cast<std::size_t>(p.n_chunks) * channels;
+    p.chunk_h = static_cast<float*>(ws.allocate(cells * p.n_state * sizeof(float)));
+    p.chunk_dtsum = static_cast<float*>(ws.allocate(cells * sizeof(float)));
+  }
+
+  const cudaStream_t stream = cu.stream;
+  switch (pr.dtype) {
+    case DType::f32: cuda::launch_scan_f32(p, cfg, stream); break;
+    case DType::f16: cuda::launch_scan_f16(p, cfg, stream); break;
+    case DType::bf16: cuda::launch_scan_bf16(p, cfg, stream); break;
+    default: throw Error("selective_scan", "unsupported dtype on the CUDA path");
+  }
+}
+
+}  // namespace mcv::kernels::scan

@@ -1,0 +1,571 @@
+#pragma once
+// CUDA selective-scan kernels (included by one .cu per I/O dtype).
+//
+// Design (the scan is memory- and MUFU-bound, not FLOP-bound):
+//  - One thread (or `kLanes` threads splitting N) owns one channel (b, d) and runs the whole
+//    recurrence for it in registers, for every direction in turn, so no cross-thread scan over L
+//    is needed; parallelism comes from batch x channels (and from L-chunks for long sequences
+//    with few channels, see below).
+//  - A block holds up to 128 channels of ONE (batch, group). Per tile of kTileSteps steps the
+//    block stages in shared memory: u, delta, z (and the f32 partial sums of earlier directions)
+//    as [step][channel] f32, and the group's B_t, C_t as [step][n] f32. B/C are per (batch,
+//    group), so every channel of the block reads them as broadcast LDS.128 - that is where the
+//    bytes are saved against one channel per block.
+//  - Loads are coalesced whichever axis is contiguous: a channel-major tensor (L contiguous) is
+//    read step-fastest, a token-major one (D contiguous) channel-fastest; any other strides work
+//    (gathers). Directions only change the step -> position map used by the loaders, so flips
+//    and the column-major VMamba orders cost no copies; outputs of later directions are added to
+//    an f32 scratch (batch, D, L) and the last direction gates and writes `out`.
+//  - exp(dt*A) is ex2.approx.ftz(dt * A*log2(e)) (one MUFU op, ~2 ulp); softplus and silu use
+//    the precise expf/log1pf so f32 results match torch to ~1e-7 relative.
+//  - Long L, few channels (e.g. batch 1): L is cut into chunks scanned in parallel from h = 0
+//    (pass 1, writing provisional outputs and each chunk's end state and sum of dt), a combine
+//    pass turns those into each chunk's true initial state H_in (the recurrence is linear:
+//    chunk c's decay over the chunk is exp(A * sum dt)), and a correction pass adds
+//    C_t . (H_in * exp(A * cumsum dt)) * scale * silu(z_t) to the outputs of chunks c >= 1. The
+//    correction stops once every |H_in * decay| of a block falls below 2^-40 of its |H_in| max,
+//    far under f32 resolution of the state; with fast decay it touches only a prefix of each
+//    chunk.
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <climits>
+#include <string>
+#include <cstdint>
+
+#include "mcv/cuda/context.cuh"
+#include "selective_scan/cuda/scan_params.cuh"
+
+namespace mcv::kernels::scan::cuda {
+
+using i64 = std::int64_t;
+
+template <typename T> __device__ __forceinline__ float to_float(T v);
+template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T> __device__ __forceinline__ T from_float(float v);
+template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float ex2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ float softplus_f(float x) { return x <= 20.0f ? log1pf(expf(x)) : x; }
+__device__ __forceinline__ float silu_f(float z) { return z / (1.0f + expf(-z)); }
+
+__device__ __forceinline__ bool dir_flipped(int mode, int k) {
+  return mode == 1 || (mode == 2 && k == 1) || (mode == 3 && k >= 2);
+}
+
+/// Natural (grid) position visited at step t by direction k.
+__device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
+  if (dir_flipped(p.mode, k)) t = p.seqlen - 1 - t;
+  if (p.mode == 3 && (k & 1)) {
+    const int h = t % p.height, w = t / p.height;
+    return static_cast<i64>(h) * p.width + w;
+  }
+  return t;
+}
+
+/// Per-thread coordinates in a [kTileSteps][C] tile for the two coalescing orders.
+struct TileCoords {
+  int cf_c, cf_j0;  // channel-fastest: channel tid % C, steps tid / C + m * lanes
+  int sf_j, sf_c0;  // step-fastest: step tid % kTileSteps, channels tid / kTileSteps + m * cstep
+  int sf_cstep;
+};
+
+/// Loads tile[j][c] = base[(d_first + c) * sd + pos[j] * sl] as f32 (0 outside the valid range).
+template <int kLanes, typename T>
+__device__ __forceinline__ void load_seq(float* tile, int ld, const T* base, i64 sd, i64 sl, int d_first,
+                                         int n_valid, int nT, const i64* pos, const TileCoords& tc) {
+  constexpr int kPer = kTileSteps / kLanes;
+  float v[kPer];
+  if (sd == 1) {
+    const T* row = base + d_first + tc.cf_c;
+#pragma unroll
+    for (int m = 0; m < kPer; ++m) {
+      const int j = tc.cf_j0 + m * kLanes;
+      v[m] = (tc.cf_c < n_valid && j < nT) ? to_float(row[pos[j] * sl]) : 0.0f;
+    }
+#pragma unroll
+    for (int m = 0; m < kPer; ++m) tile[(tc.cf_j0 + m * kLanes) * ld + tc.cf_c] = v[m];
+  } else {
+    const i64 off = pos[tc.sf_j] * sl;
+    const bool step_ok = tc.sf_j < nT;
+#pragma unroll
+    for (int m = 0; m < kPer; ++m) {
+      const int c = tc.sf_c0 + m * tc.sf_cstep;
+      v[m] = (step_ok && c < n_valid) ? to_float(base[static_cast<i64>(d_first + c) * sd + off]) : 0.0f;
+    }
+#pragma unroll
+    for (int m = 0; m < kPer; ++m) tile[tc.sf_j * ld + tc.sf_c0 + m * tc.sf_cstep] = v[m];
+  }
+}
+
+/// Stores tile[j][c] to base[(d_first + c) * sd + pos[j] * sl] for the valid range.
+template <int kLanes, typename T>
+__device__ __forceinline__ void store_seq(const float* tile, int ld, T* base, i64 sd, i64 sl, int d_first,
+                                          int n_valid, int nT, const i64* pos, const TileCoords& tc) {
+  constexpr int kPer = kTileSteps / kLanes;
+  if (sd == 1) {
+    if (tc.cf_c >= n_valid) return;
+    T* row = base + d_first + tc.cf_c;
+#pragma unroll
+    for (int m = 0; m < kPer; ++m) {
+      const int j = tc.cf_j0 + m * kLanes;
+      if (j < nT) row[pos[j] * sl] = from_float<T>(tile[j * ld + tc.cf_c]);
+    }
+  } else {
+    if (tc.sf_j >= nT) return;
+    const i64 off = pos[tc.sf_j] * sl;
+#pragma unroll
+    for (int m = 0; m < kPer; ++m) {
+      const int c = tc.sf_c0 + m * tc.sf_cstep;
+      if (c < n_valid) base[static_cast<i64>(d_first + c) * sd + off] = from_float<T>(tile[tc.sf_j * ld + c]);
+    }
+  }
+}
+
+/// Loads the group's B or C for the tile: tile[j][n] (row stride kNb + 4), zero past n_state.
+template <int kNb, typename T>
+__device__ __forceinline__ void load_bc(float* tile, const T* base, i64 sn, i64 sl, int n_state, int nT,
+                                        const i64* pos) {
+  constexpr int kLdb = kNb + 4;
+  constexpr int kTotal = kTileSteps * kNb;
+  constexpr int kBatch = 4;
+  const int nthreads = blockDim.x;
+  for (int i0 = threadIdx.x; i0 < kTotal; i0 += kBatch * nthreads) {
+    float v[kBatch];
+    int at[kBatch];
+#pragma unroll
+    for (int r = 0; r < kBatch; ++r) {
+      const int i = i0 + r * nthreads;
+      int j, n;
+      if (sn == 1) {
+        n = i % kNb;
+        j = i / kNb;
+      } else {
+        j = i % kTileSteps;
+        n = i / kTileSteps;
+      }
+      const bool ok = i < kTotal && j < nT && n < n_state;
+      v[r] = ok ? to_float(base[n * sn + pos[j] * sl]) : 0.0f;
+      at[r] = i < kTotal ? j * kLdb + n : -1;
+    }
+#pragma unroll
+    for (int r = 0; r < kBatch; ++r)
+      if (at[r] >= 0) tile[at[r]] = v[r];
+  }
+}
+
+struct TileLayout {
+  float *tB, *tC, *tU, *tDt, *tZ, *tAcc;
+  i64* pos;  // [2][kTileSteps], alternating per tile
+  int ld;
+};
+
+template <int kNb>
+__device__ __forceinline__ TileLayout carve_smem(unsigned char* raw, int channels, bool with_z, bool with_acc) {
+  TileLayout t;
+  constexpr int kLdb = kNb + 4;
+  t.ld = channels + 1;  // +1: step-fastest stores hit distinct banks
+  float* f = reinterpret_cast<float*>(raw);
+  t.tB = f;
+  f += kTileSteps * kLdb;
+  t.tC = f;
+  f += kTileSteps * kLdb;
+  t.tU = f;
+  f += kTileSteps * t.ld;
+  t.tDt = f;
+  f += kTileSteps * t.ld;
+  t.tZ = f;
+  if (with_z) f += kTileSteps * t.ld;
+  t.tAcc = f;
+  if (with_acc) f += kTileSteps * t.ld;
+  t.pos = reinterpret_cast<i64*>(f);  // every tile above is a multiple of 16 floats: aligned
+  return t;
+}
+
+/// Block index -> (channel block, group, batch, chunk).
+struct BlockCoords {
+  int cb, g, b, chunk;
+};
+__device__ __forceinline__ BlockCoords block_coords(const Params& p, int bpg, int chunk_offset) {
+  int blk = blockIdx.x;
+  BlockCoords c;
+  c.cb = blk % bpg;
+  blk /= bpg;
+  c.g = blk % p.groups;
+  blk /= p.groups;
+  c.b = blk % p.batch;
+  c.chunk = blk / p.batch + chunk_offset;
+  return c;
+}
+
+__device__ __forceinline__ TileCoords tile_coords(int channels) {
+  TileCoords tc;
+  const int tid = threadIdx.x;
+  tc.cf_c = tid % channels;
+  tc.cf_j0 = tid / channels;
+  tc.sf_j = tid % kTileSteps;
+  tc.sf_c0 = tid / kTileSteps;
+  tc.sf_cstep = blockDim.x / kTileSteps;
+  return tc;
+}
+
+/// The main scan: all directions of `channels` channels of one (batch, group[, chunk]).
+template <typename T, int kS, int kLanes>
+__global__ void __launch_bounds__(128, 4) scan_tiled_kernel(Params p, int channels, int bpg) {
+  constexpr int kNb = kS * kLanes;
+  constexpr int kLdb = kNb + 4;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const bool with_z = p.z.ptr != nullptr;
+  const TileLayout t = carve_smem<kNb>(smem_raw, channels, with_z, p.dirs > 1);
+  const BlockCoords bc = block_coords(p, bpg, 0);
+  const TileCoords tc = tile_coords(channels);
+
+  const int tid = threadIdx.x;
+  const int ch = tid / kLanes, lane = tid % kLanes;
+  const int c_first = bc.cb * channels;
+  const int n_valid = min(channels, p.cpg - c_first);
+  const int d_first = bc.g * p.cpg + c_first;
+  const int d = d_first + ch;
+  const bool active = ch < n_valid;
+
+  int t_begin = 0, t_end = p.seqlen;
+  if (p.n_chunks > 1) {
+    t_begin = bc.chunk * p.chunk_len;
+    t_end = min(p.seqlen, t_begin + p.chunk_len);
+  }
+
+  const T* ubase = static_cast<const T*>(p.u.ptr) + bc.b * p.u.sb;
+  const T* zbase = with_z ? static_cast<const T*>(p.z.ptr) + bc.b * p.z.sb : nullptr;
+  T* obase = static_cast<T*>(const_cast<void*>(p.out.ptr)) + bc.b * p.out.sb;
+  float* abase = p.dirs > 1 ? static_cast<float*>(const_cast<void*>(p.acc.ptr)) + bc.b * p.acc.sb : nullptr;
+
+  int parity = 0;
+  for (int k = 0; k < p.dirs; ++k) {
+    const i64 row = static_cast<i64>(k) * p.dim + d;
+    float a2[kS], h[kS];
+#pragma unroll
+    for (int s = 0; s < kS; ++s) {
+      const int n = lane * kS + s;
+      const bool ok = active && n < p.n_state;
+      a2[s] = ok ? p.A[row * p.A_sc + n * p.A_sn] * kLog2e : 0.0f;
+      h[s] = (ok && p.h0 && bc.chunk == 0)
+                 ? p.h0[bc.b * p.h0_sb + k * p.h0_sk + static_cast<i64>(d) * p.h0_sd + n * p.h0_sn]
+                 : 0.0f;
+    }
+    const float dskip = (active && p.Dskip) ? p.Dskip[row * p.D_s] : 0.0f;
+    const float bias = (active && p.bias) ? p.bias[row * p.bias_s] : 0.0f;
+    const int gk = k * p.groups + bc.g;
+    const T* bbase = static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
+    const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
+    const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
+    const bool last_dir = k == p.dirs - 1;
+    float dtsum = 0.0f;
+
+    for (int t0 = t_begin; t0 < t_end; t0 += kTileSteps, parity ^= 1) {
+      const int nT = min(kTileSteps, t_end - t0);
+      i64* pos = t.pos + parity * kTileSteps;
+      if (tid < kTileSteps) pos[tid] = tid < nT ? dir_pos(p, k, t0 + tid) : 0;
+      __syncthreads();
+      load_seq<kLanes>(t.tU, t.ld, ubase, p.u.sd, p.u.sl, d_first, n_valid, nT, pos, tc);
+      load_seq<kLanes>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
+      if (with_z && last_dir)
+        load_seq<kLanes>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
+      if (k > 0)
+        load_seq<kLanes>(t.tAcc, t.ld, static_cast<const float*>(abase), p.acc.sd, p.acc.sl, d_first,
+                         n_valid, nT, pos, tc);
+      load_bc<kNb>(t.tB, bbase, p.B_sn, p.B_sl, p.n_state, nT, pos);
+      load_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
+      __syncthreads();
+
+#pragma unroll 1
+      for (int j = 0; j < nT; ++j) {
+        const float uu = t.tU[j * t.ld + ch];
+        float dt = t.tDt[j * t.ld + ch] + bias;
+        if (p.softplus) dt = softplus_f(dt);
+        dtsum += dt;
+        const float dtu = dt * uu;
+        const float4* b4 = reinterpret_cast<const float4*>(t.tB + j * kLdb + lane * kS);
+        const float4* c4 = reinterpret_cast<const float4*>(t.tC + j * kLdb + lane * kS);
+        float y = 0.0f;
+#pragma unroll
+        for (int q = 0; q < kS / 4; ++q) {
+          const float4 bv = b4[q], cv = c4[q];
+          const float bn[4] = {bv.x, bv.y, bv.z, bv.w}, cn[4] = {cv.x, cv.y, cv.z, cv.w};
+#pragma unroll
+          for (int r = 0; r < 4; ++r) {
+            const int s = q * 4 + r;
+            const float decay = ex2_approx(dt * a2[s]);
+            h[s] = fmaf(decay, h[s], bn[r] * dtu);
+            y = fmaf(cn[r], h[s], y);
+          }
+        }
+#pragma unroll
+        for (int off = kLanes / 2; off > 0; off >>= 1) y += __shfl_xor_sync(0xffffffffu, y, off);
+        y = fmaf(dskip, uu, y);
+        if (k > 0) y += t.tAcc[j * t.ld + ch];
+        if (last_dir) {
+          y *= p.out_scale;
+          if (with_z) y *= silu_f(t.tZ[j * t.ld + ch]);
+        }
+        // u[j][ch] was read by every lane of this channel before the shuffle above.
+        if (lane == 0) t.tU[j * t.ld + ch] = y;
+      }
+      __syncthreads();
+      if (last_dir)
+        store_seq<kLanes>(t.tU, t.ld, obase, p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
+      else
+        store_seq<kLanes>(t.tU, t.ld, abase, p.acc.sd, p.acc.sl, d_first, n_valid, nT, pos, tc);
+    }
+
+    if (active) {
+      if (p.n_chunks > 1) {
+        const i64 cell = (static_cast<i64>(bc.chunk) * p.batch + bc.b) * p.dim + d;
+#pragma unroll
+        for (int s = 0; s < kS; ++s) {
+          const int n = lane * kS + s;
+          if (n < p.n_state) p.chunk_h[cell * p.n_state + n] = h[s];
+        }
+        if (lane == 0) p.chunk_dtsum[cell] = dtsum;
+      } else if (p.hT) {
+#pragma unroll
+        for (int s = 0; s < kS; ++s) {
+          const int n = lane * kS + s;
+          if (n < p.n_state)
+            p.hT[bc.b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h[s];
+        }
+      }
+    }
+  }
+}
+
+/// Chunked path, pass 2: one thread per (b, d, n) walks the chunks in order, replacing each
+/// chunk's local end state by its true initial state H_in and writing h_L.
+template <typename T>
+__global__ void scan_combine_kernel(Params p) {
+  const i64 idx = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const i64 cells = static_cast<i64>(p.batch) * p.dim;
+  if (idx >= cells * p.n_state) return;
+  const int n = static_cast<int>(idx % p.n_state);
+  const i64 bd = idx / p.n_state;
+  const int d = static_cast<int>(bd % p.dim), b = static_cast<int>(bd / p.dim);
+  const float a2 = p.A[d * p.A_sc + n * p.A_sn] * kLog2e;
+  float* hp = p.chunk_h + bd * p.n_state + n;
+  const float* sp = p.chunk_dtsum + bd;
+  const i64 hstride = cells * p.n_state;
+  float H = hp[0];
+  for (int c = 1; c < p.n_chunks; ++c) {
+    const float local = hp[c * hstride];
+    hp[c * hstride] = H;
+    H = fmaf(ex2_approx(a2 * sp[c * cells]), H, local);
+  }
+  if (p.hT) p.hT[b * p.hT_sb + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = H;
+}
+
+/// Chunked path, pass 3: adds the contribution of each chunk's initial state to its outputs.
+template <typename T, int kS, int kLanes>
+__global__ void __launch_bounds__(128, 4) scan_correct_kernel(Params p, int channels, int bpg) {
+  constexpr int kNb = kS * kLanes;
+  constexpr int kLdb = kNb + 4;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const bool with_z = p.z.ptr != nullptr;
+  const TileLayout t = carve_smem<kNb>(smem_raw, channels, with_z, false);
+  const BlockCoords bc = block_coords(p, bpg, 1);
+  const TileCoords tc = tile_coords(channels);
+
+  const int tid = threadIdx.x;
+  const int ch = tid / kLanes, lane = tid % kLanes;
+  const int c_first = bc.cb * channels;
+  const int n_valid = min(channels, p.cpg - c_first);
+  const int d_first = bc.g * p.cpg + c_first;
+  const int d = d_first + ch;
+  const bool active = ch < n_valid;
+  const int t_begin = bc.chunk * p.chunk_len;
+  const int t_end = min(p.seqlen, t_begin + p.chunk_len);
+
+  float a2[kS], g[kS];
+  float gmax = 0.0f;
+  const i64 cell = (static_cast<i64>(bc.chunk) * p.batch + bc.b) * p.dim + d;
+#pragma unroll
+  for (int s = 0; s < kS; ++s) {
+    const int n = lane * kS + s;
+    const bool ok = active && n < p.n_state;
+    a2[s] = ok ? p.A[d * p.A_sc + n * p.A_sn] * kLog2e : 0.0f;
+    g[s] = ok ? p.chunk_h[cell * p.n_state + n] : 0.0f;
+    gmax = fmaxf(gmax, fabsf(g[s]));
+  }
+  const float threshold = ldexpf(gmax, -40);
+  const float bias = (active && p.bias) ? p.bias[d * p.bias_s] : 0.0f;
+  const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + bc.g * p.C_sg;
+  const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb;
+  const T* zbase = with_z ? static_cast<const T*>(p.z.ptr) + bc.b * p.z.sb : nullptr;
+  T* obase = static_cast<T*>(const_cast<void*>(p.out.ptr)) + bc.b * p.out.sb;
+
+  bool live = gmax > 0.0f;
+  int parity = 0;
+  for (int t0 = t_begin; t0 < t_end; t0 += kTileSteps, parity ^= 1) {
+    if (!__syncthreads_or(live)) break;
+    const int nT = min(kTileSteps, t_end - t0);
+    i64* pos = t.pos + parity * kTileSteps;
+    if (tid < kTileSteps) pos[tid] = tid < nT ? dir_pos(p, 0, t0 + tid) : 0;
+    __syncthreads();
+    load_seq<kLanes>(t.tU, t.ld, static_cast<const T*>(obase), p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
+    load_seq<kLanes>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
+    if (with_z) load_seq<kLanes>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
+    load_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
+    __syncthreads();
+#pragma unroll 1
+    for (int j = 0; j < nT; ++j) {
+      float dt = t.tDt[j * t.ld + ch] + bias;
+      if (p.softplus) dt = softplus_f(dt);
+      const float4* c4 = reinterpret_cast<const float4*>(t.tC + j * kLdb + lane * kS);
+      float corr = 0.0f;
+#pragma unroll
+      for (int q = 0; q < kS / 4; ++q) {
+        const float4 cv = c4[q];
+        const float cn[4] = {cv.x, cv.y, cv.z, cv.w};
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const int s = q * 4 + r;
+          g[s] *= ex2_approx(dt * a2[s]);
+          corr = fmaf(cn[r], g[s], corr);
+        }
+      }
+#pragma unroll
+      for (int off = kLanes / 2; off > 0; off >>= 1) corr += __shfl_xor_sync(0xffffffffu, corr, off);
+      corr *= p.out_scale;
+      if (with_z) corr *= silu_f(t.tZ[j * t.ld + ch]);
+      const float prev = t.tU[j * t.ld + ch];
+      __syncwarp();
+      if (lane == 0) t.tU[j * t.ld + ch] = prev + corr;
+    }
+    __syncthreads();
+    store_seq<kLanes>(t.tU, t.ld, obase, p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
+    float m = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kS; ++s) m = fmaxf(m, fabsf(g[s]));
+    live = m > threshold;
+  }
+}
+
+/// Fallback for input-independent (fixed) B or C: one thread per channel, direct strided loads,
+/// states in a local array. Simple and slow; no model of this library uses fixed B/C.
+template <typename T, int kNMax>
+__global__ void scan_generic_kernel(Params p) {
+  const i64 idx = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= static_cast<i64>(p.batch) * p.dim) return;
+  const int b = static_cast<int>(idx / p.dim), d = static_cast<int>(idx % p.dim), g = d / p.cpg;
+  const T* u = static_cast<const T*>(p.u.ptr) + b * p.u.sb + d * p.u.sd;
+  const T* z = p.z.ptr ? static_cast<const T*>(p.z.ptr) + b * p.z.sb + d * p.z.sd : nullptr;
+  T* out = static_cast<T*>(const_cast<void*>(p.out.ptr)) + b * p.out.sb + d * p.out.sd;
+  float* acc = p.dirs > 1 ? static_cast<float*>(const_cast<void*>(p.acc.ptr)) + b * p.acc.sb + d * p.acc.sd : nullptr;
+  float h[kNMax], a2[kNMax];
+  for (int k = 0; k < p.dirs; ++k) {
+    const i64 row = static_cast<i64>(k) * p.dim + d;
+    for (int n = 0; n < p.n_state; ++n) {
+      a2[n] = p.A[row * p.A_sc + n * p.A_sn] * kLog2e;
+      h[n] = p.h0 ? p.h0[b * p.h0_sb + k * p.h0_sk + static_cast<i64>(d) * p.h0_sd + n * p.h0_sn] : 0.0f;
+    }
+    const float dskip = p.Dskip ? p.Dskip[row * p.D_s] : 0.0f;
+    const float bias = p.bias ? p.bias[row * p.bias_s] : 0.0f;
+    const int gk = k * p.groups + g;
+    const T* bb = static_cast<const T*>(p.B) + (p.B_var ? b * p.B_sb + gk * p.B_sg : row * p.B_sg);
+    const T* cc = static_cast<const T*>(p.C) + (p.C_var ? b * p.C_sb + gk * p.C_sg : row * p.C_sg);
+    const T* delta = static_cast<const T*>(p.delta.ptr) + b * p.delta.sb + k * p.delta.sk + d * p.delta.sd;
+    const i64 bsl = p.B_var ? p.B_sl : 0, csl = p.C_var ? p.C_sl : 0;
+    for (int tstep = 0; tstep < p.seqlen; ++tstep) {
+      const i64 q = dir_pos(p, k, tstep);
+      const float uu = to_float(u[q * p.u.sl]);
+      float dt = to_float(delta[q * p.delta.sl]) + bias;
+      if (p.softplus) dt = softplus_f(dt);
+      const float dtu = dt * uu;
+      float y = 0.0f;
+      for (int n = 0; n < p.n_state; ++n) {
+        const float decay = ex2_approx(dt * a2[n]);
+        h[n] = fmaf(decay, h[n], to_float(bb[n * p.B_sn + q * bsl]) * dtu);
+        y = fmaf(to_float(cc[n * p.C_sn + q * csl]), h[n], y);
+      }
+      y = fmaf(dskip, uu, y);
+      if (k > 0) y += acc[q * p.acc.sl];
+      if (k == p.dirs - 1) {
+        y *= p.out_scale;
+        if (z) y *= silu_f(to_float(z[q * p.z.sl]));
+        out[q * p.out.sl] = from_float<T>(y);
+      } else {
+        acc[q * p.acc.sl] = y;
+      }
+    }
+    if (p.hT)
+      for (int n = 0; n < p.n_state; ++n)
+        p.hT[b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h[n];
+  }
+}
+
+inline unsigned grid_size(i64 blocks, const char* what) {
+  if (blocks < 1 || blocks > INT_MAX) throw Error(std::string("selective_scan: ") + what, "grid of " + std::to_string(blocks) + " blocks is out of range");
+  return static_cast<unsigned>(blocks);
+}
+
+template <typename T, int kS, int kLanes>
+void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
+  const int channels = cfg.channels_per_block, threads = channels * kLanes;
+  const std::size_t smem = tile_smem_bytes(channels, kLanes, kS, p.z.ptr != nullptr, p.dirs > 1);
+  const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group;
+  scan_tiled_kernel<T, kS, kLanes><<<grid_size(per_chunk * p.n_chunks, "scan"), threads, smem, stream>>>(
+      p, channels, cfg.blocks_per_group);
+  cuda_check_launch("selective_scan: scan_tiled_kernel");
+  if (p.n_chunks > 1) {
+    const i64 cells = static_cast<i64>(p.batch) * p.dim * p.n_state;
+    scan_combine_kernel<T><<<grid_size((cells + 255) / 256, "combine"), 256, 0, stream>>>(p);
+    cuda_check_launch("selective_scan: scan_combine_kernel");
+    const std::size_t smem_c = tile_smem_bytes(channels, kLanes, kS, p.z.ptr != nullptr, false);
+    scan_correct_kernel<T, kS, kLanes><<<grid_size(per_chunk * (p.n_chunks - 1), "correct"), threads, smem_c, stream>>>(
+        p, channels, cfg.blocks_per_group);
+    cuda_check_launch("selective_scan: scan_correct_kernel");
+  }
+}
+
+template <typename T>
+void launch_typed(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
+  if (cfg.generic) {
+    const i64 cells = static_cast<i64>(p.batch) * p.dim;
+    const unsigned blocks = grid_size((cells + 127) / 128, "generic scan");
+    switch (cfg.generic_nmax) {
+      case 16: scan_generic_kernel<T, 16><<<blocks, 128, 0, stream>>>(p); break;
+      case 64: scan_generic_kernel<T, 64><<<blocks, 128, 0, stream>>>(p); break;
+      default: scan_generic_kernel<T, 256><<<blocks, 128, 0, stream>>>(p); break;
+    }
+    cuda_check_launch("selective_scan: scan_generic_kernel");
+    return;
+  }
+  const int key = cfg.states_per_thread * 100 + cfg.lanes;
+  switch (key) {
+    case 401: return run_tiled<T, 4, 1>(p, cfg, stream);
+    case 801: return run_tiled<T, 8, 1>(p, cfg, stream);
+    case 402: return run_tiled<T, 4, 2>(p, cfg, stream);
+    case 1601: return run_tiled<T, 16, 1>(p, cfg, stream);
+    case 802: return run_tiled<T, 8, 2>(p, cfg, stream);
+    case 1602: return run_tiled<T, 16, 2>(p, cfg, stream);
+    case 1604: return run_tiled<T, 16, 4>(p, cfg, stream);
+    case 1608: return run_tiled<T, 16, 8>(p, cfg, stream);
+    case 1616: return run_tiled<T, 16, 16>(p, cfg, stream);
+    default:
+      throw Error("selective_scan", "no kernel for " + std::to_string(cfg.states_per_thread) +
+                                        " states x " + std::to_string(cfg.lanes) + " lanes");
+  }
+}
+
+}  // namespace mcv::kernels::scan::cuda

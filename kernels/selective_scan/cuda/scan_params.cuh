@@ -1,0 +1,84 @@
+#pragma once
+// Kernel parameters of the CUDA selective scan: sizes, element strides and pointers, filled once
+// by launch.cu from the validated scan::Problem. Plain data, passed by value to every kernel.
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace mcv::kernels::scan::cuda {
+
+/// A per-step channel stream (u, delta, z, out, acc): element (b, k, d, l) at
+/// b*sb + k*sk + d*sd + l*sl.
+struct SeqP {
+  const void* ptr = nullptr;
+  std::int64_t sb = 0, sk = 0, sd = 0, sl = 0;
+};
+
+struct Params {
+  int batch = 0, dim = 0, seqlen = 0, n_state = 0;
+  int groups = 1;  ///< G per direction
+  int dirs = 1;    ///< K
+  int cpg = 0;     ///< channels per group, D / G
+  int mode = 0;    ///< ScanDirections as int: 0 forward, 1 reverse, 2 bidirectional, 3 cross2d
+  int height = 1, width = 1;
+  bool softplus = false;
+  float out_scale = 1.0f;
+
+  SeqP u, delta, z, out;  ///< z.ptr null when absent
+  SeqP acc;               ///< K > 1: f32 partial sums (batch, D, L), contiguous scratch
+
+  const void* B = nullptr;
+  std::int64_t B_sb = 0, B_sg = 0, B_sn = 0, B_sl = 0;  ///< fixed B: B_sg = row (k*D+d) stride
+  bool B_var = true;
+  const void* C = nullptr;
+  std::int64_t C_sb = 0, C_sg = 0, C_sn = 0, C_sl = 0;
+  bool C_var = true;
+
+  const float* A = nullptr;
+  std::int64_t A_sc = 0, A_sn = 0;
+  const float* Dskip = nullptr;
+  std::int64_t D_s = 0;
+  const float* bias = nullptr;
+  std::int64_t bias_s = 0;
+  const float* h0 = nullptr;
+  std::int64_t h0_sb = 0, h0_sk = 0, h0_sd = 0, h0_sn = 0;
+  float* hT = nullptr;
+  std::int64_t hT_sb = 0, hT_sk = 0, hT_sd = 0, hT_sn = 0;
+
+  // Long sequences with few channels: L is split into n_chunks ranges of chunk_len steps scanned
+  // in parallel from h = 0; chunk_h (n_chunks, batch, D, n_state) and chunk_dtsum
+  // (n_chunks, batch, D) carry each chunk's end state and sum of dt to the combine pass.
+  int n_chunks = 1, chunk_len = 0;
+  float* chunk_h = nullptr;
+  float* chunk_dtsum = nullptr;
+};
+
+/// Launch geometry chosen by launch.cu.
+struct LaunchConfig {
+  int states_per_thread = 16;  ///< kS
+  int lanes = 1;               ///< threads sharing one channel's states (N = kS * lanes bucket)
+  int channels_per_block = 0;
+  int blocks_per_group = 0;
+  bool generic = false;        ///< fixed B or C: the simple per-channel kernel
+  int generic_nmax = 16;
+};
+
+/// Steps staged per shared-memory tile.
+constexpr int kTileSteps = 16;
+
+/// Dynamic shared memory of the tiled kernels.
+inline std::size_t tile_smem_bytes(int channels, int lanes, int states, bool with_z, bool with_acc) {
+  const int nb = states * lanes;
+  const std::size_t bc = 2ull * kTileSteps * (nb + 4) * sizeof(float);
+  const std::size_t seq = (2ull + (with_z ? 1 : 0) + (with_acc ? 1 : 0)) * kTileSteps * (channels + 1) *
+                          sizeof(float);
+  return bc + seq + 2ull * kTileSteps * sizeof(std::int64_t);
+}
+
+// One entry point per I/O dtype (scan_f32.cu, scan_f16.cu, scan_bf16.cu).
+void launch_scan_f32(const Params& p, const LaunchConfig& cfg, cudaStream_t stream);
+void launch_scan_f16(const Params& p, const LaunchConfig& cfg, cudaStream_t stream);
+void launch_scan_bf16(const Params& p, const LaunchConfig& cfg, cudaStream_t stream);
+
+}  // namespace mcv::kernels::scan::cuda
