@@ -59,7 +59,8 @@ void Check::dtype(const char* name, const Tensor& t, DType want) const {
 
 void Check::dtype_f32_or(const char* name, const Tensor& t, DType io) const {
   if (t.dtype() != DType::f32 && t.dtype() != io)
-    fail(name, std::string("expected dtype f32 or ") + dtype_name(io) + " but got " + dtype_name(t.dtype()));
+    fail(name, std::string("expected dtype f32") + (io == DType::f32 ? "" : std::string(" or ") + dtype_name(io)) +
+                   " but got " + dtype_name(t.dtype()));
 }
 
 void Check::shape(const char* name, const Tensor& t, const Shape& want) const {
