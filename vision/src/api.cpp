@@ -98,6 +98,7 @@ std::unique_ptr<Model::Impl> build_and_load(const Family& family, const Json& ar
   bool all_prefixed = !key_prefix.empty() && !checkpoint.tensors().empty();
   for (const auto& entry : checkpoint.tensors()) all_prefixed = all_prefixed && entry.first.rfind(key_prefix, 0) == 0;
   load.key_prefix = all_prefixed ? key_prefix : "";
+  load.rename = family.rename_key;
   load_state_dict(*impl->net, checkpoint, *impl->ctx, load);
   return impl;
 }

@@ -112,6 +112,8 @@ struct Family {
   std::string constructor;  ///< the official constructor this builder mirrors (for messages)
   std::function<std::unique_ptr<VisionModel>(const Json& args)> build;
   std::vector<ModelSpec> variants;
+  /// Checkpoint name -> module name for older official checkpoints (see LoadOptions::rename).
+  std::function<std::string(const std::string&)> rename_key;
 };
 
 /// Every family of this build (families.cpp lists them explicitly: static registration would be

@@ -50,6 +50,13 @@ void load_state_dict(Module& root, const Checkpoint& checkpoint, Context& ctx, c
       available[name] = &t;
     }
   }
+  if (options.rename) {
+    std::map<std::string, const Tensor*> renamed;
+    for (const auto& [name, t] : available)
+      if (!renamed.emplace(options.rename(name), t).second)
+        throw Error(checkpoint.path().string(), "two tensors map to the name " + options.rename(name));
+    available = std::move(renamed);
+  }
   std::vector<std::string> missing, mismatched;
   std::set<std::string> used;
   root.visit_params([&](const std::string& name, Param& p) {

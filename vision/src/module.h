@@ -68,6 +68,9 @@ struct LoadOptions {
   Device device = Device::cpu();
   DType dtype = DType::f32;     ///< compute dtype for ParamKind::weight
   std::string key_prefix;       ///< stripped from checkpoint names first (e.g. "model." for HF files)
+  /// Then maps a checkpoint name to the module name, for families whose official loader renames
+  /// older checkpoints (VSSM._load_from_state_dict); names are used as they are when empty.
+  std::function<std::string(const std::string&)> rename;
 };
 
 /// Loads every parameter of `root` from `checkpoint` by name, strictly: all missing, unexpected

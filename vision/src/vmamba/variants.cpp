@@ -135,6 +135,7 @@ Family vmamba_family() {
   f.name = "vmamba";
   f.constructor = "VSSM";
   f.build = build_vmamba;
+  f.rename_key = vmamba_legacy_name;
   for (const Release& r : kReleases) f.variants.push_back(make_spec(r));
   return f;
 }
