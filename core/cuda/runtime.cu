@@ -13,6 +13,7 @@
 #include "../src/context_cuda_bridge.h"
 #include "../src/cuda_runtime_bridge.h"
 #include "mcv/cuda/context.cuh"
+#include "mcv/cuda_graph.h"
 #include "mcv/device.h"
 
 namespace mcv {
@@ -73,6 +74,7 @@ class CachingAllocator {
     if (it != pool.end() && it->first <= 2 * size) {
       void* p = it->second;
       live_[p] = it->first;
+      note_use(device, static_cast<long long>(it->first));
       pool.erase(it);
       return p;
     }
@@ -90,6 +92,7 @@ class CachingAllocator {
                                         std::to_string(device) + ": " + cudaGetErrorString(status));
     }
     live_[p] = size;
+    note_use(device, static_cast<long long>(size));
     return p;
   }
 
@@ -98,7 +101,21 @@ class CachingAllocator {
     auto it = live_.find(p);
     if (it == live_.end()) return;
     free_[device].emplace(it->second, p);
+    note_use(device, -static_cast<long long>(it->second));
     live_.erase(it);
+  }
+
+  CudaMemoryStats stats(int device) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    CudaMemoryStats s;
+    s.in_use = static_cast<std::size_t>(in_use_[device]);
+    s.peak_in_use = static_cast<std::size_t>(peak_[device]);
+    for (auto& [size, p] : free_[device]) s.cached += size;
+    return s;
+  }
+  void reset_peak(int device) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    peak_[device] = in_use_[device];
   }
 
  private:
@@ -115,7 +132,13 @@ class CachingAllocator {
     free_[device].clear();
   }
 
+  void note_use(int device, long long delta) {
+    in_use_[device] += delta;
+    peak_[device] = std::max(peak_[device], in_use_[device]);
+  }
+
   std::mutex mutex_;
+  std::unordered_map<int, long long> in_use_, peak_;
   std::unordered_map<int, std::multimap<std::size_t, void*>> free_;
   std::unordered_map<void*, std::size_t> live_;
 };
@@ -179,6 +202,9 @@ __global__ void strided_copy_kernel(void* dst, DType dt, const void* src, DType 
 }
 
 }  // namespace
+
+CudaMemoryStats cuda_memory_stats(int device) { return allocator().stats(device); }
+void reset_cuda_peak_memory(int device) { allocator().reset_peak(device); }
 
 namespace cuda_bridge {
 

@@ -3,6 +3,9 @@
 
 #include "context_cuda_bridge.h"
 #include "cuda_runtime_bridge.h"
+#include <chrono>
+
+#include "mcv/cuda_graph.h"
 #include "mcv/device.h"
 #include "mcv/error.h"
 
@@ -16,6 +19,27 @@ bool cuda_compiled() { return false; }
 int cuda_device_count() { return 0; }
 
 struct Context::Cuda {};
+
+struct CudaGraph::State {};
+CudaGraph::CudaGraph(Context& ctx) : ctx_(ctx) { no_cuda(); }
+CudaGraph::~CudaGraph() = default;
+void CudaGraph::begin() { no_cuda(); }
+void CudaGraph::end() { no_cuda(); }
+void CudaGraph::replay() { no_cuda(); }
+bool CudaGraph::captured() const { return false; }
+
+struct DeviceTimer::State {
+  std::chrono::steady_clock::time_point start;
+};
+DeviceTimer::DeviceTimer(Context& ctx) : ctx_(ctx), state_(std::make_unique<State>()) {}
+DeviceTimer::~DeviceTimer() = default;
+void DeviceTimer::start() { state_->start = std::chrono::steady_clock::now(); }
+double DeviceTimer::stop_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - state_->start).count();
+}
+
+CudaMemoryStats cuda_memory_stats(int) { no_cuda(); }
+void reset_cuda_peak_memory(int) { no_cuda(); }
 
 namespace cuda_bridge {
 void* device_alloc(std::size_t, int) { no_cuda(); }
