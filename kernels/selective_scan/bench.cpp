@@ -1,0 +1,409 @@
+// Selective-scan benchmark (see mcv/kernels/selective_scan_bench.h).
+
+#include "mcv/kernels/selective_scan_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <sstream>
+
+#include "mcv/error.h"
+#include "mcv/kernels/selective_scan.h"
+#include "mcv/tensor.h"
+
+#if MCV_HAVE_CUDA
+#include <cuda_runtime.h>
+
+#include "selective_scan/bench_helpers.h"
+#endif
+
+namespace mcv::kernels {
+
+namespace {
+
+using i64 = std::int64_t;
+
+// The reference shapes: u, delta, z (batch, D, L); B, C (batch, G, N, L); D, z, delta bias and
+// softplus on. reference_ms: official selective_scan_cuda.fwd in bf16 on an H100 (task brief).
+struct RefShape {
+  const char* name;
+  i64 batch, dim, len, n, groups;
+  double reference_ms;
+};
+constexpr RefShape kShapes[] = {
+    {"S1", 128, 384, 197, 16, 1, 0.391}, {"S2", 128, 768, 197, 16, 1, 0.773},
+    {"S3", 64, 768, 3136, 16, 4, 5.607}, {"S4", 64, 768, 3136, 1, 4, 1.415},
+    {"S5", 128, 160, 196, 8, 1, 0.100},  {"S6", 1, 1536, 262144, 16, 1, 8.949},
+};
+
+struct Problem {
+  i64 batch = 1, dim = 1, len = 1, n = 16, groups = 1;  // groups per direction
+  ScanDirections dirs = ScanDirections::forward;
+  i64 height = 0, width = 0;
+  bool with_z = true, token_major = false;
+  float scale = 1.0f;
+  int k() const { return scan_direction_count(dirs); }
+};
+
+// One set of inputs and the output on the device.
+struct Set {
+  Tensor u, delta, A, B, C, D, z, bias, out;
+  SelectiveScanArgs args(const Problem& p) const {
+    SelectiveScanArgs a;
+    a.u = u;
+    a.delta = delta;
+    a.A = A;
+    a.B = B;
+    a.C = C;
+    a.D = D;
+    a.z = z;
+    a.delta_bias = bias;
+    a.delta_softplus = true;
+    a.directions = p.dirs;
+    a.height = p.height;
+    a.width = p.width;
+    a.out_scale = p.scale;
+    a.out = out;
+    return a;
+  }
+};
+
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  return x ^ (x >> 33);
+}
+
+class Bench {
+ public:
+  Bench(Context& ctx, const ScanBenchOptions& opt) : ctx_(ctx), opt_(opt) {}
+
+  Tensor random(const Shape& shape, DType dtype, float scale, float offset) {
+    Tensor t = Tensor::empty(shape, dtype, ctx_.device());
+    const std::uint64_t seed = ++seed_;
+#if MCV_HAVE_CUDA
+    if (ctx_.is_cuda()) {
+      scan::bench::fill_uniform(t.raw_data(), t.numel(), dtype, seed, scale, offset, ctx_.cuda_stream());
+      return t;
+    }
+#endif
+    Tensor f = Tensor::empty(shape, DType::f32);
+    float* p = f.data<float>();
+    for (i64 i = 0; i < f.numel(); ++i)
+      p[i] = offset + scale * (static_cast<float>(mix(seed * 0x9e3779b97f4a7c15ull + i) >> 40) * (2.0f / 16777216.0f) - 1.0f);
+    t.copy_from(f);
+    return t;
+  }
+
+  // A = -(1 .. N) per row (the S4D-real init of Mamba), jittered.
+  Tensor a_matrix(i64 rows, i64 n) {
+    std::vector<float> v(rows * n);
+    for (i64 r = 0; r < rows; ++r)
+      for (i64 j = 0; j < n; ++j) v[r * n + j] = -static_cast<float>(j + 1) * (1.0f + 0.05f * static_cast<float>(r % 7));
+    return Tensor::from_vector(v, {rows, n}).to(ctx_.device());
+  }
+
+  Set make_set(const Problem& p, DType dt) {
+    const i64 b = p.batch, D = p.dim, L = p.len, N = p.n, K = p.k(), kg = K * p.groups;
+    Set s;
+    if (p.token_major) {
+      s.u = random({b, L, D}, dt, 1.0f, 0.0f).transpose(1, 2);
+      if (p.with_z) s.z = random({b, L, D}, dt, 1.0f, 0.0f).transpose(1, 2);
+      s.delta = K == 1 ? random({b, L, D}, dt, 0.5f, 0.0f).transpose(1, 2)
+                       : random({b, L, K, D}, dt, 0.5f, 0.0f).permute({0, 2, 3, 1});
+      s.B = random({b, L, kg, N}, dt, 1.0f, 0.0f).permute({0, 2, 3, 1});
+      s.C = random({b, L, kg, N}, dt, 1.0f, 0.0f).permute({0, 2, 3, 1});
+      s.out = Tensor::empty({b, L, D}, dt, ctx_.device()).transpose(1, 2);
+    } else {
+      s.u = random({b, D, L}, dt, 1.0f, 0.0f);
+      if (p.with_z) s.z = random({b, D, L}, dt, 1.0f, 0.0f);
+      s.delta = K == 1 ? random({b, D, L}, dt, 0.5f, 0.0f) : random({b, K, D, L}, dt, 0.5f, 0.0f);
+      s.B = random({b, kg, N, L}, dt, 1.0f, 0.0f);
+      s.C = random({b, kg, N, L}, dt, 1.0f, 0.0f);
+      s.out = Tensor::empty({b, D, L}, dt, ctx_.device());
+    }
+    s.A = a_matrix(K * D, N);
+    s.D = random({K * D}, DType::f32, 1.0f, 0.0f);
+    s.bias = random({K * D}, DType::f32, 1.0f, -4.0f);  // softplus(-4 +- 1.5): dt ~ 0.004 .. 0.08
+    return s;
+  }
+
+  static double op_bytes(const Problem& p, DType dt) {
+    const double es = static_cast<double>(dtype_size(dt));
+    const double bdl = static_cast<double>(p.batch) * p.dim * p.len;
+    const double per_step = (2.0 + (p.with_z ? 1 : 0)) * bdl * es;              // u, out, z
+    const double delta = p.k() * bdl * es;
+    const double bc = 2.0 * p.batch * p.k() * p.groups * p.n * p.len * es;
+    const double params = 4.0 * p.k() * p.dim * (p.n + 2);
+    return per_step + delta + bc + params;
+  }
+
+  static double transcendentals(const Problem& p) {
+    const double bdl = static_cast<double>(p.batch) * p.dim * p.len;
+    return p.k() * bdl * (p.n + 1) + (p.with_z ? bdl : 0.0);
+  }
+
+  /// Median time in ms of fn(run) over the timed runs.
+  double time(const std::function<void(int)>& fn, int runs) {
+    const int warmup = std::max(1, opt_.warmup);
+#if MCV_HAVE_CUDA
+    if (ctx_.is_cuda()) {
+      auto stream = static_cast<cudaStream_t>(ctx_.cuda_stream());
+      for (int i = 0; i < warmup; ++i) fn(i);
+      std::vector<cudaEvent_t> ev(2 * runs);
+      for (auto& e : ev) cudaEventCreate(&e);
+      for (int i = 0; i < runs; ++i) {
+        cudaEventRecord(ev[2 * i], stream);
+        fn(i);
+        cudaEventRecord(ev[2 * i + 1], stream);
+        ctx_.workspace().reset();  // stream-ordered: the next call's scratch is reused in order
+      }
+      cudaError_t st = cudaStreamSynchronize(stream);
+      std::vector<double> ms(runs);
+      for (int i = 0; i < runs; ++i) {
+        float t = 0;
+        cudaEventElapsedTime(&t, ev[2 * i], ev[2 * i + 1]);
+        ms[i] = t;
+      }
+      for (auto& e : ev) cudaEventDestroy(e);
+      if (st != cudaSuccess) throw Error("selective_scan bench", cudaGetErrorString(st));
+      std::nth_element(ms.begin(), ms.begin() + runs / 2, ms.end());
+      return ms[runs / 2];
+    }
+#endif
+    for (int i = 0; i < std::min(warmup, 1); ++i) fn(i);
+    std::vector<double> ms;
+    for (int i = 0; i < runs; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      fn(i);
+      ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      ctx_.workspace().reset();
+    }
+    std::nth_element(ms.begin(), ms.begin() + runs / 2, ms.end());
+    return ms[runs / 2];
+  }
+
+  /// Input sets that together exceed the L2 several times, so each run reads from DRAM.
+  int sets_for(const Problem& p, DType dt) const {
+    if (!ctx_.is_cuda()) return 1;
+    const double bytes = op_bytes(p, dt);
+    return static_cast<int>(std::clamp(std::ceil(200e6 / bytes), 1.0, 4.0));
+  }
+
+  int runs() const { return ctx_.is_cuda() ? std::max(opt_.runs, 50) : std::max(1, std::min(opt_.runs, 3)); }
+
+  ScanBenchResult result(const std::string& name, const Problem& p, DType dt, double ms, double ref) {
+    ScanBenchResult r;
+    r.name = name;
+    r.dtype = dtype_name(dt);
+    std::ostringstream s;
+    s << p.batch << "x" << p.dim << "x" << p.len << " N" << p.n << " G" << p.groups;
+    if (p.k() > 1) s << " K" << p.k();
+    if (p.token_major) s << " tm";
+    r.shape = s.str();
+    r.ms = ms;
+    r.bytes = op_bytes(p, dt);
+    r.gbps = r.bytes / (ms * 1e6);
+    if (ctx_.is_cuda() && copy_gbps_ > 0) {
+      const double mufu_per_s = 16.0 * sms_ * 1.98e9;
+      r.floor_ms = std::max(r.bytes / (copy_gbps_ * 1e6), transcendentals(p) / mufu_per_s * 1e3);
+      r.ratio = ms / r.floor_ms;
+      r.note = r.bytes / (copy_gbps_ * 1e6) >= transcendentals(p) / mufu_per_s * 1e3 ? "bytes-bound" : "exp-bound";
+    }
+    r.reference_ms = dt == DType::bf16 ? ref : 0.0;
+    return r;
+  }
+
+  void measure_copy() {
+#if MCV_HAVE_CUDA
+    if (!ctx_.is_cuda()) return;
+    int dev = 0;
+    cudaGetDevice(&dev);
+    cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, dev);
+    const i64 bytes = i64{1} << 30;
+    Tensor a = Tensor::empty({bytes}, DType::u8, ctx_.device()), b = Tensor::empty({bytes}, DType::u8, ctx_.device());
+    auto stream = static_cast<cudaStream_t>(ctx_.cuda_stream());
+    const double ms = time([&](int) { cudaMemcpyAsync(b.raw_data(), a.raw_data(), bytes, cudaMemcpyDeviceToDevice, stream); }, 20);
+    copy_gbps_ = 2.0 * bytes / (ms * 1e6);
+    ScanBenchResult r;
+    r.name = "copy";
+    r.dtype = "u8";
+    r.shape = "1 GiB d2d";
+    r.ms = ms;
+    r.bytes = 2.0 * bytes;
+    r.gbps = copy_gbps_;
+    r.note = "read + write";
+    out_.push_back(r);
+#endif
+  }
+
+  bool wanted(const std::string& name) const {
+    return opt_.only.empty() || std::find(opt_.only.begin(), opt_.only.end(), name) != opt_.only.end();
+  }
+
+  void run_single(const RefShape& s, DType dt) {
+    Problem p;
+    p.batch = s.batch;
+    p.dim = s.dim;
+    p.len = s.len;
+    p.n = s.n;
+    p.groups = s.groups;
+    std::vector<Set> sets;
+    for (int i = 0, n = sets_for(p, dt); i < n; ++i) sets.push_back(make_set(p, dt));
+    const double ms = time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(p)); }, runs());
+    out_.push_back(result(s.name, p, dt, ms, s.reference_ms));
+  }
+
+  // Vim v2 block scan at S1 size: fused bidirectional vs flips + two scans + flip-add.
+  void run_vim(DType dt) {
+    Problem p;
+    p.batch = 128;
+    p.dim = 384;
+    p.len = 197;
+    p.n = 16;
+    p.dirs = ScanDirections::bidirectional;
+    p.scale = 0.5f;
+    std::vector<Set> sets;
+    for (int i = 0, n = sets_for(p, dt); i < n; ++i) sets.push_back(make_set(p, dt));
+    const double fused = time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(p)); }, runs());
+    out_.push_back(result("vim-bidir fused", p, dt, fused, 0));
+#if MCV_HAVE_CUDA
+    if (!ctx_.is_cuda()) return;
+    const i64 D = p.dim, rows = p.batch * p.dim;
+    Tensor u_b = Tensor::empty(sets[0].u.shape(), dt, ctx_.device()), z_b = Tensor::empty(sets[0].u.shape(), dt, ctx_.device());
+    Tensor out_f = Tensor::empty(sets[0].u.shape(), dt, ctx_.device()), out_b = Tensor::empty(sets[0].u.shape(), dt, ctx_.device());
+    void* stream = ctx_.cuda_stream();
+    const double unfused = time([&](int i) {
+      const Set& s = sets[i % sets.size()];
+      scan::bench::flip_rows(s.u.raw_data(), u_b.raw_data(), rows, p.len, dt, stream);
+      scan::bench::flip_rows(s.z.raw_data(), z_b.raw_data(), rows, p.len, dt, stream);
+      SelectiveScanArgs f;
+      f.u = s.u;
+      f.delta = s.delta.select(1, 0);
+      f.A = s.A.slice(0, 0, D);
+      f.B = s.B.slice(1, 0, 1);
+      f.C = s.C.slice(1, 0, 1);
+      f.D = s.D.slice(0, 0, D);
+      f.z = s.z;
+      f.delta_bias = s.bias.slice(0, 0, D);
+      f.delta_softplus = true;
+      f.out = out_f;
+      selective_scan(ctx_, f);
+      SelectiveScanArgs bw = f;  // the backward branch computes its projections on flipped tokens
+      bw.u = u_b;
+      bw.delta = s.delta.select(1, 1);
+      bw.A = s.A.slice(0, D, 2 * D);
+      bw.B = s.B.slice(1, 1, 2);
+      bw.C = s.C.slice(1, 1, 2);
+      bw.D = s.D.slice(0, D, 2 * D);
+      bw.z = z_b;
+      bw.delta_bias = s.bias.slice(0, D, 2 * D);
+      bw.out = out_b;
+      selective_scan(ctx_, bw);
+      scan::bench::add_flipped(out_f.raw_data(), out_b.raw_data(), s.out.raw_data(), rows, p.len, 0.5f, dt, stream);
+    }, runs());
+    ScanBenchResult r = result("vim-bidir unfused", p, dt, unfused, 0);
+    r.note += ", flips + 2 scans + flip-add; fused is " + std::to_string(unfused / fused).substr(0, 4) + "x faster";
+    out_.push_back(r);
+#endif
+  }
+
+  // VMamba SS2D at S3 size (4 x 192 channels, 56 x 56 grid, N 16, no z): fused cross2d (both
+  // layouts) vs CrossScan copy + one grouped scan over 4*D channels + CrossMerge.
+  void run_vmamba(DType dt) {
+    Problem p;
+    p.batch = ctx_.is_cuda() ? 64 : 2;
+    p.dim = 192;
+    p.height = p.width = 56;
+    p.len = 56 * 56;
+    p.n = 16;
+    p.dirs = ScanDirections::cross2d;
+    p.with_z = false;
+    double fused_cm = 0;
+    for (bool tm : {false, true}) {
+      p.token_major = tm;
+      std::vector<Set> sets;
+      for (int i = 0, n = sets_for(p, dt); i < n; ++i) sets.push_back(make_set(p, dt));
+      const double ms = time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(p)); }, runs());
+      if (!tm) fused_cm = ms;
+      out_.push_back(result(tm ? "vmamba-ss2d fused (token-major)" : "vmamba-ss2d fused", p, dt, ms, 0));
+    }
+    p.token_major = false;
+#if MCV_HAVE_CUDA
+    if (!ctx_.is_cuda()) return;
+    Problem q = p;  // the grouped scan the unfused code runs: K*D channels, G = K, forward
+    q.dim = 4 * p.dim;
+    q.groups = 4;
+    q.dirs = ScanDirections::forward;
+    std::vector<Set> sets;
+    for (int i = 0, n = sets_for(q, dt); i < n; ++i) sets.push_back(make_set(q, dt));
+    Tensor x = random({p.batch, p.dim, p.len}, dt, 1.0f, 0.0f);
+    Tensor y = Tensor::empty({p.batch, p.dim, p.len}, dt, ctx_.device());
+    void* stream = ctx_.cuda_stream();
+    const double ms = time([&](int i) {
+      const Set& s = sets[i % sets.size()];
+      scan::bench::cross_scan(x.raw_data(), s.u.raw_data(), p.batch, p.dim, p.height, p.width, dt, stream);
+      selective_scan(ctx_, s.args(q));
+      scan::bench::cross_merge(s.out.raw_data(), y.raw_data(), p.batch, p.dim, p.height, p.width, dt, stream);
+    }, runs());
+    ScanBenchResult r = result("vmamba-ss2d unfused", p, dt, ms, 0);
+    r.note += ", CrossScan + grouped scan + CrossMerge; fused is " + std::to_string(ms / fused_cm).substr(0, 4) + "x faster";
+    out_.push_back(r);
+#endif
+  }
+
+  std::vector<ScanBenchResult> run() {
+    measure_copy();
+    std::vector<DType> dtypes;
+    if (opt_.bf16) dtypes.push_back(DType::bf16);
+    if (opt_.f32) dtypes.push_back(DType::f32);
+    for (DType dt : dtypes) {
+      for (const RefShape& s : kShapes) {
+        if (!wanted(s.name)) continue;
+        // On the CPU only the short-sequence shapes (the others take seconds per call).
+        if (!ctx_.is_cuda() && s.len > 256) continue;
+        run_single(s, dt);
+      }
+      if (opt_.compositions && wanted("vim")) run_vim(dt);
+      if (opt_.compositions && wanted("vmamba") && ctx_.is_cuda()) run_vmamba(dt);
+    }
+    return out_;
+  }
+
+ private:
+  Context& ctx_;
+  ScanBenchOptions opt_;
+  std::vector<ScanBenchResult> out_;
+  std::uint64_t seed_ = 0;
+  double copy_gbps_ = 0;
+  int sms_ = 132;
+};
+
+}  // namespace
+
+std::vector<ScanBenchResult> bench_selective_scan(Context& ctx, const ScanBenchOptions& options) {
+  Bench bench(ctx, options);
+  return bench.run();
+}
+
+std::string format_scan_bench(const std::vector<ScanBenchResult>& results) {
+  std::ostringstream s;
+  char line[512];
+  std::snprintf(line, sizeof line, "%-32s %-5s %-28s %9s %9s %8s %9s %7s %9s  %s\n", "name", "dtype", "shape", "ms",
+                "MB", "GB/s", "floor ms", "ratio", "official", "note");
+  s << line;
+  for (const auto& r : results) {
+    std::snprintf(line, sizeof line, "%-32s %-5s %-28s %9.4f %9.1f %8.0f %9.4f %7.2f %9.3f  %s\n", r.name.c_str(),
+                  r.dtype.c_str(), r.shape.c_str(), r.ms, r.bytes / 1e6, r.gbps, r.floor_ms, r.ratio, r.reference_ms,
+                  r.note.c_str());
+    s << line;
+  }
+  return s.str();
+}
+
+}  // namespace mcv::kernels

@@ -1,0 +1,65 @@
+// Runner of the selective-scan benchmark (disabled: run it on purpose, on a GPU machine):
+//   mcv_kernels_tests --gtest_also_run_disabled_tests --gtest_filter='SelectiveScanBench.*'
+// MCV_SCAN_BENCH_ONLY=S1,S6,vim,vmamba limits the shapes. DISABLED_Tune times the launch
+// heuristics' alternatives (lanes per channel, L-chunk counts) on the shapes they affect.
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+#include "mcv/context.h"
+#include "mcv/kernels/selective_scan_bench.h"
+#include "test_support.h"
+
+namespace mcv::kernels {
+namespace {
+
+Device bench_device() { return test::have_cuda() ? Device::cuda(0) : Device::cpu(); }
+
+std::vector<std::string> split(const char* s) {
+  std::vector<std::string> out;
+  if (!s) return out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+TEST(SelectiveScanBench, DISABLED_Run) {
+  Context ctx(bench_device());
+  ScanBenchOptions opt;
+  opt.only = split(std::getenv("MCV_SCAN_BENCH_ONLY"));
+  const auto results = bench_selective_scan(ctx, opt);
+  std::printf("%s", format_scan_bench(results).c_str());
+}
+
+TEST(SelectiveScanBench, DISABLED_Tune) {
+  MCV_REQUIRE_CUDA();
+  Context ctx(Device::cuda(0));
+  auto run = [&](const char* lanes, const char* chunks, std::vector<std::string> only) {
+    if (lanes) setenv("MCV_SCAN_LANES", lanes, 1); else unsetenv("MCV_SCAN_LANES");
+    if (chunks) setenv("MCV_SCAN_CHUNKS", chunks, 1); else unsetenv("MCV_SCAN_CHUNKS");
+    ScanBenchOptions opt;
+    opt.f32 = false;
+    opt.compositions = false;
+    opt.only = std::move(only);
+    opt.runs = 30;
+    const auto results = bench_selective_scan(ctx, opt);
+    std::printf("-- lanes=%s chunks=%s\n%s", lanes ? lanes : "auto", chunks ? chunks : "auto",
+                format_scan_bench(results).c_str());
+  };
+  run("1", nullptr, {"S1", "S2", "S5"});
+  run("2", nullptr, {"S1", "S2", "S5"});
+  for (const char* chunks : {"22", "44", "88", "176"}) {
+    run("1", chunks, {"S6"});
+    run("2", chunks, {"S6"});
+  }
+  unsetenv("MCV_SCAN_LANES");
+  unsetenv("MCV_SCAN_CHUNKS");
+}
+
+}  // namespace
+}  // namespace mcv::kernels

@@ -1,0 +1,208 @@
+// Selective scan on CUDA against the CPU path (itself checked against a float64 reference in
+// test_selective_scan.cpp), over a pairwise selection of lengths (incl. 65536 and 262144, which
+// take the chunked long-sequence path), state sizes (every N bucket), dtypes, layouts,
+// directions, groups and options; forced launch variants (lanes per channel, L-chunks with fast
+// and slow decay); a small run of every kernel for compute-sanitizer (*Sanitizer*); device
+// mismatches. Skipped (reported as such) without a GPU.
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "mcv/context.h"
+#include "mcv/error.h"
+#include "mcv/kernels/selective_scan.h"
+#include "test_selective_scan_common.h"
+#include "test_support.h"
+
+namespace mcv::test::scan {
+namespace {
+
+struct CudaCase {
+  ScanCase c;
+  int lanes = 0;   ///< MCV_SCAN_LANES (0: heuristic)
+  int chunks = 0;  ///< MCV_SCAN_CHUNKS (0: heuristic)
+  std::string name() const {
+    return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "");
+  }
+};
+
+void PrintTo(const CudaCase& c, std::ostream* os) { *os << c.name(); }
+
+class EnvGuard {
+ public:
+  EnvGuard(const char* name, int value) : name_(name) {
+    if (value) setenv(name, std::to_string(value).c_str(), 1);
+    else unsetenv(name);
+  }
+  ~EnvGuard() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+std::vector<double> state_values(const Tensor& t) {
+  const std::vector<float> f = t.to(Device::cpu()).to_vector();
+  return std::vector<double>(f.begin(), f.end());
+}
+
+void check_cuda_against_cpu(const CudaCase& cc) {
+  const ScanCase& c = cc.c;
+  Context cpu(Device::cpu()), gpu(Device::cuda(0));
+  const ScanInputs in = make_inputs(c);
+  const Stored out_cpu = make_out(c, Device::cpu());
+  const Stored st_cpu = c.final_state ? make_state(c, Device::cpu()) : Stored{};
+  kernels::selective_scan(cpu, make_args(c, in, out_cpu.get(), st_cpu.get()));
+
+  const ScanInputs din = in.to(Device::cuda(0));
+  const Stored out_gpu = make_out(c, Device::cuda(0));
+  const Stored st_gpu = c.final_state ? make_state(c, Device::cuda(0)) : Stored{};
+  {
+    EnvGuard lanes("MCV_SCAN_LANES", cc.lanes), chunks("MCV_SCAN_CHUNKS", cc.chunks);
+    kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
+  }
+  gpu.synchronize();
+  const Error e = compare(logical_values(out_gpu.get()), logical_values(out_cpu.get()));
+  const double tol = tolerance(c.dtype);
+  EXPECT_EQ(e.bad, 0) << "unwritten or non-finite outputs";
+  EXPECT_LE(e.rel_l2, tol) << "max_abs " << e.max_abs << " ref_max " << e.ref_max;
+  EXPECT_LE(e.max_abs, 20 * tol * std::max(1.0, e.ref_max));
+  if (c.final_state) {
+    const Error s = compare(state_values(st_gpu.get()), state_values(st_cpu.get()));
+    EXPECT_EQ(s.bad, 0);
+    EXPECT_LE(s.rel_l2, 2e-5) << "final state, max_abs " << s.max_abs;
+  }
+}
+
+std::vector<CudaCase> cuda_cases() {
+  std::vector<CudaCase> v;
+  auto add = [&](auto&& edit) {
+    CudaCase cc;
+    cc.c.seed = 1000 + v.size();
+    edit(cc, cc.c);
+    v.push_back(cc);
+  };
+  using C = ScanCase;
+  // Lengths x N buckets x dtypes, paired.
+  add([](CudaCase&, C& c) { c.seqlen = 1; c.n_state = 16; });
+  add([](CudaCase&, C& c) { c.seqlen = 2; c.n_state = 4; c.dtype = DType::bf16; });
+  add([](CudaCase&, C& c) { c.seqlen = 7; c.n_state = 1; c.dtype = DType::f16; c.dim = 5; });
+  add([](CudaCase&, C& c) { c.seqlen = 197; c.n_state = 8; c.dim = 33; });
+  add([](CudaCase& k, C& c) { c.seqlen = 197; c.n_state = 8; c.dim = 33; c.dtype = DType::bf16; k.lanes = 1; });
+  add([](CudaCase& k, C& c) { c.seqlen = 197; c.n_state = 16; c.dim = 200; k.lanes = 1; });
+  add([](CudaCase&, C& c) { c.seqlen = 1000; c.n_state = 32; c.dtype = DType::bf16; c.dim = 17; });
+  add([](CudaCase&, C& c) { c.seqlen = 197; c.n_state = 64; c.dtype = DType::f16; c.groups = 2; c.dim = 10; });
+  add([](CudaCase&, C& c) { c.seqlen = 300; c.n_state = 128; c.layout = Layout::token_major; });
+  add([](CudaCase&, C& c) { c.seqlen = 50; c.n_state = 256; c.dtype = DType::bf16; c.initial_state = true; });
+  add([](CudaCase&, C& c) { c.seqlen = 3136; c.n_state = 16; c.groups = 4; c.dim = 16; c.dtype = DType::bf16; });
+  add([](CudaCase&, C& c) { c.seqlen = 3136; c.n_state = 1; c.groups = 4; c.dim = 8; });
+  // Long sequences: the chunked path (few channels), with an initial state and slow decay.
+  add([](CudaCase&, C& c) { c.batch = 1; c.dim = 12; c.seqlen = 65536; c.n_state = 16; c.initial_state = true; });
+  add([](CudaCase&, C& c) {
+    c.batch = 1; c.dim = 24; c.seqlen = 262144; c.n_state = 16; c.dtype = DType::bf16; c.a_scale = 0.01f;
+  });
+  add([](CudaCase& k, C& c) { c.dim = 8; c.seqlen = 4000; c.n_state = 4; c.a_scale = 0.001f; k.chunks = 7; });
+  add([](CudaCase& k, C& c) {
+    c.dim = 8; c.seqlen = 2500; c.n_state = 64; c.dtype = DType::f16; c.layout = Layout::token_major; k.chunks = 5;
+  });
+  add([](CudaCase& k, C& c) { c.dim = 3; c.seqlen = 999; c.has_z = false; c.dirs = ScanDirections::reverse; k.chunks = 4; });
+  // Directions x layouts x dtypes (pairwise), grid forms.
+  add([](CudaCase&, C& c) { c.dirs = ScanDirections::reverse; c.layout = Layout::token_major; c.dtype = DType::bf16; });
+  add([](CudaCase&, C& c) { c.dirs = ScanDirections::reverse; c.layout = Layout::gather; c.initial_state = true; });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.scale = 0.5f; c.dim = 40; c.seqlen = 197; c.dtype = DType::bf16;
+  });
+  add([](CudaCase&, C& c) { c.dirs = ScanDirections::bidirectional; c.layout = Layout::token_major; c.n_state = 64; });
+  add([](CudaCase&, C& c) { c.dirs = ScanDirections::bidirectional; c.layout = Layout::padded; c.groups = 2; c.dtype = DType::f16; });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 14; c.width = 14; c.seqlen = 196; c.grid_rank4 = true;
+    c.has_z = false; c.dim = 24; c.dtype = DType::bf16;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 7; c.width = 9; c.seqlen = 63; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.n_state = 1;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 56; c.width = 56; c.seqlen = 3136; c.layout = Layout::gather;
+    c.dim = 4; c.n_state = 16; c.has_z = false; c.initial_state = true;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 5; c.width = 8; c.seqlen = 40; c.layout = Layout::padded; c.groups = 2;
+    c.n_state = 32; c.dtype = DType::f16;
+  });
+  // Options (fixed B/C take the generic kernel).
+  add([](CudaCase&, C& c) { c.has_D = c.has_z = c.has_bias = c.softplus = c.final_state = false; });
+  add([](CudaCase&, C& c) { c.fixed_B = true; c.dtype = DType::bf16; c.n_state = 64; });
+  add([](CudaCase&, C& c) { c.fixed_C = true; c.dirs = ScanDirections::bidirectional; c.initial_state = true; });
+  add([](CudaCase&, C& c) { c.fixed_B = c.fixed_C = true; c.n_state = 200; c.seqlen = 20; });
+  add([](CudaCase&, C& c) { c.rank3_bc = true; c.dtype = DType::f16; c.softplus = false; });
+  return v;
+}
+
+class SelectiveScanCuda : public ::testing::TestWithParam<CudaCase> {};
+
+TEST_P(SelectiveScanCuda, MatchesCpu) {
+  MCV_REQUIRE_CUDA();
+  check_cuda_against_cpu(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_cases()),
+                         [](const ::testing::TestParamInfo<CudaCase>& i) { return i.param.name(); });
+
+// One small run of each kernel (tiled with 1/2/16 lanes, chunked + combine + correction, generic,
+// several directions) for compute-sanitizer memcheck/racecheck.
+TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
+  MCV_REQUIRE_CUDA();
+  std::vector<CudaCase> cases(7);
+  cases[0].c.dim = 40;
+  cases[0].lanes = 1;
+  cases[1].c.dim = 7;
+  cases[1].c.dtype = DType::bf16;
+  cases[2].c.n_state = 256;
+  cases[2].c.seqlen = 20;
+  cases[3].c.seqlen = 300;
+  cases[3].chunks = 3;
+  cases[3].c.a_scale = 0.01f;
+  cases[4].c.fixed_B = true;
+  cases[4].c.seqlen = 20;
+  cases[5].c.dirs = ScanDirections::bidirectional;
+  cases[5].c.layout = Layout::token_major;
+  cases[6].c.dirs = ScanDirections::cross2d;
+  cases[6].c.height = 4;
+  cases[6].c.width = 5;
+  cases[6].c.seqlen = 20;
+  cases[6].c.layout = Layout::gather;
+  for (const CudaCase& cc : cases) {
+    SCOPED_TRACE(cc.name());
+    check_cuda_against_cpu(cc);
+  }
+}
+
+TEST(SelectiveScanCudaValidation, RejectsTensorsOnAnotherDevice) {
+  MCV_REQUIRE_CUDA();
+  Context gpu(Device::cuda(0));
+  ScanCase c;
+  const ScanInputs in = make_inputs(c);
+  const ScanInputs din = in.to(Device::cuda(0));
+  const Stored out = make_out(c, Device::cuda(0));
+  SelectiveScanArgs a = make_args(c, din, out.get(), Tensor());
+  a.delta = in.delta.get();  // left on the CPU
+  try {
+    kernels::selective_scan(gpu, a);
+    ADD_FAILURE() << "no error";
+  } catch (const mcv::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("delta: is on cpu"), std::string::npos) << e.what();
+  }
+  Context cpu(Device::cpu());
+  try {
+    kernels::selective_scan(cpu, make_args(c, din, out.get(), Tensor()));
+    ADD_FAILURE() << "no error";
+  } catch (const mcv::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("u: is on cuda:0"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mcv::test::scan
