@@ -39,13 +39,6 @@ if [ $tests = 1 ]; then
   echo "tests: exit $? | $(grep -E '^\[  (PASSED|FAILED)  \]|tests ran' "$out/tests.log" | tr '\n' ' ')"
   grep -E "FAILED|Failure|Expected|Which is|actual" "$out/tests.log" | head -60
 fi
-if [ $sanitizer = 1 ] && command -v compute-sanitizer >/dev/null; then
-  for tool in memcheck racecheck; do
-    compute-sanitizer --tool $tool --error-exitcode 9 $bin --gtest_filter='*SelectiveScanCudaSanitizer*' \
-      >"$out/sanitizer-$tool.log" 2>&1
-    echo "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY' "$out/sanitizer-$tool.log" | tail -1))"
-  done
-fi
 if [ $bench = 1 ]; then
   $bin --gtest_also_run_disabled_tests --gtest_filter='SelectiveScanBench.DISABLED_Run' 2>&1 | tee "$out/bench.log" \
     | grep -vE '^\[|^Running|^Note|^$'
@@ -53,4 +46,11 @@ fi
 if [ $tune = 1 ]; then
   $bin --gtest_also_run_disabled_tests --gtest_filter='SelectiveScanBench.DISABLED_Tune' 2>&1 | tee "$out/tune.log" \
     | grep -vE '^\[|^Running|^Note|^$|^name'
+fi
+if [ $sanitizer = 1 ] && command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool $tool --error-exitcode 9 $bin --gtest_filter='*SelectiveScanCudaSanitizer*' \
+      >"$out/sanitizer-$tool.log" 2>&1
+    echo "compute-sanitizer $tool: exit $? ($(grep -E 'ERROR SUMMARY' "$out/sanitizer-$tool.log" | tail -1))"
+  done
 fi
