@@ -532,9 +532,9 @@ TEST(PickleErrors, MalformedStreams) {
       {"\x80\x02" "ctorch._utils\n_rebuild_tensor_v2\n(K\x01K\x02tR.", "malformed arguments"},
       {"\x80\x02" "ctorch._utils\n_rebuild_parameter\n(K\x01tR.", "malformed arguments"},
   };
-  for (const auto& [bytes, problem] : cases) {
-    SCOPED_TRACE(problem);
-    expect_error([&] { parse_torch_pickle(bytes, "m.pkl"); }, {"m.pkl", problem});
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.second);
+    expect_error([&] { parse_torch_pickle(c.first, "m.pkl"); }, {"m.pkl", c.second});
   }
 }
 

@@ -9,6 +9,11 @@
 /// Any other Python object (argparse.Namespace, numpy scalars, `os.system`, ...) becomes an inert
 /// placeholder that is never imported or called, so a training checkpoint still yields its
 /// weights. Every malformed input is an mcv::Error naming the file and the problem.
+///
+/// Stored element types without a DType of their own are converted on load: f64 -> f32 (rounded),
+/// bool -> u8, i8 / i16 / u16 -> i32. Other tensors view the file's memory map without a copy
+/// (copy-on-write: writing into one never changes the file) unless their data is misaligned or
+/// strided, in which case they are contiguous copies.
 
 #include <cstddef>
 #include <cstdint>
