@@ -38,8 +38,13 @@ std::string join_limited(const std::vector<std::string>& items, std::size_t limi
 }  // namespace
 
 void load_state_dict(Module& root, const Checkpoint& checkpoint, Context& ctx, const LoadOptions& options) {
+  load_state_dict(root, checkpoint.tensors(), checkpoint.path().string(), ctx, options);
+}
+
+void load_state_dict(Module& root, const std::map<std::string, Tensor>& tensors, const std::string& source,
+                     Context& ctx, const LoadOptions& options) {
   std::map<std::string, const Tensor*> available;
-  for (const auto& [name, t] : checkpoint.tensors()) {
+  for (const auto& [name, t] : tensors) {
     if (!options.key_prefix.empty()) {
       if (name.rfind(options.key_prefix, 0) != 0) {
         available[name] = &t;  // reported as unexpected below
@@ -54,7 +59,7 @@ void load_state_dict(Module& root, const Checkpoint& checkpoint, Context& ctx, c
     std::map<std::string, const Tensor*> renamed;
     for (const auto& [name, t] : available)
       if (!renamed.emplace(options.rename(name), t).second)
-        throw Error(checkpoint.path().string(), "two tensors map to the name " + options.rename(name));
+        throw Error(source, "two tensors map to the name " + options.rename(name));
     available = std::move(renamed);
   }
   std::vector<std::string> missing, mismatched;
@@ -73,7 +78,7 @@ void load_state_dict(Module& root, const Checkpoint& checkpoint, Context& ctx, c
       mismatched.push_back(name + " (checkpoint " + shape_str(src.shape()) + ", model " + shape_str(p.shape) + ")");
       return;
     }
-    MCV_CHECK(is_floating(src.dtype()), checkpoint.path().string(), ": tensor ", name, " has dtype ",
+    MCV_CHECK(is_floating(src.dtype()), source, ": tensor ", name, " has dtype ",
               dtype_name(src.dtype()), ", expected a floating-point parameter");
   });
   std::vector<std::string> unexpected;
@@ -87,7 +92,7 @@ void load_state_dict(Module& root, const Checkpoint& checkpoint, Context& ctx, c
     if (!mismatched.empty()) msg << " " << mismatched.size() << " mis-shaped [" << join_limited(mismatched) << "];";
     std::string text = msg.str();
     text.pop_back();
-    throw Error(checkpoint.path().string(), text);
+    throw Error(source, text);
   }
   // Convert once at load: weights to the compute dtype, the rest in f32, all on the device.
   ContextScope scope(ctx);

@@ -76,6 +76,9 @@ struct LoadOptions {
 /// Loads every parameter of `root` from `checkpoint` by name, strictly: all missing, unexpected
 /// and mis-shaped tensors are listed in one mcv::Error naming the file. Then runs finalize().
 void load_state_dict(Module& root, const Checkpoint& checkpoint, Context& ctx, const LoadOptions& options);
+/// Same from a name -> tensor map; `source` names it in errors.
+void load_state_dict(Module& root, const std::map<std::string, Tensor>& tensors, const std::string& source,
+                     Context& ctx, const LoadOptions& options);
 
 /// Total elements of all non-ignored parameters.
 std::int64_t count_parameters(Module& root);
