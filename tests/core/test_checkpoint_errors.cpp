@@ -78,18 +78,32 @@ class ZipBuilder {
     entries_.push_back({name, raw_deflate, 8, declared_size, crc});
     return *this;
   }
-  std::string build() const {
+  /// `zip64`: sizes and offsets saturated to 0xFFFFFFFF in the central directory with the real
+  /// values in ZIP64 extra fields, and a ZIP64 end record, as writers do past 4 GiB.
+  std::string build(bool zip64 = false) const {
     std::string out, dir;
     for (const auto& e : entries_) {
       const std::uint64_t offset = out.size();
       out += le(0x04034b50, 4) + le(20, 2) + le(0, 2) + le(e.method, 2) + le(0, 4) + le(e.crc, 4) +
              le(e.data.size(), 4) + le(e.size, 4) + le(e.name.size(), 2) + le(0, 2) + e.name + e.data;
-      dir += le(0x02014b50, 4) + le(20, 2) + le(20, 2) + le(0, 2) + le(e.method, 2) + le(0, 4) + le(e.crc, 4) +
-             le(e.data.size(), 4) + le(e.size, 4) + le(e.name.size(), 2) + le(0, 2) + le(0, 2) + le(0, 2) +
-             le(0, 2) + le(0, 4) + le(offset, 4) + e.name;
+      const std::uint64_t big = 0xFFFFFFFFu;
+      const std::string extra = zip64 ? le(1, 2) + le(24, 2) + le(e.size, 8) + le(e.data.size(), 8) + le(offset, 8) : "";
+      dir += le(0x02014b50, 4) + le(45, 2) + le(45, 2) + le(0, 2) + le(e.method, 2) + le(0, 4) + le(e.crc, 4) +
+             le(zip64 ? big : e.data.size(), 4) + le(zip64 ? big : e.size, 4) + le(e.name.size(), 2) +
+             le(extra.size(), 2) + le(0, 2) + le(0, 2) + le(0, 2) + le(0, 4) + le(zip64 ? big : offset, 4) + e.name +
+             extra;
     }
     const std::uint64_t dir_offset = out.size();
     out += dir;
+    if (zip64) {
+      const std::uint64_t record = out.size();
+      out += le(0x06064b50, 4) + le(44, 8) + le(45, 2) + le(45, 2) + le(0, 4) + le(0, 4) + le(entries_.size(), 8) +
+             le(entries_.size(), 8) + le(dir.size(), 8) + le(dir_offset, 8);
+      out += le(0x07064b50, 4) + le(0, 4) + le(record, 8) + le(1, 4);
+      out += le(0x06054b50, 4) + le(0, 2) + le(0, 2) + le(0xFFFF, 2) + le(0xFFFF, 2) + le(0xFFFFFFFF, 4) +
+             le(0xFFFFFFFF, 4) + le(0, 2);
+      return out;
+    }
     out += le(0x06054b50, 4) + le(0, 2) + le(0, 2) + le(entries_.size(), 2) + le(entries_.size(), 2) +
            le(dir.size(), 4) + le(dir_offset, 4) + le(0, 2);
     return out;
@@ -367,6 +381,23 @@ TEST(ZipErrors, CorruptCentralDirectory) {
                                 "\x00\x00\x00\xff\xff\xff\xff"s), {"corrupt zip"});
   // No end record at all.
   expect_bytes_error(good.substr(0, end), {"corrupt zip", "end-of-central-directory"});
+}
+
+TEST(Zip, Zip64RecordsAndExtraFields) {
+  PickleWriter p;
+  p.empty_dict().mark().str("w").tensor("FloatStorage", "0", 3, 0, {3}, {1}).setitems();
+  ZipBuilder zip;
+  zip.stored("a/data.pkl", p.done()).stored("a/data/0", floats({1, 2, 3}));
+  EXPECT_EQ(Checkpoint::from_bytes(zip.build(true), "z64").at("w").to_vector(), (std::vector<float>{1, 2, 3}));
+  // A ZIP64 field cut short, and a ZIP64 end record pointing outside the file.
+  std::string cut = zip.build(true);
+  const std::size_t extra = cut.find(std::string("\x01\x00\x18\x00", 4));
+  ASSERT_NE(extra, std::string::npos);
+  cut.replace(extra + 2, 2, le(8, 2));
+  expect_bytes_error(cut, {"corrupt zip"});
+  std::string far = zip.build(true);
+  far.replace(far.rfind(std::string("PK\x06\x07", 4)) + 8, 8, le(std::uint64_t(1) << 50, 8));
+  expect_bytes_error(far, {"corrupt zip", "ZIP64 end record"});
 }
 
 TEST(ZipErrors, OverlappingAndDuplicateEntries) {
