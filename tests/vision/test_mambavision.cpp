@@ -15,6 +15,7 @@
 #include "mcv/error.h"
 #include "mcv/vision.h"
 #include "model.h"
+#include "preprocess.h"
 #include "test_support.h"
 
 namespace mcv::vision {
@@ -114,19 +115,20 @@ TEST(MambaVisionRegistry, ReleasedVariants) {
     double top1;
     int size;
     double crop_pct;
+    const char* crop_mode;
   };
   const Expect expected[] = {
-      {"mamba_vision_T", "mambavision-t", 31.8, 82.3, 224, 1.0},
-      {"mamba_vision_T2", "mambavision-t2", 35.1, 82.7, 224, 0.98},
-      {"mamba_vision_S", "MambaVision-S-1K", 50.1, 83.3, 224, 0.93},
-      {"mamba_vision_B", "mambavision-b", 97.7, 84.2, 224, 1.0},
-      {"mamba_vision_L", "mambavision-l", 227.9, 85.0, 224, 1.0},
-      {"mamba_vision_L2", "mambavision-l2", 241.5, 85.3, 224, 1.0},
-      {"mamba_vision_B_21k", "mambavision-b-21k", 97.7, 84.9, 224, 1.0},
-      {"mamba_vision_L_21k", "mambavision-l-21k", 227.9, 86.1, 224, 1.0},
-      {"mamba_vision_L2_512_21k", "mambavision-l2-512-21k", 241.5, 87.3, 512, 0.93},
-      {"mamba_vision_L3_256_21k", "mambavision-l3-256-21k", 739.6, 87.3, 256, 1.0},
-      {"mamba_vision_L3_512_21k", "MambaVision-L3-512-21K", 739.6, 88.1, 512, 0.93},
+      {"mamba_vision_T", "mambavision-t", 31.8, 82.3, 224, 1.0, "center"},
+      {"mamba_vision_T2", "mambavision-t2", 35.1, 82.7, 224, 0.98, "center"},
+      {"mamba_vision_S", "MambaVision-S-1K", 50.1, 83.3, 224, 0.93, "center"},
+      {"mamba_vision_B", "mambavision-b", 97.7, 84.2, 224, 1.0, "center"},
+      {"mamba_vision_L", "mambavision-l", 227.9, 85.0, 224, 1.0, "center"},
+      {"mamba_vision_L2", "mambavision-l2", 241.5, 85.3, 224, 1.0, "center"},
+      {"mamba_vision_B_21k", "mambavision-b-21k", 97.7, 84.9, 224, 1.0, "center"},
+      {"mamba_vision_L_21k", "mambavision-l-21k", 227.9, 86.1, 224, 1.0, "center"},
+      {"mamba_vision_L2_512_21k", "mambavision-l2-512-21k", 241.5, 87.3, 512, 0.93, "squash"},
+      {"mamba_vision_L3_256_21k", "mambavision-l3-256-21k", 739.6, 87.3, 256, 1.0, "center"},
+      {"mamba_vision_L3_512_21k", "MambaVision-L3-512-21K", 739.6, 88.1, 512, 0.93, "squash"},
   };
   for (const Expect& e : expected) {
     SCOPED_TRACE(e.name);
@@ -138,10 +140,35 @@ TEST(MambaVisionRegistry, ReleasedVariants) {
     EXPECT_EQ(info.preprocess.input_height, e.size);
     EXPECT_EQ(info.preprocess.input_width, e.size);
     EXPECT_DOUBLE_EQ(info.preprocess.crop_pct, e.crop_pct);
+    EXPECT_EQ(info.preprocess.crop_mode, e.crop_mode);
     EXPECT_EQ(info.preprocess.interpolation, "bicubic");
     EXPECT_FALSE(info.checkpoint.empty());
     EXPECT_EQ(find_spec(e.name).key_prefix, "model.");
   }
+}
+
+TEST(MambaVisionRegistry, SquashPreprocessScalesBothSides) {
+  // timm crop_mode='squash': Resize((floor(512 / 0.93),) * 2) ignoring the aspect ratio, then
+  // CenterCrop(512); a 2:1 image keeps its whole width, unlike the default centre mode.
+  Image image = Image::allocate(300, 150, 3);
+  for (int y = 0; y < 150; ++y)
+    for (int x = 0; x < 300; ++x)
+      for (int c = 0; c < 3; ++c) image.set_sample(x, y, c, (x * 7 + y * 3 + c * 50) % 256);
+  const Preprocess p = find_model("mambavision-l3-512-21k").preprocess;
+  const Tensor got = preprocess_image(image, p);
+  ASSERT_EQ(got.shape(), (Shape{3, 512, 512}));
+  const Image resized = pil_resize(image, 550, 550, "bicubic");
+  double max_err = 0;
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 512; y += 37)
+      for (int x = 0; x < 512; x += 41) {
+        const double v = (resized.sample(x + 19, y + 19, c) / 255.0 - p.mean[c]) / p.std[c];
+        max_err = std::max(max_err, std::abs(got.item((c * 512 + y) * 512 + x) - v));
+      }
+  EXPECT_LT(max_err, 1e-5);
+  Preprocess bad = p;
+  bad.crop_mode = "border";
+  EXPECT_THROW(preprocess_image(image, bad), Error);
 }
 
 // ---- Loading ----------------------------------------------------------------------------------
@@ -182,22 +209,26 @@ TEST(MambaVisionLoad, BatchNormCountersAreOptional) {
   EXPECT_NO_THROW(load_state_dict(*model, in_memory(tensors, "no_counters.safetensors"), ctx, {}));
 }
 
-// Random weights for a registered variant, under the official names.
+// Random weights for a registered variant, under the official names; bf16 (the loader converts)
+// to halve the bytes a full-size checkpoint writes.
 std::map<std::string, Tensor> random_weights(VisionModel& model, std::uint64_t seed) {
   std::map<std::string, Tensor> out;
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uint64_t state = seed;
+  auto uniform = [&state] {  // a cheap LCG: 32M draws must not dominate the test
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<float>(state >> 40) / float(1 << 24) * 2.0f - 1.0f;
+  };
   model.visit_params([&](const std::string& name, Param& p) {
     if (p.kind == ParamKind::ignored) return;
-    Tensor t = Tensor::empty(p.shape, DType::f32);
-    float* d = t.data<float>();
+    Tensor t = Tensor::empty(p.shape, DType::bf16);
+    BFloat16* d = t.data<BFloat16>();
     const bool is_var = name.find("running_var") != std::string::npos;
     const bool is_scale = name.ends_with("norm1.weight") || name.ends_with("norm2.weight") ||
                           name.ends_with("norm.weight") || name.find("conv_down.1.weight") != std::string::npos ||
                           name.find("conv_down.4.weight") != std::string::npos;
     for (Int i = 0; i < t.numel(); ++i) {
-      const float r = normal(rng);
-      d[i] = is_var ? 1.0f + 0.1f * std::abs(r) : is_scale ? 1.0f + 0.05f * r : 0.02f * r;
+      const float r = uniform();
+      d[i] = to_bf16(is_var ? 1.0f + 0.1f * std::abs(r) : is_scale ? 1.0f + 0.05f * r : 0.03f * r);
     }
     out[name] = t;
   });
@@ -216,7 +247,7 @@ TEST(MambaVisionLoad, HuggingFacePrefixIsStrippedWhenEveryNameHasIt) {
   Model a = Model::load("mambavision-t", dir / "official.safetensors");
   Model b = Model::load("mambavision-t", dir / "model.safetensors");
   // Non-square, not a multiple of any window.
-  const Tensor images = test::random_tensor({1, 3, 72, 104}, DType::f32, 3);
+  const Tensor images = test::random_tensor({1, 3, 40, 56}, DType::f32, 3);
   const test::Diff d = test::compare(a.logits(images), b.logits(images));
   EXPECT_EQ(d.max_abs, 0.0);
   EXPECT_EQ(d.non_finite, 0);

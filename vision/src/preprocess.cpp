@@ -155,7 +155,12 @@ Tensor preprocess_image(const Image& image, const Preprocess& p) {
   const int target = std::max(p.input_height, p.input_width);
   const int size = static_cast<int>(std::floor(target / p.crop_pct));
   int new_w, new_h;
-  if (rgb.width <= rgb.height) {
+  if (p.crop_mode == "squash") {
+    new_w = static_cast<int>(std::floor(p.input_width / p.crop_pct));
+    new_h = static_cast<int>(std::floor(p.input_height / p.crop_pct));
+  } else if (p.crop_mode != "center") {
+    throw Error("crop_mode " + p.crop_mode, "unsupported (center or squash)");
+  } else if (rgb.width <= rgb.height) {
     new_w = size;
     new_h = static_cast<int>(static_cast<long long>(size) * rgb.height / rgb.width);
   } else {

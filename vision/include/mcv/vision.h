@@ -28,6 +28,9 @@ namespace mcv::vision {
 struct Preprocess {
   int input_height = 224, input_width = 224;
   double crop_pct = 0.875;
+  /// "center" (timm's default: keep the aspect ratio, shorter side to input / crop_pct) or
+  /// "squash" (each side to its input / crop_pct, aspect ratio not kept), then the centre crop.
+  std::string crop_mode = "center";
   std::string interpolation = "bicubic";  ///< "bicubic" or "bilinear"
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};

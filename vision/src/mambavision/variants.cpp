@@ -65,6 +65,7 @@ ModelSpec make_spec(const Release& r) {
   s.info.checkpoint = r.checkpoint;
   s.info.preprocess.input_height = s.info.preprocess.input_width = r.input_size;
   s.info.preprocess.crop_pct = r.crop_pct;
+  s.info.preprocess.crop_mode = r.squash ? "squash" : "center";
   s.info.preprocess.interpolation = "bicubic";
   s.info.preprocess.mean = {0.485f, 0.456f, 0.406f};
   s.info.preprocess.std = {0.229f, 0.224f, 0.225f};
