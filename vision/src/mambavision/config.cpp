@@ -12,13 +12,13 @@ namespace {
 
 constexpr int kMaxWidth = 1 << 16;
 
-std::array<int, 4> four_ints(ArgReader& r, const std::string& name, int min_value) {
+std::array<int, 4> four_ints(ArgReader& r, const std::string& name, int min_value, int max_value) {
   const auto values = r.require<std::vector<int>>(name);
   if (values.size() != 4)
     r.fail(name, "must list 4 values (one per stage), got " + std::to_string(values.size()));
   std::array<int, 4> out{};
   for (int i = 0; i < 4; ++i) {
-    if (values[i] < min_value || values[i] > kMaxWidth)
+    if (values[i] < min_value || values[i] > max_value)
       r.fail(name, "value " + std::to_string(values[i]) + " of stage " + std::to_string(i) + " is out of range");
     out[i] = values[i];
   }
@@ -58,11 +58,11 @@ MambaVisionConfig parse_mambavision_args(const Json& args) {
   if (c.dim < 1 || c.dim > (kMaxWidth >> 3)) r.fail("dim", "must be in [1, " + std::to_string(kMaxWidth >> 3) + "]");
   c.in_dim = r.require<int>("in_dim");
   if (c.in_dim < 1 || c.in_dim > kMaxWidth) r.fail("in_dim", "must be in [1, " + std::to_string(kMaxWidth) + "]");
-  c.depths = four_ints(r, "depths", 0);
-  for (int d : c.depths)
-    if (d > 256) r.fail("depths", "a stage of " + std::to_string(d) + " blocks is out of range");
-  c.num_heads = four_ints(r, "num_heads", 1);
-  c.window_size = four_ints(r, "window_size", 1);
+  c.depths = four_ints(r, "depths", 0, 256);
+  c.num_heads = four_ints(r, "num_heads", 1, kMaxWidth);
+  // A window holds window^2 tokens that attend to each other: 256 (65536 tokens) is far past
+  // any released model (32) and keeps the attention buffers finite.
+  c.window_size = four_ints(r, "window_size", 1, 256);
   c.mlp_ratio = r.require<double>("mlp_ratio");
   for (int i = 2; i < 4; ++i) {
     const double hidden = std::floor(c.stage_dim(i) * c.mlp_ratio);
