@@ -21,26 +21,18 @@ std::int64_t row_grain(std::int64_t cols) { return std::max<std::int64_t>(1, 327
 
 void cpu_elementwise(Context& ctx, const EwParams& p) {
   const std::int64_t C = p.cols;
-  std::vector<float> bvec, gamma;
-  if (p.b_vec) {
-    bvec.resize(static_cast<std::size_t>(C));
-    load_floats(p.b, p.b_f32 ? DType::f32 : p.dtype, C, bvec.data());
-  }
+  std::vector<float> gamma;
+  const DType bt = p.b_f32 ? DType::f32 : p.dtype;
   if (p.gamma.data) {
     gamma.resize(static_cast<std::size_t>(C));
     load_vec(p.gamma, C, p.dtype, gamma.data(), 1.0f);
   }
   ctx.threads().parallel_for(p.rows, row_grain(C), [&](std::int64_t r0, std::int64_t r1) {
-    std::vector<float> a(static_cast<std::size_t>(C)), bbuf(p.b && !p.b_vec ? static_cast<std::size_t>(C) : 0);
+    std::vector<float> a(static_cast<std::size_t>(C)), bbuf(p.b ? static_cast<std::size_t>(C) : 0);
     for (std::int64_t r = r0; r < r1; ++r) {
       load_floats(at(p.a, p.dtype, r * p.lda), p.dtype, C, a.data());
-      const float* b = nullptr;
-      if (p.b_vec) {
-        b = bvec.data();
-      } else if (p.b) {
-        load_floats(at(p.b, p.dtype, r * p.ldb), p.dtype, C, bbuf.data());
-        b = bbuf.data();
-      }
+      const float* b = bbuf.data();
+      if (p.b) load_floats(at(p.b, bt, (r % p.b_rows) * p.ldb), bt, C, bbuf.data());
       switch (p.op) {
         case EwOp::activation: apply_activation(p.act, a.data(), C); break;
         case EwOp::add:

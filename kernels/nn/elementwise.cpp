@@ -1,5 +1,6 @@
 // Activation / add / mul / scale / mul_silu / softmax entry points.
 
+#include <algorithm>
 #include <string>
 
 #include "nn/nn_internal.h"
@@ -46,27 +47,29 @@ nn_detail::EwParams prepare(const Check& c, const char* a_name, const Tensor& a,
   return p;
 }
 
-// b: a's shape (a's dtype) or, when allow_vec, a (C) vector (f32 or a's dtype).
-void second(const Check& c, const char* name, const Tensor& a, const Tensor& b, const Tensor& out, bool allow_vec,
-            nn_detail::EwParams& p) {
+// b: a's shape, or (with allow_broadcast) a shape that equals a's trailing dimensions once its
+// leading 1s are dropped: (C), (L, C), (1, L, C) against (B, L, C). a's dtype or f32.
+void second(const Check& c, const char* name, const Tensor& a, const Tensor& b, const Tensor& out,
+            bool allow_broadcast, nn_detail::EwParams& p) {
   c.present(name, b);
-  if (b.shape() == a.shape()) {
-    c.dtype(name, b, a.dtype());
-    const nn_detail::Rows rb = c.rows(name, b);
-    p.b = rb.data;
-    p.ldb = rb.ld;
-    c.alias_or_disjoint("out", out, name, b);
-    return;
-  }
-  if (!allow_vec || b.dim() != 1 || b.size(0) != a.size(-1))
+  c.dtype_f32_or(name, b, a.dtype());
+  int lead = 0;
+  while (lead < b.dim() - 1 && b.size(lead) == 1) ++lead;
+  const int kept = b.dim() - lead;
+  bool ok = b.shape() == a.shape();
+  if (!ok && allow_broadcast && kept >= 1 && kept <= a.dim())
+    ok = std::equal(b.shape().begin() + lead, b.shape().end(), a.shape().end() - kept);
+  if (!ok)
     c.fail(name, "expected shape " + shape_str(a.shape()) +
-                     (allow_vec ? " or (" + std::to_string(a.size(-1)) + ")" : std::string()) + " but got " +
-                     shape_str(b.shape()));
-  const nn_detail::Vec v = c.vec(name, b, a.size(-1), a.dtype(), true);
-  c.disjoint("out", out, name, b);
-  p.b = v.data;
-  p.b_vec = true;
-  p.b_f32 = v.f32;
+                     (allow_broadcast ? " or trailing dimensions of it such as (" + std::to_string(a.size(-1)) + ")"
+                                      : std::string()) +
+                     " but got " + shape_str(b.shape()));
+  const nn_detail::Rows rb = c.rows(name, b);
+  c.alias_or_disjoint("out", out, name, b);
+  p.b = rb.data;
+  p.ldb = rb.ld;
+  p.b_rows = rb.rows;
+  p.b_f32 = b.dtype() == DType::f32 && a.dtype() != DType::f32;
 }
 
 }  // namespace

@@ -182,10 +182,11 @@ struct EwParams {
   std::int64_t rows = 0, cols = 0;
   const void* a = nullptr;
   std::int64_t lda = 0;
-  const void* b = nullptr;  // rows view of a's shape, or a (C) vector when b_vec
-  std::int64_t ldb = 0;
-  bool b_vec = false;
-  bool b_f32 = false;  // only for b_vec
+  // Rows view of b_rows rows (b_rows divides rows); row r of a pairs with row r % b_rows of b:
+  // a's shape (b_rows = rows), a (C) vector (1), or a trailing-dims broadcast like (1, L, C).
+  const void* b = nullptr;
+  std::int64_t ldb = 0, b_rows = 0;
+  bool b_f32 = false;
   Vec gamma;
   float s = 1.0f;
   void* out = nullptr;

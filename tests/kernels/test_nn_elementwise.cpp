@@ -29,7 +29,12 @@ EwCase ew_case(Ew op, DType dt, const Shape& shape, std::uint64_t seed) {
     case Ew::add:
     case Ew::mul:
     case Ew::mul_silu: c.b = rnd(shape, dt, seed + 1, 2.0f); break;
-    case Ew::add_vec:
+    case Ew::add_vec: {  // a position-embedding-like broadcast over the leading dimension
+      Shape bs = shape;
+      bs[0] = 1;
+      c.b = rnd(bs, DType::f32, seed + 1);
+      break;
+    }
     case Ew::mul_vec: c.b = rnd({C}, DType::f32, seed + 1); break;
     case Ew::add_gamma:
       c.b = rnd(shape, dt, seed + 1);
@@ -50,7 +55,7 @@ std::vector<double> ew_ref(Ew op, const EwCase& c) {
     switch (op) {
       case Ew::act: a[i] = act_ref(c.act, a[i]); break;
       case Ew::add: a[i] += b[i]; break;
-      case Ew::add_vec: a[i] += b[ch]; break;
+      case Ew::add_vec: a[i] += b[i % b.size()]; break;
       case Ew::add_gamma: a[i] += b[i] * g[ch]; break;
       case Ew::mul: a[i] *= b[i]; break;
       case Ew::mul_vec: a[i] *= b[ch]; break;
@@ -126,9 +131,18 @@ TEST(NnElementwise, CpuGateOnProjectionHalvesAndInPlace) {
   Tensor buf = Tensor::empty({4, 20}, DType::f32);
   expect_error([&] { kernels::scale(ctx, buf.slice(1, 0, 16), 2.0f, buf.slice(1, 2, 18)); }, "scale: out: overlaps x");
   expect_error([&] { kernels::add(ctx, g.a, rnd({15}, DType::f32, 1), Tensor::empty({4, 16}, DType::f32)); },
-               "add: b: expected shape [4, 16] or (16)");
+               "add: b: expected shape [4, 16] or trailing dimensions of it such as (16)");
   expect_error([&] { kernels::mul_silu(ctx, g.a, rnd({16}, DType::f32, 1), Tensor::empty({4, 16}, DType::f32)); },
                "mul_silu: z: expected shape [4, 16] but got [16]");
+  // Absolute position embedding (1, L, C) added to (B, L, C) tokens, bf16 tokens + f32 table.
+  const Tensor tokens = rnd({3, 10, 16}, DType::bf16, 13), pos = rnd({1, 10, 16}, DType::f32, 14);
+  std::vector<double> want_pos = values(tokens);
+  const std::vector<double> pv = values(pos);
+  for (std::size_t i = 0; i < want_pos.size(); ++i) want_pos[i] += pv[i % pv.size()];
+  Tensor with_pos = poisoned(tokens.shape(), DType::bf16);
+  kernels::add(ctx, tokens, pos, with_pos);
+  expect_close(with_pos, from_doubles(want_pos, tokens.shape()), tolerance(DType::bf16), "pos embed");
+  expect_error([&] { kernels::add(ctx, tokens, rnd({2, 10, 16}, DType::f32, 1), with_pos); }, "add: b: expected shape");
   EXPECT_EQ(kernels::parse_activation("swish"), Activation::silu);
   expect_error([&] { kernels::parse_activation("tanh"); }, "activation 'tanh'");
 }

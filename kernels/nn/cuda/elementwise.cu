@@ -19,7 +19,7 @@ __global__ void elementwise_kernel(EwParams p) {
     const std::int64_t r = i / p.cols, c = i - r * p.cols;
     float v = cu::to_f(a[r * p.lda + c]);
     float b = 0.0f;
-    if (p.b) b = p.b_vec ? cu::load_ft<T>(p.b, p.b_f32, c) : cu::to_f(static_cast<const T*>(p.b)[r * p.ldb + c]);
+    if (p.b) b = cu::load_ft<T>(p.b, p.b_f32, (r % p.b_rows) * p.ldb + c);
     switch (p.op) {
       case EwOp::activation: v = cu::activate(p.act, v); break;
       case EwOp::add: v += p.gamma.data ? b * cu::load_ft<T>(p.gamma.data, p.gamma.f32, c) : b; break;

@@ -163,7 +163,8 @@ std::int64_t conv_out_size(std::int64_t in, std::int64_t kernel, std::int64_t st
                            std::int64_t pad, std::int64_t dilation);
 
 /// The official nn.Conv2d weight (Cout, Cin/groups, kh, kw) re-laid out as OHWI, contiguous, on
-/// the same device with the same dtype (a copy; do it once at load).
+/// the same device with the same dtype (do it once at load). A copy, except where both layouts
+/// coincide (1x1 and depthwise kernels), where it is a view of the same storage.
 Tensor conv_weight_ohwi(const Tensor& weight_oihw);
 
 /// A conv folded with the eval-mode BatchNorm that follows it:
@@ -185,11 +186,12 @@ FoldedConv fold_batch_norm(const Tensor& conv_weight, const Tensor& conv_bias, c
 
 /// out = act(x).
 void activation(Context& ctx, Activation act, const Tensor& x, const Tensor& out);
-/// out = a + b * gamma. b has a's shape, or is a (C) vector broadcast over rows; gamma is an
-/// optional (C) layer-scale vector (MambaVision's `x + gamma * f(x)`). b: a's dtype (or f32 when
-/// it is a (C) vector); gamma: f32 or a's dtype.
+/// out = a + b * gamma. b has a's shape or broadcasts over a's leading dimensions: its shape
+/// without leading 1s equals a's trailing dimensions, e.g. a (C) bias, or an absolute position
+/// embedding (1, L, C) added to tokens (B, L, C). b: a's dtype or f32. gamma: an optional (C)
+/// layer-scale vector (MambaVision's `x + gamma * f(x)`), f32 or a's dtype.
 void add(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& out, const Tensor& gamma = Tensor());
-/// out = a * b; b has a's shape or is a (C) vector (f32 or a's dtype) broadcast over rows.
+/// out = a * b, with b broadcast as in add().
 void mul(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& out);
 /// out = x * s.
 void scale(Context& ctx, const Tensor& x, float s, const Tensor& out);
