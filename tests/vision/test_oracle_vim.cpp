@@ -39,7 +39,8 @@ void expect_passes(const std::filesystem::path& dir, Device device, DType dtype)
   EXPECT_EQ(outputs, 1);
   // Every intermediate the oracle recorded is produced by the port, none silently skipped.
   std::int64_t recorded = 0;
-  for (const auto& [name, t] : OracleFolder::open(dir).io.tensors()) recorded += name.rfind("feat.", 0) == 0;
+  const OracleFolder folder = OracleFolder::open(dir);  // kept alive: the loop reads its tensor map
+  for (const auto& [name, t] : folder.io.tensors()) recorded += name.rfind("feat.", 0) == 0;
   EXPECT_EQ(intermediates, recorded);
   EXPECT_TRUE(r.passed);
 }

@@ -21,6 +21,13 @@ std::pair<std::int64_t, std::int64_t> read_pair(ArgReader& r, const std::string&
   r.fail(name, "must be an integer or a pair of integers, got " + v.dump());
 }
 
+/// An integer argument; JSON floats are rejected rather than truncated.
+std::int64_t read_int(ArgReader& r, const std::string& name, std::int64_t fallback) {
+  const Json v = r.get<Json>(name, Json(fallback));
+  if (!v.is_number_integer()) r.fail(name, "must be an integer, got " + v.dump());
+  return v.get<std::int64_t>();
+}
+
 void require_range(ArgReader& r, const std::string& name, std::int64_t v, std::int64_t lo, std::int64_t hi) {
   if (v < lo || v > hi)
     r.fail(name, "value " + std::to_string(v) + " is outside the supported range [" + std::to_string(lo) + ", " +
@@ -41,6 +48,7 @@ void read_ssm_cfg(ArgReader& r, VimConfig& c) {
       auto fail = [&](const std::string& problem) -> void { throw Error("argument " + name, problem); };
       try {
         if (key == "d_conv") {
+          if (!value.is_number_integer()) fail("must be an integer, got " + value.dump());
           c.d_conv = value.get<std::int64_t>();
           if (c.d_conv < 2 || c.d_conv > 4) fail("value " + value.dump() + " is not supported (the conv1d op takes widths 2 to 4)");
         } else if (key == "expand") {
@@ -92,12 +100,12 @@ VimConfig parse_config(const Json& args) {
   VimConfig c;
   std::tie(c.img_h, c.img_w) = read_pair(r, "img_size", 224);
   std::tie(c.patch_h, c.patch_w) = read_pair(r, "patch_size", 16);
-  c.stride = r.get<std::int64_t>("stride", 16);
-  c.depth = r.get<std::int64_t>("depth", 24);
-  c.embed_dim = r.get<std::int64_t>("embed_dim", 192);
-  c.d_state = r.get<std::int64_t>("d_state", 16);
-  c.channels = r.get<std::int64_t>("channels", 3);
-  c.num_classes = r.get<std::int64_t>("num_classes", 1000);
+  c.stride = read_int(r, "stride", 16);
+  c.depth = read_int(r, "depth", 24);
+  c.embed_dim = read_int(r, "embed_dim", 192);
+  c.d_state = read_int(r, "d_state", 16);
+  c.channels = read_int(r, "channels", 3);
+  c.num_classes = read_int(r, "num_classes", 1000);
   constexpr std::int64_t kBig = 1 << 20;
   require_range(r, "patch_size", c.patch_h, 1, 4096);
   require_range(r, "patch_size", c.patch_w, 1, 4096);
