@@ -182,6 +182,8 @@ VmambaConfig parse_vmamba_args(const Json& args) {
   if (s.d_conv > 31) r.fail("ssm_conv", "kernels above 31 are not supported");
   s.conv_bias = r.get<bool>("ssm_conv_bias", true);
   r.ignore("ssm_drop_rate");
+  // Passed by older build_model versions (config.py SSM_RANK_RATIO); VSSM swallows it in **kwargs.
+  r.ignore("ssm_rank_ratio");
   const std::string init = r.get<std::string>("ssm_init", "v0");
   if (init != "v0" && init != "v1" && init != "v2")
     r.fail("ssm_init", "\"" + init + "\" creates no dt/A/D parameters in the official code (v0, v1 or v2)");
