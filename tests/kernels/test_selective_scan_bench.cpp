@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "mcv/context.h"
 #include "mcv/kernels/selective_scan_bench.h"
@@ -51,11 +52,17 @@ TEST(SelectiveScanBench, DISABLED_Tune) {
     std::printf("-- lanes=%s chunks=%s\n%s", lanes ? lanes : "auto", chunks ? chunks : "auto",
                 format_scan_bench(results).c_str());
   };
-  run("1", nullptr, {"S1", "S2", "S5"});
-  run("2", nullptr, {"S1", "S2", "S5"});
-  for (const char* chunks : {"22", "44", "88", "176"}) {
-    run("1", chunks, {"S6"});
-    run("2", chunks, {"S6"});
+  for (const char* lanes : {"1", "2", "4"}) run(lanes, nullptr, {"S1", "S2", "S4", "S5"});
+  for (auto [lanes, chunks] : {std::pair{"4", "6"}, {"4", "11"}, {"4", "22"}, {"2", "11"}, {"2", "22"}, {"1", "44"}})
+    run(lanes, chunks, {"S6"});
+  for (const char* lanes : {"1", "2", "4"}) {
+    setenv("MCV_SCAN_LANES", lanes, 1);
+    unsetenv("MCV_SCAN_CHUNKS");
+    ScanBenchOptions opt;
+    opt.f32 = false;
+    opt.only = {"vim", "vmamba"};
+    opt.runs = 30;
+    std::printf("-- lanes=%s\n%s", lanes, format_scan_bench(bench_selective_scan(ctx, opt)).c_str());
   }
   unsetenv("MCV_SCAN_LANES");
   unsetenv("MCV_SCAN_CHUNKS");

@@ -92,6 +92,7 @@ std::vector<CudaCase> cuda_cases() {
   add([](CudaCase&, C& c) { c.seqlen = 197; c.n_state = 8; c.dim = 33; });
   add([](CudaCase& k, C& c) { c.seqlen = 197; c.n_state = 8; c.dim = 33; c.dtype = DType::bf16; k.lanes = 1; });
   add([](CudaCase& k, C& c) { c.seqlen = 197; c.n_state = 16; c.dim = 200; k.lanes = 1; });
+  add([](CudaCase& k, C& c) { c.seqlen = 100; c.n_state = 13; c.dim = 70; c.dtype = DType::bf16; k.lanes = 2; });
   add([](CudaCase&, C& c) { c.seqlen = 1000; c.n_state = 32; c.dtype = DType::bf16; c.dim = 17; });
   add([](CudaCase&, C& c) { c.seqlen = 197; c.n_state = 64; c.dtype = DType::f16; c.groups = 2; c.dim = 10; });
   add([](CudaCase&, C& c) { c.seqlen = 300; c.n_state = 128; c.layout = Layout::token_major; });

@@ -33,6 +33,7 @@
 
 #include <climits>
 #include <string>
+#include <type_traits>
 #include <cstdint>
 
 #include "mcv/cuda/context.cuh"
@@ -84,31 +85,78 @@ struct TileCoords {
   int sf_cstep;
 };
 
-/// Loads tile[j][c] = base[(d_first + c) * sd + pos[j] * sl] as f32 (0 outside the valid range).
+/// Asynchronous 4-byte copy (cp.async, no registers, every copy of a tile in flight at once)
+/// of the aligned word holding the element at `src` into `dst`; zero-fills when !ok. 16-bit
+/// elements are picked out of their word afterwards by address parity (word_value): a 2-byte
+/// cp.async does not exist, and rows (odd L, reversed or column-major orders) need not be aligned.
+template <typename T>
+__device__ __forceinline__ void cp_async_word(void* dst, const T* src, bool ok) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(src) & ~std::uintptr_t{3};
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(addr), "r"(ok ? 4 : 0) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+template <typename T> __device__ __forceinline__ float word_value(unsigned w, unsigned high);
+template <> __device__ __forceinline__ float word_value<float>(unsigned w, unsigned) { return __uint_as_float(w); }
+template <> __device__ __forceinline__ float word_value<__nv_bfloat16>(unsigned w, unsigned high) {
+  return __uint_as_float(high ? (w & 0xffff0000u) : (w << 16));
+}
+template <> __device__ __forceinline__ float word_value<__half>(unsigned w, unsigned high) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(high ? (w >> 16) : (w & 0xffffu))));
+}
+
+/// Parity of a 16-bit element's index within its word: base pointer parity plus the parities of
+/// the strides that move it (enough to know which half of the copied word it is).
+struct Parity {
+  unsigned base = 0, sd = 0, sl = 0;
+  template <typename T>
+  __device__ __forceinline__ static Parity of(const T* base, i64 sd, i64 sl) {
+    Parity q;
+    q.base = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(base) >> 1) & 1u;
+    q.sd = static_cast<unsigned>(sd) & 1u;
+    q.sl = static_cast<unsigned>(sl) & 1u;
+    return q;
+  }
+  __device__ __forceinline__ unsigned at(int c, i64 pos) const {
+    return (base + (static_cast<unsigned>(c) & sd) + (static_cast<unsigned>(pos) & sl)) & 1u;
+  }
+};
+
+/// Element (d_first + c, pos[j]) of a per-step tensor, from its copied word in tile slot `w`.
+template <typename T>
+__device__ __forceinline__ float tile_value(const float* tile, int at, const Parity& q, int c, i64 pos) {
+  return word_value<T>(__float_as_uint(tile[at]), q.at(c, pos));
+}
+
+/// Starts the copies tile[j][c] <- base[(d_first + c) * sd + pos[j] * sl] (zero outside the
+/// valid range). Coalesced whichever axis is contiguous.
 template <int kLanes, typename T>
-__device__ __forceinline__ void load_seq(float* tile, int ld, const T* base, i64 sd, i64 sl, int d_first,
-                                         int n_valid, int nT, const i64* pos, const TileCoords& tc) {
+__device__ __forceinline__ void issue_seq(float* tile, int ld, const T* base, i64 sd, i64 sl, int d_first,
+                                          int n_valid, int nT, const i64* pos, const TileCoords& tc) {
   constexpr int kPer = kTileSteps / kLanes;
-  float v[kPer];
   if (sd == 1) {
     const T* row = base + d_first + tc.cf_c;
-#pragma unroll
+    const bool cok = tc.cf_c < n_valid;
+#pragma unroll 4
     for (int m = 0; m < kPer; ++m) {
       const int j = tc.cf_j0 + m * kLanes;
-      v[m] = (tc.cf_c < n_valid && j < nT) ? to_float(row[pos[j] * sl]) : 0.0f;
+      const bool ok = cok && j < nT;
+      cp_async_word(tile + j * ld + tc.cf_c, ok ? row + pos[j] * sl : base, ok);
     }
-#pragma unroll
-    for (int m = 0; m < kPer; ++m) tile[(tc.cf_j0 + m * kLanes) * ld + tc.cf_c] = v[m];
   } else {
     const i64 off = pos[tc.sf_j] * sl;
-    const bool step_ok = tc.sf_j < nT;
-#pragma unroll
+    const bool jok = tc.sf_j < nT;
+#pragma unroll 4
     for (int m = 0; m < kPer; ++m) {
       const int c = tc.sf_c0 + m * tc.sf_cstep;
-      v[m] = (step_ok && c < n_valid) ? to_float(base[static_cast<i64>(d_first + c) * sd + off]) : 0.0f;
+      const bool ok = jok && c < n_valid;
+      cp_async_word(tile + tc.sf_j * ld + c, ok ? base + static_cast<i64>(d_first + c) * sd + off : base, ok);
     }
-#pragma unroll
-    for (int m = 0; m < kPer; ++m) tile[tc.sf_j * ld + tc.sf_c0 + m * tc.sf_cstep] = v[m];
   }
 }
 
@@ -136,49 +184,57 @@ __device__ __forceinline__ void store_seq(const float* tile, int ld, T* base, i6
   }
 }
 
-/// Loads the group's B or C for the tile: tile[j][n] (row stride kNb + 4), zero past n_state.
+/// Starts the copies of the group's B or C for the tile: tile[j][n] (row stride kNb + 4), zero
+/// past n_state.
 template <int kNb, typename T>
-__device__ __forceinline__ void load_bc(float* tile, const T* base, i64 sn, i64 sl, int n_state, int nT,
-                                        const i64* pos) {
+__device__ __forceinline__ void issue_bc(float* tile, const T* base, i64 sn, i64 sl, int n_state, int nT,
+                                         const i64* pos) {
   constexpr int kLdb = kNb + 4;
   constexpr int kTotal = kTileSteps * kNb;
-  constexpr int kBatch = 4;
-  const int nthreads = blockDim.x;
-  for (int i0 = threadIdx.x; i0 < kTotal; i0 += kBatch * nthreads) {
-    float v[kBatch];
-    int at[kBatch];
-#pragma unroll
-    for (int r = 0; r < kBatch; ++r) {
-      const int i = i0 + r * nthreads;
-      int j, n;
-      if (sn == 1) {
-        n = i % kNb;
-        j = i / kNb;
-      } else {
-        j = i % kTileSteps;
-        n = i / kTileSteps;
-      }
-      const bool ok = i < kTotal && j < nT && n < n_state;
-      v[r] = ok ? to_float(base[n * sn + pos[j] * sl]) : 0.0f;
-      at[r] = i < kTotal ? j * kLdb + n : -1;
+  for (int i = threadIdx.x; i < kTotal; i += blockDim.x) {
+    int j, n;
+    if (sn == 1) {
+      n = i % kNb;
+      j = i / kNb;
+    } else {
+      j = i % kTileSteps;
+      n = i / kTileSteps;
     }
-#pragma unroll
-    for (int r = 0; r < kBatch; ++r)
-      if (at[r] >= 0) tile[at[r]] = v[r];
+    const bool ok = j < nT && n < n_state;
+    cp_async_word(tile + j * kLdb + n, ok ? base + n * sn + pos[j] * sl : base, ok);
+  }
+}
+
+/// Turns a copied B/C tile of 16-bit words into f32 in place (no-op for f32).
+template <int kNb, typename T>
+__device__ __forceinline__ void convert_bc(float* tile, const T* base, i64 sn, i64 sl, const i64* pos) {
+  if constexpr (!std::is_same_v<T, float>) {
+    constexpr int kLdb = kNb + 4;
+    constexpr int kTotal = kTileSteps * kNb;
+    const Parity q = Parity::of(base, sn, sl);
+    for (int i = threadIdx.x; i < kTotal; i += blockDim.x) {
+      const int j = i / kNb, n = i % kNb;
+      const int at = j * kLdb + n;
+      tile[at] = tile_value<T>(tile, at, q, n, pos[j]);
+    }
   }
 }
 
 struct TileLayout {
-  float *tB, *tC, *tU, *tDt, *tZ, *tAcc;
+  float *tB, *tC;  // [kTileSteps][kNb + 4]: the group's B_t[n], C_t[n]
+  // [kTileSteps][channels + 1] (odd row length: both load orders are bank-conflict free).
+  // After the pre-pass: tU = dt*u, tDt = dt, tZ = output gate, tAcc = D*u (+ earlier directions'
+  // sum); after the recurrence tAcc holds the tile's output.
+  float *tU, *tDt, *tZ, *tAcc;
   i64* pos;  // [2][kTileSteps], alternating per tile
   int ld;
 };
 
 template <int kNb>
-__device__ __forceinline__ TileLayout carve_smem(unsigned char* raw, int channels, bool with_z, bool with_acc) {
+__device__ __forceinline__ TileLayout carve_smem(unsigned char* raw, int channels) {
   TileLayout t;
   constexpr int kLdb = kNb + 4;
-  t.ld = channels + 1;  // +1: step-fastest stores hit distinct banks
+  t.ld = channels + 1;
   float* f = reinterpret_cast<float*>(raw);
   t.tB = f;
   f += kTileSteps * kLdb;
@@ -189,10 +245,10 @@ __device__ __forceinline__ TileLayout carve_smem(unsigned char* raw, int channel
   t.tDt = f;
   f += kTileSteps * t.ld;
   t.tZ = f;
-  if (with_z) f += kTileSteps * t.ld;
+  f += kTileSteps * t.ld;
   t.tAcc = f;
-  if (with_acc) f += kTileSteps * t.ld;
-  t.pos = reinterpret_cast<i64*>(f);  // every tile above is a multiple of 16 floats: aligned
+  f += kTileSteps * t.ld;
+  t.pos = reinterpret_cast<i64*>(f);  // every tile above is a multiple of 32 floats: aligned
   return t;
 }
 
@@ -223,14 +279,61 @@ __device__ __forceinline__ TileCoords tile_coords(int channels) {
   return tc;
 }
 
+/// Sum over the kLanes threads of a channel (adjacent lanes of one warp).
+template <int kLanes>
+__device__ __forceinline__ float lane_sum(float v) {
+#pragma unroll
+  for (int off = kLanes / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+/// One step of the recurrence for this thread's kS states: h = exp2(dt*a2) * h + B*dtu and
+/// returns sum C*h (partial over this thread's states, in 4 independent chains).
+template <int kS>
+__device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS], const float* brow, const float* crow,
+                                           float dt, float dtu) {
+  if constexpr (kS % 4 == 0) {
+    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const float4* b4 = reinterpret_cast<const float4*>(brow);
+    const float4* c4 = reinterpret_cast<const float4*>(crow);
+#pragma unroll
+    for (int q = 0; q < kS / 4; ++q) {
+      const float4 bv = b4[q], cv = c4[q];
+      const float bn[4] = {bv.x, bv.y, bv.z, bv.w}, cn[4] = {cv.x, cv.y, cv.z, cv.w};
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int s = q * 4 + r;
+        h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], bn[r] * dtu);
+        part[r] = fmaf(cn[r], h[s], part[r]);
+      }
+    }
+    return (part[0] + part[1]) + (part[2] + part[3]);
+  } else {
+    float y = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kS; ++s) {
+      h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], brow[s] * dtu);
+      y = fmaf(crow[s], h[s], y);
+    }
+    return y;
+  }
+}
+
 /// The main scan: all directions of `channels` channels of one (batch, group[, chunk]).
+///
+/// Per tile of kTileSteps steps: positions -> loads (global -> f32 smem) -> pre-pass (the
+/// per-step scalar work: softplus, dt*u, D*u + earlier directions, gate; steps split over the
+/// lanes, independent across steps so its long precise-math chains overlap) -> recurrence (only
+/// the state updates, unrolled over steps) -> store. Keeping softplus/silu out of the recurrence
+/// loop matters: in one loop their ~100-cycle dependency chains serialised every step
+/// (measured 5-10x slower on H100).
 template <typename T, int kS, int kLanes>
-__global__ void __launch_bounds__(128, 4) scan_tiled_kernel(Params p, int channels, int bpg) {
+__global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channels, int bpg) {
   constexpr int kNb = kS * kLanes;
   constexpr int kLdb = kNb + 4;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const bool with_z = p.z.ptr != nullptr;
-  const TileLayout t = carve_smem<kNb>(smem_raw, channels, with_z, p.dirs > 1);
+  const TileLayout t = carve_smem<kNb>(smem_raw, channels);
   const BlockCoords bc = block_coords(p, bpg, 0);
   const TileCoords tc = tile_coords(channels);
 
@@ -273,6 +376,9 @@ __global__ void __launch_bounds__(128, 4) scan_tiled_kernel(Params p, int channe
     const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
     const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
     const bool last_dir = k == p.dirs - 1;
+    const float gate_scale = last_dir ? p.out_scale : 1.0f;
+    const Parity pu = Parity::of(ubase, p.u.sd, p.u.sl), pd = Parity::of(dbase, p.delta.sd, p.delta.sl);
+    const Parity pz = with_z ? Parity::of(zbase, p.z.sd, p.z.sl) : Parity{};
     float dtsum = 0.0f;
 
     for (int t0 = t_begin; t0 < t_end; t0 += kTileSteps, parity ^= 1) {
@@ -280,59 +386,62 @@ __global__ void __launch_bounds__(128, 4) scan_tiled_kernel(Params p, int channe
       i64* pos = t.pos + parity * kTileSteps;
       if (tid < kTileSteps) pos[tid] = tid < nT ? dir_pos(p, k, t0 + tid) : 0;
       __syncthreads();
-      load_seq<kLanes>(t.tU, t.ld, ubase, p.u.sd, p.u.sl, d_first, n_valid, nT, pos, tc);
-      load_seq<kLanes>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
+      issue_seq<kLanes>(t.tU, t.ld, ubase, p.u.sd, p.u.sl, d_first, n_valid, nT, pos, tc);
+      issue_seq<kLanes>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
       if (with_z && last_dir)
-        load_seq<kLanes>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
+        issue_seq<kLanes>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
       if (k > 0)
-        load_seq<kLanes>(t.tAcc, t.ld, static_cast<const float*>(abase), p.acc.sd, p.acc.sl, d_first,
-                         n_valid, nT, pos, tc);
-      load_bc<kNb>(t.tB, bbase, p.B_sn, p.B_sl, p.n_state, nT, pos);
-      load_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
+        issue_seq<kLanes>(t.tAcc, t.ld, static_cast<const float*>(abase), p.acc.sd, p.acc.sl, d_first,
+                          n_valid, nT, pos, tc);
+      issue_bc<kNb>(t.tB, bbase, p.B_sn, p.B_sl, p.n_state, nT, pos);
+      issue_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
+      cp_async_wait_all();
       __syncthreads();
 
-#pragma unroll 1
-      for (int j = 0; j < nT; ++j) {
-        const float uu = t.tU[j * t.ld + ch];
-        float dt = t.tDt[j * t.ld + ch] + bias;
+      // Pre-pass: B/C to f32, and this thread's share of the tile's steps (in place).
+      convert_bc<kNb>(t.tB, bbase, p.B_sn, p.B_sl, pos);
+      convert_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, pos);
+#pragma unroll 4
+      for (int j = lane; j < nT; j += kLanes) {
+        const int at = j * t.ld + ch;
+        const i64 q = pos[j];
+        float dt = tile_value<T>(t.tDt, at, pd, d, q) + bias;
         if (p.softplus) dt = softplus_f(dt);
+        const float uu = tile_value<T>(t.tU, at, pu, d, q);
         dtsum += dt;
-        const float dtu = dt * uu;
-        const float4* b4 = reinterpret_cast<const float4*>(t.tB + j * kLdb + lane * kS);
-        const float4* c4 = reinterpret_cast<const float4*>(t.tC + j * kLdb + lane * kS);
-        float y = 0.0f;
-#pragma unroll
-        for (int q = 0; q < kS / 4; ++q) {
-          const float4 bv = b4[q], cv = c4[q];
-          const float bn[4] = {bv.x, bv.y, bv.z, bv.w}, cn[4] = {cv.x, cv.y, cv.z, cv.w};
-#pragma unroll
-          for (int r = 0; r < 4; ++r) {
-            const int s = q * 4 + r;
-            const float decay = ex2_approx(dt * a2[s]);
-            h[s] = fmaf(decay, h[s], bn[r] * dtu);
-            y = fmaf(cn[r], h[s], y);
-          }
-        }
-#pragma unroll
-        for (int off = kLanes / 2; off > 0; off >>= 1) y += __shfl_xor_sync(0xffffffffu, y, off);
-        y = fmaf(dskip, uu, y);
-        if (k > 0) y += t.tAcc[j * t.ld + ch];
-        if (last_dir) {
-          y *= p.out_scale;
-          if (with_z) y *= silu_f(t.tZ[j * t.ld + ch]);
-        }
-        // u[j][ch] was read by every lane of this channel before the shuffle above.
-        if (lane == 0) t.tU[j * t.ld + ch] = y;
+        t.tDt[at] = dt;
+        t.tU[at] = dt * uu;
+        t.tAcc[at] = fmaf(dskip, uu, k > 0 ? t.tAcc[at] : 0.0f);
+        t.tZ[at] = (with_z && last_dir) ? gate_scale * silu_f(tile_value<T>(t.tZ, at, pz, d, q)) : gate_scale;
+      }
+      __syncthreads();
+
+      // Recurrence. Only lane 0 of a channel reads and writes tAcc / tZ here.
+      auto step = [&](int j) {
+        const int at = j * t.ld + ch;
+        const float y = lane_sum<kLanes>(
+            scan_step<kS>(h, a2, t.tB + j * kLdb + lane * kS, t.tC + j * kLdb + lane * kS, t.tDt[at], t.tU[at]));
+        if (lane == 0) t.tAcc[at] = (y + t.tAcc[at]) * t.tZ[at];
+      };
+      // Two steps in flight give the scheduler independent exp/FMA chains; more only adds
+      // registers (the B/C rows of every unrolled step are live at once).
+      if (nT == kTileSteps) {
+#pragma unroll 2
+        for (int j = 0; j < kTileSteps; ++j) step(j);
+      } else {
+#pragma unroll 1
+        for (int j = 0; j < nT; ++j) step(j);
       }
       __syncthreads();
       if (last_dir)
-        store_seq<kLanes>(t.tU, t.ld, obase, p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
+        store_seq<kLanes>(t.tAcc, t.ld, obase, p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
       else
-        store_seq<kLanes>(t.tU, t.ld, abase, p.acc.sd, p.acc.sl, d_first, n_valid, nT, pos, tc);
+        store_seq<kLanes>(t.tAcc, t.ld, abase, p.acc.sd, p.acc.sl, d_first, n_valid, nT, pos, tc);
     }
 
-    if (active) {
-      if (p.n_chunks > 1) {
+    if (p.n_chunks > 1) {
+      dtsum = lane_sum<kLanes>(dtsum);
+      if (active) {
         const i64 cell = (static_cast<i64>(bc.chunk) * p.batch + bc.b) * p.dim + d;
 #pragma unroll
         for (int s = 0; s < kS; ++s) {
@@ -340,13 +449,13 @@ __global__ void __launch_bounds__(128, 4) scan_tiled_kernel(Params p, int channe
           if (n < p.n_state) p.chunk_h[cell * p.n_state + n] = h[s];
         }
         if (lane == 0) p.chunk_dtsum[cell] = dtsum;
-      } else if (p.hT) {
+      }
+    } else if (p.hT && active) {
 #pragma unroll
-        for (int s = 0; s < kS; ++s) {
-          const int n = lane * kS + s;
-          if (n < p.n_state)
-            p.hT[bc.b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h[s];
-        }
+      for (int s = 0; s < kS; ++s) {
+        const int n = lane * kS + s;
+        if (n < p.n_state)
+          p.hT[bc.b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h[s];
       }
     }
   }
@@ -375,14 +484,15 @@ __global__ void scan_combine_kernel(Params p) {
   if (p.hT) p.hT[b * p.hT_sb + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = H;
 }
 
-/// Chunked path, pass 3: adds the contribution of each chunk's initial state to its outputs.
+/// Chunked path, pass 3: adds the contribution of each chunk's initial state H_in to its
+/// outputs: out_t += C_t . (H_in * prod exp(dt*A)) * gate_t, until it is negligible.
 template <typename T, int kS, int kLanes>
-__global__ void __launch_bounds__(128, 4) scan_correct_kernel(Params p, int channels, int bpg) {
+__global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int channels, int bpg) {
   constexpr int kNb = kS * kLanes;
   constexpr int kLdb = kNb + 4;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const bool with_z = p.z.ptr != nullptr;
-  const TileLayout t = carve_smem<kNb>(smem_raw, channels, with_z, false);
+  const TileLayout t = carve_smem<kNb>(smem_raw, channels);
   const BlockCoords bc = block_coords(p, bpg, 1);
   const TileCoords tc = tile_coords(channels);
 
@@ -413,6 +523,9 @@ __global__ void __launch_bounds__(128, 4) scan_correct_kernel(Params p, int chan
   const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb;
   const T* zbase = with_z ? static_cast<const T*>(p.z.ptr) + bc.b * p.z.sb : nullptr;
   T* obase = static_cast<T*>(const_cast<void*>(p.out.ptr)) + bc.b * p.out.sb;
+  const Parity pd = Parity::of(dbase, p.delta.sd, p.delta.sl), po = Parity::of(obase, p.out.sd, p.out.sl);
+  const Parity pz = with_z ? Parity::of(zbase, p.z.sd, p.z.sl) : Parity{};
+  // B is not needed: pass 1 included every input term; this adds the homogeneous part only.
 
   bool live = gmax > 0.0f;
   int parity = 0;
@@ -422,38 +535,46 @@ __global__ void __launch_bounds__(128, 4) scan_correct_kernel(Params p, int chan
     i64* pos = t.pos + parity * kTileSteps;
     if (tid < kTileSteps) pos[tid] = tid < nT ? dir_pos(p, 0, t0 + tid) : 0;
     __syncthreads();
-    load_seq<kLanes>(t.tU, t.ld, static_cast<const T*>(obase), p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
-    load_seq<kLanes>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
-    if (with_z) load_seq<kLanes>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
-    load_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
+    issue_seq<kLanes>(t.tAcc, t.ld, static_cast<const T*>(obase), p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
+    issue_seq<kLanes>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
+    if (with_z) issue_seq<kLanes>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
+    issue_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
+    cp_async_wait_all();
     __syncthreads();
-#pragma unroll 1
-    for (int j = 0; j < nT; ++j) {
-      float dt = t.tDt[j * t.ld + ch] + bias;
+    convert_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, pos);
+#pragma unroll 4
+    for (int j = lane; j < nT; j += kLanes) {
+      const int at = j * t.ld + ch;
+      const i64 q = pos[j];
+      float dt = tile_value<T>(t.tDt, at, pd, d, q) + bias;
       if (p.softplus) dt = softplus_f(dt);
-      const float4* c4 = reinterpret_cast<const float4*>(t.tC + j * kLdb + lane * kS);
-      float corr = 0.0f;
-#pragma unroll
-      for (int q = 0; q < kS / 4; ++q) {
-        const float4 cv = c4[q];
-        const float cn[4] = {cv.x, cv.y, cv.z, cv.w};
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const int s = q * 4 + r;
-          g[s] *= ex2_approx(dt * a2[s]);
-          corr = fmaf(cn[r], g[s], corr);
-        }
-      }
-#pragma unroll
-      for (int off = kLanes / 2; off > 0; off >>= 1) corr += __shfl_xor_sync(0xffffffffu, corr, off);
-      corr *= p.out_scale;
-      if (with_z) corr *= silu_f(t.tZ[j * t.ld + ch]);
-      const float prev = t.tU[j * t.ld + ch];
-      __syncwarp();
-      if (lane == 0) t.tU[j * t.ld + ch] = prev + corr;
+      t.tDt[at] = dt;
+      t.tZ[at] = with_z ? p.out_scale * silu_f(tile_value<T>(t.tZ, at, pz, d, q)) : p.out_scale;
+      t.tAcc[at] = tile_value<T>(t.tAcc, at, po, d, q);
     }
     __syncthreads();
-    store_seq<kLanes>(t.tU, t.ld, obase, p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
+    auto step = [&](int j) {
+      const int at = j * t.ld + ch;
+      const float dt = t.tDt[at];
+      const float* crow = t.tC + j * kLdb + lane * kS;
+      float corr = 0.0f;
+#pragma unroll
+      for (int s = 0; s < kS; ++s) {
+        g[s] *= ex2_approx(dt * a2[s]);
+        corr = fmaf(crow[s], g[s], corr);
+      }
+      corr = lane_sum<kLanes>(corr);
+      if (lane == 0) t.tAcc[at] = fmaf(corr, t.tZ[at], t.tAcc[at]);
+    };
+    if (nT == kTileSteps) {
+#pragma unroll 2
+      for (int j = 0; j < kTileSteps; ++j) step(j);
+    } else {
+#pragma unroll 1
+      for (int j = 0; j < nT; ++j) step(j);
+    }
+    __syncthreads();
+    store_seq<kLanes>(t.tAcc, t.ld, obase, p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
     float m = 0.0f;
 #pragma unroll
     for (int s = 0; s < kS; ++s) m = fmaxf(m, fabsf(g[s]));
@@ -519,10 +640,19 @@ inline unsigned grid_size(i64 blocks, const char* what) {
   return static_cast<unsigned>(blocks);
 }
 
+/// Allows more than 48 KiB of dynamic shared memory for a kernel (once per kernel and size).
+template <typename Kernel>
+void configure_smem(Kernel kernel, std::size_t bytes) {
+  if (bytes <= 48 * 1024) return;
+  cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+             "selective_scan: cudaFuncSetAttribute");
+}
+
 template <typename T, int kS, int kLanes>
 void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const int channels = cfg.channels_per_block, threads = channels * kLanes;
-  const std::size_t smem = tile_smem_bytes(channels, kLanes, kS, p.z.ptr != nullptr, p.dirs > 1);
+  const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);
+  configure_smem(scan_tiled_kernel<T, kS, kLanes>, smem);
   const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group;
   scan_tiled_kernel<T, kS, kLanes><<<grid_size(per_chunk * p.n_chunks, "scan"), threads, smem, stream>>>(
       p, channels, cfg.blocks_per_group);
@@ -531,8 +661,8 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
     const i64 cells = static_cast<i64>(p.batch) * p.dim * p.n_state;
     scan_combine_kernel<T><<<grid_size((cells + 255) / 256, "combine"), 256, 0, stream>>>(p);
     cuda_check_launch("selective_scan: scan_combine_kernel");
-    const std::size_t smem_c = tile_smem_bytes(channels, kLanes, kS, p.z.ptr != nullptr, false);
-    scan_correct_kernel<T, kS, kLanes><<<grid_size(per_chunk * (p.n_chunks - 1), "correct"), threads, smem_c, stream>>>(
+    configure_smem(scan_correct_kernel<T, kS, kLanes>, smem);
+    scan_correct_kernel<T, kS, kLanes><<<grid_size(per_chunk * (p.n_chunks - 1), "correct"), threads, smem, stream>>>(
         p, channels, cfg.blocks_per_group);
     cuda_check_launch("selective_scan: scan_correct_kernel");
   }
@@ -553,7 +683,9 @@ void launch_typed(const Params& p, const LaunchConfig& cfg, cudaStream_t stream)
   }
   const int key = cfg.states_per_thread * 100 + cfg.lanes;
   switch (key) {
+    case 101: return run_tiled<T, 1, 1>(p, cfg, stream);
     case 401: return run_tiled<T, 4, 1>(p, cfg, stream);
+    case 404: return run_tiled<T, 4, 4>(p, cfg, stream);
     case 801: return run_tiled<T, 8, 1>(p, cfg, stream);
     case 402: return run_tiled<T, 4, 2>(p, cfg, stream);
     case 1601: return run_tiled<T, 16, 1>(p, cfg, stream);

@@ -64,15 +64,15 @@ struct LaunchConfig {
   int generic_nmax = 16;
 };
 
-/// Steps staged per shared-memory tile.
-constexpr int kTileSteps = 16;
+/// Steps staged per shared-memory tile (a warp loads one channel's tile row: 32 steps).
+constexpr int kTileSteps = 32;
 
-/// Dynamic shared memory of the tiled kernels.
-inline std::size_t tile_smem_bytes(int channels, int lanes, int states, bool with_z, bool with_acc) {
+/// Dynamic shared memory of the tiled kernels: B/C tiles, four [step][channel] f32 tiles, and
+/// two tiles' positions.
+inline std::size_t tile_smem_bytes(int channels, int lanes, int states) {
   const int nb = states * lanes;
   const std::size_t bc = 2ull * kTileSteps * (nb + 4) * sizeof(float);
-  const std::size_t seq = (2ull + (with_z ? 1 : 0) + (with_acc ? 1 : 0)) * kTileSteps * (channels + 1) *
-                          sizeof(float);
+  const std::size_t seq = 4ull * kTileSteps * (channels + 1) * sizeof(float);
   return bc + seq + 2ull * kTileSteps * sizeof(std::int64_t);
 }
 
