@@ -12,6 +12,7 @@
 
 #include "mcv/context.h"
 #include "mcv/error.h"
+#include "mcv/kernels/selective_scan.h"
 #include "mcv/kernels/ssd.h"
 #include "mcv/kernels/ssm_step.h"
 #include "test_support.h"
@@ -326,6 +327,65 @@ TEST(Mamba2StateUpdate, ContinuesTheSsdScan) {
     }
     expect_close(values(state), values(final_full), {1e-5, 1e-5}, "final state");
   }
+}
+
+// The Mamba-1 step continues the selective scan (the other engineer's op): a scan over a prefix
+// with its final state, then one step per token, gives the scan's outputs over the whole
+// sequence and its final state.
+TEST(SelectiveStateUpdate, ContinuesTheSelectiveScan) {
+  for (DType io : kDtypes)
+    for (std::int64_t groups : {1, 2}) {
+      SCOPED_TRACE(std::string(dtype_name(io)) + " G=" + std::to_string(groups));
+      Context ctx;
+      const std::int64_t batch = 2, dim = 8, n = 16, L = 12, prefix = 7;
+      const Tensor u = random_tensor({batch, dim, L}, io, 1), delta = random_tensor({batch, dim, L}, io, 2, 0.5f, -1.0f);
+      const Tensor z = random_tensor({batch, dim, L}, io, 3);
+      const Tensor B = random_tensor({batch, groups, n, L}, io, 4), C = random_tensor({batch, groups, n, L}, io, 5);
+      std::vector<float> a = random_tensor({dim, n}, DType::f32, 6, 0.5f).to_vector();
+      for (float& v : a) v = -std::exp(v);
+      const Tensor A = Tensor::from_vector(a, {dim, n}), D = random_tensor({dim}, DType::f32, 7);
+      const Tensor bias = random_tensor({dim}, DType::f32, 8, 0.2f);
+      const Tensor init = random_tensor({batch, dim, n}, DType::f32, 9);
+      auto scan = [&](std::int64_t len, Tensor* out, Tensor* final_state) {
+        SelectiveScanArgs s;
+        s.u = u.slice(2, 0, len);
+        s.delta = delta.slice(2, 0, len);
+        s.A = A;
+        s.B = groups == 1 ? B.select(1, 0).slice(2, 0, len) : B.slice(3, 0, len);
+        s.C = groups == 1 ? C.select(1, 0).slice(2, 0, len) : C.slice(3, 0, len);
+        s.D = D;
+        s.z = z.slice(2, 0, len);
+        s.delta_bias = bias;
+        s.delta_softplus = true;
+        s.initial_state = init;
+        *out = Tensor::empty({batch, dim, len}, io);
+        *final_state = Tensor::empty({batch, dim, n}, DType::f32);
+        s.out = *out;
+        s.final_state = *final_state;
+        selective_scan(ctx, s);
+      };
+      Tensor full_out, full_state, prefix_out, state;
+      scan(L, &full_out, &full_state);
+      scan(prefix, &prefix_out, &state);
+      for (std::int64_t t = prefix; t < L; ++t) {
+        SelectiveStateUpdateArgs a;
+        a.state = state;
+        a.x = u.select(2, t);
+        a.dt = delta.select(2, t);
+        a.A = A;
+        a.B = groups == 1 ? B.select(1, 0).select(2, t) : B.select(3, t);
+        a.C = groups == 1 ? C.select(1, 0).select(2, t) : C.select(3, t);
+        a.D = D;
+        a.z = z.select(2, t);
+        a.dt_bias = bias;
+        a.dt_options.softplus = true;
+        a.out = Tensor::empty({batch, dim}, io);
+        poison(a.out);
+        selective_state_update(ctx, a);
+        expect_close(values(a.out), values(full_out.select(2, t)), tolerance(io), "step " + std::to_string(t));
+      }
+      expect_close(values(state), values(full_state), {1e-5, 1e-5}, "final state");
+    }
 }
 
 // ---- CUDA against CPU ----------------------------------------------------------------------
