@@ -205,6 +205,9 @@ TEST(CheckpointErrors, MissingEmptyDirectoryAndUnreadablePaths) {
   expect_error([&] { Checkpoint::open(dir / "short.safetensors"); }, {"short.safetensors", "too short"});
   test::write_file(dir / "text.pth", "this is not a checkpoint at all");
   expect_error([&] { Checkpoint::open(dir / "text.pth"); }, {"text.pth", "unrecognised format"});
+  ASSERT_EQ(::mkfifo((dir / "fifo.pth").c_str(), 0600), 0);
+  expect_error([&] { Checkpoint::open(dir / "fifo.pth"); }, {"fifo.pth", "not a regular file"});
+  expect_error([&] { Checkpoint::open("/dev/zero"); }, {"/dev/zero", "not a regular file"});
   if (::geteuid() != 0) {  // root reads files whatever their mode
     test::write_file(dir / "locked.pth", test::read_file(ckpt_dir() / "plain_state_dict.pth"));
     ::chmod((dir / "locked.pth").c_str(), 0);

@@ -31,7 +31,8 @@ struct Fd {
 ByteSource map_file(const std::filesystem::path& path) {
   ByteSource source;
   source.name = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is then refused as not regular.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw Error(source.name, std::string("cannot open: ") + std::strerror(errno));
   Fd guard{fd};
   struct stat st {};
