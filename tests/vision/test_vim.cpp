@@ -447,6 +447,27 @@ TEST(Vim, MatchesFloat64ReferenceAtOtherAndNonSquareResolutions) {
   }
 }
 
+TEST(Vim, ReleasedStride8GeometryMatchesReference) {
+  // Vim-T+'s registered arguments (patch 16, stride 8: 27 x 27 patches, class token at 364 of
+  // 730) cut to one layer and ten classes, so the float64 reference stays cheap.
+  Json args = find_spec("vim-t+").args;
+  args["depth"] = 1;
+  args["num_classes"] = 10;
+  const Built b = build_small(args, 31);
+  ASSERT_EQ(b.config.grid_h, 27);
+  ASSERT_EQ(b.weights.at("pos_embed").shape(), (Shape{1, 730, 192}));
+  const Tensor images = test::random_tensor({1, 3, 224, 224}, DType::f32, 32);
+  Context ctx;
+  const Vec got = values(b.model->forward(ctx, images));
+  const Vec want = Reference(b.config, b.weights).forward(values(images), 224, 224);
+  double err = 0, scale = 0;
+  for (std::size_t k = 0; k < want.size(); ++k) {
+    err = std::max(err, std::abs(got[k] - want[k]));
+    scale = std::max(scale, std::abs(want[k]));
+  }
+  EXPECT_LE(err, 2e-5 * (1 + scale)) << "max error " << err << " (logit scale " << scale << ")";
+}
+
 TEST(Vim, ResizedPositionEmbeddingIsCachedPerGrid) {
   const Built b = build_small(small_args(), 7);
   Context ctx;
