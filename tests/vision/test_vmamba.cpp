@@ -537,6 +537,30 @@ TEST(VmambaLoading, StrictErrorsListEveryName) {
   EXPECT_NE(msg.find("mis-shaped"), std::string::npos);
 }
 
+// Linear2d (channel-first models) also loads 1x1 conv weights (out, in, 1, 1); nn.Linear does not.
+TEST(VmambaLoading, Linear2dTakesConvShapedWeights) {
+  const Checkpoint io = Checkpoint::open(oracle_path(kV2) / "io.safetensors");
+  Weights w = oracle_weights(kV2);
+  int reshaped = 0;
+  for (auto& [name, t] : w)
+    if (t.dim() == 2 && (name.find("in_proj") != std::string::npos || name.find("out_proj") != std::string::npos ||
+                         name.find(".mlp.fc") != std::string::npos)) {
+      t = t.contiguous().view({t.size(0), t.size(1), 1, 1});
+      ++reshaped;
+    }
+  EXPECT_EQ(reshaped, 5 * 4);
+  Context ctx;
+  auto model = load_model(oracle_args(kV2), w, ctx);
+  const test::Diff d = test::compare(model->forward(ctx, io.at("input")), io.at("output"));
+  EXPECT_LT(d.max_abs, 2.3e-6);
+
+  Weights v0 = oracle_weights(kV0);
+  Tensor& t = v0.at("layers.0.blocks.0.op.in_proj.weight");
+  t = t.contiguous().view({t.size(0), t.size(1), 1, 1});
+  const std::string msg = error_of([&] { load_model(oracle_args(kV0), v0, ctx); });
+  EXPECT_NE(msg.find("mis-shaped [layers.0.blocks.0.op.in_proj.weight"), std::string::npos) << msg;
+}
+
 TEST(VmambaLoading, LegacyNames) {
   EXPECT_EQ(vmamba_legacy_name("patch_embed.proj.weight"), "patch_embed.0.weight");
   EXPECT_EQ(vmamba_legacy_name("patch_embed.norm.bias"), "patch_embed.2.bias");

@@ -1,5 +1,6 @@
 #include "module.h"
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -74,7 +75,8 @@ void load_state_dict(Module& root, const std::map<std::string, Tensor>& tensors,
     used.insert(name);
     const Tensor& src = *it->second;
     if (p.kind == ParamKind::ignored) return;
-    if (src.shape() != p.shape) {
+    if (src.shape() != p.shape &&
+        std::find(p.alt_shapes.begin(), p.alt_shapes.end(), src.shape()) == p.alt_shapes.end()) {
       mismatched.push_back(name + " (checkpoint " + shape_str(src.shape()) + ", model " + shape_str(p.shape) + ")");
       return;
     }
@@ -103,6 +105,7 @@ void load_state_dict(Module& root, const std::map<std::string, Tensor>& tensors,
     const Tensor& src = *it->second;
     Tensor converted = src.dtype() == target ? src : src.to(target);
     p.value = converted.to(options.device);
+    if (p.value.shape() != p.shape) p.value = p.value.view(p.shape);
   });
   root.finalize(ctx);
   ctx.synchronize();

@@ -27,6 +27,9 @@ struct Param {
   Shape shape;       ///< expected shape; an empty shape with `any_shape` accepts any
   ParamKind kind = ParamKind::weight;
   bool optional = false;  ///< may be absent from a checkpoint (e.g. a buffer added in a later release)
+  /// Other checkpoint shapes holding the same elements in the same order, viewed as `shape` on
+  /// load (e.g. a 1x1 conv weight (out, in, 1, 1) for a linear (out, in), as VMamba's Linear2d).
+  std::vector<Shape> alt_shapes;
   Tensor value;           ///< on the model's device after loading
 };
 

@@ -84,11 +84,14 @@ class Norm : public Module {
   Param* var_ = nullptr;
 };
 
-/// nn.Linear or Linear2d (both store the weight as (out, in)); bias kept in f32.
+/// nn.Linear or Linear2d (the channel-first layers); bias kept in f32. Linear2d stores an
+/// nn.Linear weight (out, in) but its loader also takes a 1x1 conv weight (out, in, 1, 1).
 class Linear : public Module {
  public:
-  Linear(Int in, Int out, bool bias)
-      : weight_(param("weight", {out, in})), bias_(bias ? &param("bias", {out}, ParamKind::f32) : nullptr) {}
+  Linear(Int in, Int out, bool bias, bool linear2d = false)
+      : weight_(param("weight", {out, in})), bias_(bias ? &param("bias", {out}, ParamKind::f32) : nullptr) {
+    if (linear2d) weight_.alt_shapes = {{out, in, 1, 1}};
+  }
   /// out = act(x W^T + b) + residual; out allocated when undefined; residual may be out itself.
   Tensor run(Context& ctx, const Tensor& x, Tensor out = Tensor(), const Tensor& residual = Tensor(),
              k::Activation act = k::Activation::none) const {
@@ -175,7 +178,7 @@ class Ss2d : public Module {
         d_inner_(c.d_inner(stage)),
         d_state_(c.ssm.d_state),
         dt_rank_(c.dt_rank(stage)),
-        in_proj_(make_child<Linear>("in_proj", d_model, o_.z_gate ? 2 * d_inner_ : d_inner_, false)) {
+        in_proj_(make_child<Linear>("in_proj", d_model, o_.z_gate ? 2 * d_inner_ : d_inner_, false, c.channel_first)) {
     if (o_.d_conv > 1)
       conv2d_ = &make_child<Conv2d>("conv2d", d_inner_, d_inner_, o_.d_conv, 1, (o_.d_conv - 1) / 2,
                                     static_cast<int>(d_inner_), o_.conv_bias);
@@ -197,7 +200,7 @@ class Ss2d : public Module {
         out_conv_ = &make_child<Conv2d>("out_norm.2", d_inner_, d_inner_, 3, 1, 1, dw, false);
         break;
     }
-    out_proj_ = &make_child<Linear>("out_proj", d_inner_, d_model, false);
+    out_proj_ = &make_child<Linear>("out_proj", d_inner_, d_model, false, c.channel_first);
   }
 
   void on_loaded(Context&) override {
@@ -314,12 +317,12 @@ class Ss2d : public Module {
 /// Mlp (fc1 -> act -> fc2) or gMlp (fc1 to 2*hidden, x * act(z), fc2).
 class Mlp : public Module {
  public:
-  Mlp(Int dim, Int hidden, k::Activation act, bool gated)
+  Mlp(Int dim, Int hidden, k::Activation act, bool gated, bool linear2d)
       : hidden_(hidden),
         act_(act),
         gated_(gated),
-        fc1_(make_child<Linear>("fc1", dim, gated ? 2 * hidden : hidden, true)),
-        fc2_(make_child<Linear>("fc2", hidden, dim, true)) {}
+        fc1_(make_child<Linear>("fc1", dim, gated ? 2 * hidden : hidden, true, linear2d)),
+        fc2_(make_child<Linear>("fc2", hidden, dim, true, linear2d)) {}
   /// out = residual + mlp(h); residual may be out itself.
   void run(Context& ctx, const Tensor& h, const Tensor& out, const Tensor& residual) const {
     if (!gated_) {
@@ -358,7 +361,7 @@ class VssBlock : public Module {
     }
     if (c.mlp_branch()) {
       norm2_ = &make_child<Norm>("norm2", dim, c.norm);
-      mlp_ = &make_child<Mlp>("mlp", dim, static_cast<Int>(dim * c.mlp_ratio), c.mlp_act, c.gmlp);
+      mlp_ = &make_child<Mlp>("mlp", dim, static_cast<Int>(dim * c.mlp_ratio), c.mlp_act, c.gmlp, c.channel_first);
     }
   }
 
@@ -452,7 +455,7 @@ class Downsample : public Module {
  public:
   Downsample(Int dim, Int out_dim, const VmambaConfig& c) {
     if (c.downsample_version == "v1") {
-      reduction_ = &make_child<Linear>("reduction", 4 * dim, out_dim, false);
+      reduction_ = &make_child<Linear>("reduction", 4 * dim, out_dim, false, c.channel_first);
       norm_ = &make_child<Norm>("norm", 4 * dim, c.norm);
       return;
     }
