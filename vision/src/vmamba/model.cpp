@@ -84,12 +84,13 @@ class Norm : public Module {
   Param* var_ = nullptr;
 };
 
-/// nn.Linear or Linear2d (the channel-first layers); bias kept in f32. Linear2d stores an
-/// nn.Linear weight (out, in) but its loader also takes a 1x1 conv weight (out, in, 1, 1).
+/// nn.Linear or Linear2d (the channel-first layers). The bias stays in the compute dtype so the
+/// GEMM epilogue can fuse it. Linear2d stores an nn.Linear weight (out, in), but its loader also
+/// takes a 1x1 conv weight (out, in, 1, 1).
 class Linear : public Module {
  public:
   Linear(Int in, Int out, bool bias, bool linear2d = false)
-      : weight_(param("weight", {out, in})), bias_(bias ? &param("bias", {out}, ParamKind::f32) : nullptr) {
+      : weight_(param("weight", {out, in})), bias_(bias ? &param("bias", {out}) : nullptr) {
     if (linear2d) weight_.alt_shapes = {{out, in, 1, 1}};
   }
   /// out = act(x W^T + b) + residual; out allocated when undefined; residual may be out itself.
@@ -131,7 +132,7 @@ class Conv2d : public Module {
         pad_(pad),
         groups_(groups),
         weight_(param("weight", {out, in / groups, kernel, kernel})),
-        bias_(bias ? &param("bias", {out}, ParamKind::f32) : nullptr) {}
+        bias_(bias ? &param("bias", {out}) : nullptr) {}
 
   void on_loaded(Context&) override { ohwi_ = k::conv_weight_ohwi(weight_.value); }
 
