@@ -224,8 +224,11 @@ class Ss2d : public Module {
     const k::Activation none = k::Activation::none;
 
     Tensor x = Linear::run_rows(ctx, h, w_x_, Tensor(), Tensor(), Tensor(), none);
+    // silu(z) is applied by the gating multiply itself (one pass over z instead of two).
+    const bool gate_silu = o_.z_gate && o_.z_act && o_.act == k::Activation::silu;
     Tensor z;
-    if (o_.z_gate) z = Linear::run_rows(ctx, h, w_z_, Tensor(), Tensor(), Tensor(), o_.z_act ? o_.act : none);
+    if (o_.z_gate)
+      z = Linear::run_rows(ctx, h, w_z_, Tensor(), Tensor(), Tensor(), (o_.z_act && !gate_silu) ? o_.act : none);
     if (conv2d_) {
       x = conv2d_->run(ctx, x, o_.act);
     } else {
@@ -268,7 +271,10 @@ class Ss2d : public Module {
     if (out_norm_) out_norm_->run(ctx, y, y);
     if (out_conv_) y = out_conv_->run(ctx, y);
     if (o_.out_act) k::activation(ctx, k::Activation::gelu, y, y);
-    if (o_.z_gate) k::mul(ctx, y, z, y);
+    if (gate_silu)
+      k::mul_silu(ctx, y, z, y);
+    else if (o_.z_gate)
+      k::mul(ctx, y, z, y);
     Linear::run_rows(ctx, y, out_proj_->weight(), Tensor(), out, residual, none);
   }
 
