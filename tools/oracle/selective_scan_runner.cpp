@@ -25,9 +25,11 @@ std::map<std::string, Tensor> run_selective_scan_oracle(const OracleFolder& fold
   a.A = f32("A");
   a.B = io("B");
   a.C = io("C");
-  if (args.contains("D")) a.D = f32("D");
-  if (args.contains("z")) a.z = io("z");
-  if (args.contains("delta_bias")) a.delta_bias = f32("delta_bias");
+  // An argument recorded as null (e.g. "D": null) was not passed to the official call.
+  auto given = [&](const char* name) { return args.contains(name) && !args[name].is_null(); };
+  if (given("D")) a.D = f32("D");
+  if (given("z")) a.z = io("z");
+  if (given("delta_bias")) a.delta_bias = f32("delta_bias");
   a.delta_softplus = args.value("delta_softplus", false);
   a.out = Tensor::empty(a.u.shape(), options.dtype, dev);
   std::map<std::string, Tensor> produced;
