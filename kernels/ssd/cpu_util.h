@@ -2,6 +2,8 @@
 // CPU helpers shared by the conv1d, ssm_step and ssd ops: element conversion to and from f32,
 // dispatch on the I/O dtype, and the attributes that compile one function per vector ISA.
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -45,6 +47,30 @@ void dispatch_io(DType dtype, Fn&& fn) {
 /// PyTorch's softplus (beta 1, threshold 20).
 inline float softplus(float v) { return v <= 20.0f ? std::log1p(std::exp(v)) : v; }
 inline float silu(float v) { return v / (1.0f + std::exp(-v)); }
+
+/// exp(x) in plain float arithmetic that the compiler vectorises (libm's expf does not), for
+/// loops over whole rows. Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, and the Cephes
+/// degree-7 polynomial: within 2 ulp of expf over the clamped range [-87, 88]; NaN stays NaN.
+/// 2^n is assembled from bits: the round-to-nearest trick (adding 1.5 * 2^23) leaves n in the
+/// low mantissa bits, so there is no float -> int conversion (undefined for NaN).
+inline __attribute__((always_inline)) float exp_vec(float x) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float shifted = x * 1.44269504088896341f + kMagic;
+  const float n = shifted - kMagic;
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  const std::uint32_t k = std::bit_cast<std::uint32_t>(shifted) - 0x4B400000u;  // n, two's complement
+  return p * std::bit_cast<float>((k + 127u) << 23);
+}
+/// silu with exp_vec, for vectorised loops.
+inline __attribute__((always_inline)) float silu_vec(float v) { return v / (1.0f + exp_vec(-v)); }
 
 }  // namespace mcv::kernels::cpu
 

@@ -362,6 +362,25 @@ TEST(Conv1dCuda, UpdateContinuesTheFullConv) {
   check_update_continues_conv(Device::cuda());
 }
 
+// A small run of every conv kernel, for compute-sanitizer (tools/gpu-check runs *Sanitizer*).
+TEST(Conv1dCudaSanitizer, EveryKernelSmall) {
+  MCV_REQUIRE_CUDA();
+  std::uint64_t seed = 4000;
+  for (bool token_major : {false, true})
+    for (int width = 2; width <= 4; ++width) {
+      ConvCase c;
+      c.io = width == 3 ? DType::bf16 : DType::f32;
+      c.token_major = token_major;
+      c.width = width;
+      c.strided = true;
+      c.silu = true;
+      c.mode = width == 4 ? Mode::reverse : Mode::causal;
+      c.state_len = c.mode == Mode::causal ? width : 0;
+      run_cuda_case(c, seed++);
+    }
+  check_update_continues_conv(Device::cuda());
+}
+
 // ---- validation ----------------------------------------------------------------------------
 
 void expect_error(const std::function<void()>& fn, const std::string& needle) {

@@ -342,6 +342,23 @@ TEST(SsdCuda, MatchesCpuOverShapesAndOptions) {
       }
 }
 
+// A small run of the four SSD kernels over several tiles, a ragged last chunk and every
+// optional tensor, for compute-sanitizer (tools/gpu-check runs *Sanitizer*).
+TEST(SsdCudaSanitizer, EveryKernelSmall) {
+  MCV_REQUIRE_CUDA();
+  SsdCase c;
+  c.batch = 1;
+  c.len = 150;
+  c.heads = 2;
+  c.headdim = 70;
+  c.groups = 1;
+  c.dstate = 40;
+  c.chunk = 96;
+  c.d_form = DForm::per_channel;
+  c.strided = true;
+  run_cuda_case(c, 11);
+}
+
 // ---- validation ----------------------------------------------------------------------------
 
 void expect_error(const std::function<void()>& fn, const std::string& needle) {

@@ -429,6 +429,22 @@ TEST(StateUpdateCuda, MatchesCpu) {
       }
 }
 
+// A small run of the step kernel, for compute-sanitizer (tools/gpu-check runs *Sanitizer*).
+TEST(StateUpdateCudaSanitizer, EveryKernelSmall) {
+  MCV_REQUIRE_CUDA();
+  for (bool mamba2 : {false, true}) {
+    StepCase c;
+    c.mamba2 = mamba2;
+    c.dstate = 40;  // 32 lanes per row, a ragged second pass
+    c.heads = 6;
+    c.headdim = 3;
+    c.groups = 3;
+    c.grouped_1d = true;
+    c.steps = 2;
+    check_cuda_matches_cpu(c, 9);
+  }
+}
+
 // ---- validation ----------------------------------------------------------------------------
 
 void expect_error(const std::function<void()>& fn, const std::string& needle) {
