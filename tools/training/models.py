@@ -32,7 +32,39 @@ def _up(t):
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+PARALLEL_SCAN_MIN_LENGTH = 128
+
+
+def _linear_recurrence(decay, drive, mode):
+    """h_t = decay_t * h_{t-1} + drive_t along dim 0, h_{-1} = 0; returns every h_t stacked."""
+    length = decay.shape[0]
+    if mode == "loop":
+        # unbind once: indexing step by step would make autograd build a full-size gradient
+        # per step.
+        decays = decay.unbind(0)
+        drives = drive.unbind(0)
+        h = torch.zeros_like(decays[0])
+        states = []
+        for t in range(length):
+            h = torch.addcmul(drives[t], decays[t], h)
+            states.append(h)
+        return torch.stack(states, 0)
+    if mode != "parallel":
+        raise ValueError(f"scan mode {mode!r}: 'loop' or 'parallel'")
+    # Hillis-Steele inclusive scan of the affine maps h -> a h + b: after the step with offset s,
+    # (a_t, b_t) composes the maps of positions t-2s+1..t. Products of decays in (0, 1] only, so
+    # it is as stable as the loop.
+    a, b = decay, drive
+    step = 1
+    while step < length:
+        b = torch.cat([b[:step], torch.addcmul(b[step:], a[step:], b[:-step])], 0)
+        if step * 2 < length:
+            a = torch.cat([a[:step], a[step:] * a[:-step]], 0)
+        step *= 2
+    return b
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, mode=None):
     """Mamba-1 selective scan (the math of mamba_ssm selective_scan_ref).
 
     u, delta: (batch, dim, L); A: (dim, N); B, C: (batch, N, L) or grouped (batch, G, N, L),
@@ -40,7 +72,9 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
       dt_t = softplus(delta_t + delta_bias)            (softplus optional)
       h_t  = exp(dt_t * A) * h_{t-1} + dt_t * B_t * u_t
       y_t  = <C_t, h_t> + D * u_t ;  out = y * silu(z)
-    Computed in float32 whatever the input dtype; returns the input dtype.
+    Computed in float32 (float64 for float64 inputs); returns the input dtype. `mode` picks how
+    the recurrence runs: "loop" (one step per position), "parallel" (log-depth prefix scan, fewer
+    kernel launches for long sequences), None = parallel from PARALLEL_SCAN_MIN_LENGTH on.
     """
     dtype_in = u.dtype
     u = _up(u)
@@ -65,12 +99,10 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     C_g = _up(C).permute(3, 0, 1, 2).unsqueeze(3)                      # (L, b, g, 1, n)
     decay = torch.exp(dt_g.unsqueeze(-1) * A_g)                           # (L, b, g, p, n)
     drive = (dt_g * u_g).unsqueeze(-1) * B_g                              # (L, b, g, p, n)
-    h = torch.zeros_like(decay[0])
-    states = []
-    for t in range(length):
-        h = torch.addcmul(drive[t], decay[t], h)
-        states.append(h)
-    y = (torch.stack(states, 0) * C_g).sum(-1)                           # (L, b, g, p)
+    if mode is None:
+        mode = "parallel" if length >= PARALLEL_SCAN_MIN_LENGTH else "loop"
+    states = _linear_recurrence(decay, drive, mode)
+    y = (states * C_g).sum(-1)                                            # (L, b, g, p)
     y = y.permute(1, 2, 3, 0).reshape(batch, dim, length)
     if D is not None:
         y = y + u * _up(D)[:, None]
@@ -791,11 +823,10 @@ class Attention(nn.Module):
     def forward(self, x):
         b, n, c = x.shape
         q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        if hasattr(F, "scaled_dot_product_attention"):
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
-        else:
-            attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-            x = self.attn_drop(attn) @ v
+        # The official fused_attn path (F.scaled_dot_product_attention) computes this same softmax
+        # attention; written out so torch 1.13 and 2.x run the same code.
+        attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+        x = self.attn_drop(attn) @ v
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
 
 
