@@ -468,6 +468,8 @@ TEST(Conv1dUpdate, RejectsBadArguments) {
                "conv_state: expected dtype f32");
   expect_error(run([](Conv1dUpdateArgs& a) { a.conv_state = Tensor(); }), "conv_state: is required");
   expect_error(run([](Conv1dUpdateArgs& a) { a.weight = Tensor::zeros({5, 5}, DType::f32); }), "weight: width 5");
+  expect_error(run([](Conv1dUpdateArgs& a) { a.bias = Tensor::zeros({5}, DType::bf16); }), "bias: expected dtype f32");
+  expect_error(run([](Conv1dUpdateArgs& a) { a.x = Tensor::zeros({2, 5}, DType::i32); }), "x: dtype i32");
   expect_error(run([](Conv1dUpdateArgs& a) { a.out = Tensor::zeros({2, 4}, DType::f32); }), "out: expected shape");
   expect_error(run([](Conv1dUpdateArgs& a) { a.out = a.conv_state.select(2, 0); }), "out: must not overlap conv_state");
   expect_error(run([](Conv1dUpdateArgs& a) { a.x = a.conv_state.select(2, 2); }), "x: must not overlap conv_state");

@@ -395,6 +395,7 @@ TEST(Ssd, RejectsBadArguments) {
   expect_error(run([&](SsdArgs& a) { a.dt = Tensor::zeros({2, 9, 4}, f32); }), "dt: expected dtype bf16");
   expect_error(run([&](SsdArgs& a) { a.A = Tensor::zeros({4}, bf); }), "A: expected dtype f32");
   expect_error(run([&](SsdArgs& a) { a.A = Tensor::zeros({4, 1}, f32); }), "A: expected shape [4]");
+  expect_error(run([&](SsdArgs& a) { a.B = Tensor::zeros({2, 9, 32}, bf); }), "B: expected (batch, L, G, N)");
   expect_error(run([&](SsdArgs& a) { a.B = Tensor::zeros({2, 9, 3, 16}, bf); }), "B: 3 groups do not divide 4");
   expect_error(run([&](SsdArgs& a) { a.B = Tensor::zeros({2, 8, 2, 16}, bf); }), "B: expected shape [2, 9, 2, 16]");
   expect_error(run([&](SsdArgs& a) { a.B = Tensor::zeros({2, 9, 16, 2}, bf).transpose(2, 3); }),

@@ -487,6 +487,7 @@ TEST(SelectiveStateUpdate, RejectsBadArguments) {
   expect_error(run([](Args& a) { a.A = Tensor::zeros({6, 4}, DType::f16); }), "A: expected dtype f32");
   expect_error(run([](Args& a) { a.B = Tensor::zeros({2, 4, 4}, DType::f16); }), "B: 4 groups do not divide 6");
   expect_error(run([](Args& a) { a.B = Tensor::zeros({2, 5}, DType::f16); }), "B: expected shape [2, 4]");
+  expect_error(run([](Args& a) { a.B = Tensor::zeros({2, 1, 1, 4}, DType::f16); }), "B: expected (batch, N) or (batch, G, N)");
   expect_error(run([](Args& a) { a.C = Tensor::zeros({2, 4}, DType::f16); }), "C: expected shape [2, 3, 4]");
   expect_error(run([](Args& a) { a.D = Tensor::zeros({6}, DType::f16); }), "D: expected dtype f32");
   expect_error(run([](Args& a) { a.z = Tensor::zeros({1, 6}, DType::f16); }), "z: expected shape");

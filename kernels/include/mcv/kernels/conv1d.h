@@ -44,8 +44,9 @@ struct Conv1dArgs {
   Tensor final_state;
 };
 
-/// Runs the convolution on ctx's device. Throws mcv::Error before any work when a shape, dtype,
-/// stride, device or option is not supported.
+/// Runs the convolution on ctx's device (on CUDA: queued on the context's stream, asynchronous;
+/// no allocation). Throws mcv::Error before any work when a shape, dtype, stride, device or
+/// option is not supported.
 void conv1d(Context& ctx, const Conv1dArgs& args);
 
 /// One generation step of the causal conv (causal_conv1d_update with one new token):
@@ -61,6 +62,7 @@ struct Conv1dUpdateArgs {
   bool silu = false;
 };
 
+/// Same device, validation and asynchrony rules as conv1d.
 void conv1d_update(Context& ctx, const Conv1dUpdateArgs& args);
 
 }  // namespace mcv::kernels

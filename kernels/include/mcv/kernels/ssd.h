@@ -46,6 +46,8 @@ struct SsdArgs {
   Tensor out;
 };
 
+/// Runs on ctx's device (on CUDA: queued on the context's stream, asynchronous). Throws
+/// mcv::Error before any work when a shape, dtype, stride, device or option is not supported.
 void ssd_chunk_scan(Context& ctx, const SsdArgs& args);
 
 }  // namespace mcv::kernels

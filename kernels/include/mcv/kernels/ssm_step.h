@@ -47,6 +47,8 @@ struct SelectiveStateUpdateArgs {
   Tensor out;      ///< (batch, D); must not overlap state (x or z themselves are fine)
 };
 
+/// Runs on ctx's device (on CUDA: queued on the context's stream, asynchronous; no allocation).
+/// Throws mcv::Error before any work when a shape, dtype, device or option is not supported.
 void selective_state_update(Context& ctx, const SelectiveStateUpdateArgs& args);
 
 /// Mamba-2 step. Every tensor may have any strides.
@@ -64,6 +66,7 @@ struct Mamba2StateUpdateArgs {
   Tensor out;      ///< (batch, H, P); must not overlap state
 };
 
+/// Same device, validation and asynchrony rules as selective_state_update.
 void mamba2_state_update(Context& ctx, const Mamba2StateUpdateArgs& args);
 
 }  // namespace mcv::kernels
