@@ -94,15 +94,15 @@ void run_cuda(Context& ctx, const Problem& pr) {
       lanes = q <= 2 ? 2 : q <= 4 ? 4 : q <= 8 ? 8 : 16;
     }
     // Too few channels to fill the GPU (small batch, or several directions run one after the
-    // other by each channel's thread): split each channel's states over 2 (rarely 4) lanes.
-    // Measured on H100 (bf16): S5 (20k channels) 1.45x faster with 2 lanes; S1 (49k) 1.2x
-    // slower with 2 and 1.7x slower with 4; VMamba SS2D fused (12k channels x 4 directions)
-    // best with 2 (token-major) / 4 (channel-major) lanes.
+    // other by each channel's thread): split each channel's states over 2 or 4 lanes.
+    // Measured on H100 (bf16): S5 (20k channels) 1.4x faster with 2 lanes; S1 (49k) 1.2-1.7x
+    // slower with 2-4; VMamba SS2D fused token-major (12k channels x 4 directions) 1.18x faster
+    // with 4 lanes than with 2.
     const long long target = 256LL * sms;
     const int want_lanes = env_int("MCV_SCAN_LANES", 0);
     if (p.n_state <= 16) {
       const bool long_seq = p.dirs == 1 && p.seqlen >= 2048;  // will be L-chunked instead
-      const int max_lanes = want_lanes ? want_lanes : (!long_seq && channels * 4 < target) ? 4 : 2;
+      const int max_lanes = want_lanes ? want_lanes : (!long_seq && channels * 2 < target) ? 4 : 2;
       while (states >= 8 && lanes < max_lanes && (want_lanes || channels * lanes < target)) {
         states /= 2;
         lanes *= 2;
@@ -117,13 +117,14 @@ void run_cuda(Context& ctx, const Problem& pr) {
     cfg.blocks_per_group = (p.cpg + cfg.channels_per_block - 1) / cfg.channels_per_block;
 
     // Long sequences with still too few threads: scan L-chunks in parallel (one direction only).
-    // Each chunk after the first costs a correction pass over its start, so use as few as fill
-    // the GPU: S6 (1536 channels, L 262144) measured best with 2 lanes x 11 chunks (of 2 x
-    // {11, 22}, 4 x {6, 11, 22}, 1 x 44).
+    // Each chunk after the first costs a correction pass over its start (until its initial
+    // state has decayed), so more chunks are not free: S6 (1536 channels, L 262144) measured
+    // 2 lanes x {8, 11, 16} chunks = {15.6, 11.8, 9.2} ms, 4 x 11 = 14.0, 1 x 22 = 13.3.
     const long long threads = channels * lanes;
+    const long long chunk_target = target * 3 / 2;
     int chunks = env_int("MCV_SCAN_CHUNKS", 0);
     if (chunks == 0 && p.dirs == 1 && p.seqlen >= 2048 && threads < target)
-      chunks = static_cast<int>(std::min<long long>((target + threads - 1) / threads, p.seqlen / 1024));
+      chunks = static_cast<int>(std::min<long long>((chunk_target + threads - 1) / threads, p.seqlen / 1024));
     if (p.dirs == 1 && chunks > 1) {
       p.chunk_len = round_up((p.seqlen + chunks - 1) / chunks, cuda::kTileSteps);
       p.n_chunks = (p.seqlen + p.chunk_len - 1) / p.chunk_len;

@@ -424,7 +424,7 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
       // Pre-pass: B/C to f32, and this thread's share of the tile's steps (in place).
       convert_bc<kNb>(t.tB, bbase, p.B_sn, p.B_sl, pos);
       convert_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, pos);
-#pragma unroll 2
+#pragma unroll 4
       for (int j = lane; j < nT; j += kLanes) {
         const int at = j * t.ld + ch;
         const i64 q = pos[j];
@@ -565,7 +565,7 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
     cp_async_wait_all();
     __syncthreads();
     convert_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, pos);
-#pragma unroll 2
+#pragma unroll 4
     for (int j = lane; j < nT; j += kLanes) {
       const int at = j * t.ld + ch;
       const i64 q = pos[j];
