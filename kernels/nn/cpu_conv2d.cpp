@@ -103,6 +103,9 @@ void cpu_conv2d(Context& ctx, const ConvParams& p) {
   }
   // im2col over tiles of output pixels: each task gathers its rows (kh, kw, ci order, matching
   // OHWI) and runs the GEMM of each group on them (nested, so serially on this thread).
+  // One packed weight per group, shared by every pixel tile.
+  std::vector<PackedWeight> packed(static_cast<std::size_t>(p.groups));
+  for (int g = 0; g < p.groups; ++g) packed[g] = pack_weight(ctx, W + g * cout_g * kc, cout_g, kc, kc);
   const std::int64_t threads = ctx.threads().size();
   const std::int64_t tile = std::clamp<std::int64_t>((pixels + 4 * threads - 1) / (4 * threads), 8,
                                                      std::max<std::int64_t>(8, (1 << 20) / std::max<std::int64_t>(kc, 1)));
@@ -126,8 +129,8 @@ void cpu_conv2d(Context& ctx, const ConvParams& p) {
             }
           }
         }
-        cpu_gemm_tiles(ctx, rows, cout_g, kc, cols.data(), kc, W + g * cout_g * kc, kc,
-                       tile_epilogue(q0, g * cout_g));
+        cpu_gemm_tiles(ctx, rows, cout_g, kc, cols.data(), kc, W + g * cout_g * kc, kc, tile_epilogue(q0, g * cout_g),
+                       &packed[g]);
       }
     }
   });

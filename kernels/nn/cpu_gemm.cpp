@@ -1,6 +1,7 @@
-// CPU GEMM for linear, matmul and conv2d: Eigen's blocked f32 GEMM on output tiles spread over
-// ctx.threads(). This is the only file that instantiates Eigen's product (one instantiation:
-// row-major A times row-major W transposed), which keeps the build short.
+// CPU GEMM for linear, matmul and conv2d: f32 output tiles spread over ctx.threads(), each
+// computed by the AVX-512 / AVX2 kernels of cpu_gemm_simd.cpp when the CPU has them, else by
+// Eigen's blocked GEMM. This is the only file that instantiates Eigen's product (one
+// instantiation: row-major A times row-major W transposed), which keeps the build short.
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -22,13 +23,21 @@ std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; 
 }  // namespace
 
 void cpu_gemm_tiles_impl(Context& ctx, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
-                         std::int64_t lda, const float* W, std::int64_t ldw,
+                         std::int64_t lda, const float* W, std::int64_t ldw, const PackedWeight* packed,
                          void (*epilogue)(const GemmTile&, void*), void* state) {
   ThreadPool& pool = ctx.threads();
   const std::int64_t threads = pool.size();
-  // Tile shape: enough tiles to keep every thread busy (4 per thread when rows allow), rows
-  // tiles of at most 256 so a tile's f32 result stays cache-sized; split columns only when there
-  // are too few row tiles (batch-1 projections).
+  const CpuGemmPath path = packed ? packed->path : cpu_gemm_path();
+  // A few rows: dot products straight from W. Otherwise the vector kernels want W packed, once.
+  const bool dot = path != CpuGemmPath::eigen && M <= kMaxDotRows;
+  PackedWeight local;
+  if (path != CpuGemmPath::eigen && !dot && !packed) {
+    local = pack_weight(ctx, W, N, K, ldw);
+    packed = &local;
+  }
+  // Tile shape: enough tiles to keep every thread busy (4 per thread when rows allow), row tiles
+  // of at most 256 so a tile's f32 result stays cache-sized; split columns only when there are
+  // too few row tiles (batch-1 projections), in multiples of 32 (the packed panel width).
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
   const std::int64_t want_tiles = flops < 1e6 ? 1 : 4 * threads;
   const std::int64_t mt = std::clamp<std::int64_t>(ceil_div(M, want_tiles), 16, 256);
@@ -36,7 +45,7 @@ void cpu_gemm_tiles_impl(Context& ctx, std::int64_t M, std::int64_t N, std::int6
   std::int64_t nt = N;
   if (row_tiles < want_tiles) {
     const std::int64_t col_tiles = ceil_div(want_tiles, row_tiles);
-    nt = std::max<std::int64_t>(64, ceil_div(ceil_div(N, col_tiles), 16) * 16);
+    nt = std::max<std::int64_t>(64, ceil_div(ceil_div(N, col_tiles), 32) * 32);
     nt = std::min(nt, N);
   }
   const std::int64_t col_tiles = ceil_div(N, nt);
@@ -47,10 +56,16 @@ void cpu_gemm_tiles_impl(Context& ctx, std::int64_t M, std::int64_t N, std::int6
     for (std::int64_t t = t0; t < t1; ++t) {
       const std::int64_t r0 = (t / col_tiles) * mt, c0 = (t % col_tiles) * nt;
       const std::int64_t rows = std::min(mt, M - r0), cols = std::min(nt, N - c0);
-      ConstMap a(A + r0 * lda, rows, K, Eigen::OuterStride<>(lda));
-      ConstMap w(W + c0 * ldw, cols, K, Eigen::OuterStride<>(ldw));
-      OutMap c(buf.data(), rows, cols, Eigen::OuterStride<>(cols));
-      c.noalias() = a * w.transpose();
+      if (dot) {
+        dot_tile_gemm(path, rows, cols, K, A + r0 * lda, lda, W + c0 * ldw, ldw, buf.data(), cols);
+      } else if (packed && packed->nr) {
+        packed_tile_gemm(*packed, rows, c0, cols, A + r0 * lda, lda, buf.data(), cols);
+      } else {
+        ConstMap a(A + r0 * lda, rows, K, Eigen::OuterStride<>(lda));
+        ConstMap w(W + c0 * ldw, cols, K, Eigen::OuterStride<>(ldw));
+        OutMap c(buf.data(), rows, cols, Eigen::OuterStride<>(cols));
+        c.noalias() = a * w.transpose();
+      }
       epilogue(GemmTile{r0, r0 + rows, c0, c0 + cols, buf.data(), cols}, state);
     }
   };

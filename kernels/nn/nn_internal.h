@@ -4,6 +4,7 @@
 // points of the two backends. No CUDA or Eigen headers here.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <type_traits>
 
@@ -253,20 +254,46 @@ struct GemmTile {
   const float* data;
   std::int64_t ld;
 };
-template <typename F>
-void cpu_gemm_tiles(Context& ctx, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
-                    std::int64_t lda, const float* W, std::int64_t ldw, F&& epilogue);
+struct PackedWeight;
 /// Non-template core of cpu_gemm_tiles (the epilogue through a function reference).
 void cpu_gemm_tiles_impl(Context& ctx, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
-                         std::int64_t lda, const float* W, std::int64_t ldw,
+                         std::int64_t lda, const float* W, std::int64_t ldw, const PackedWeight* packed,
                          void (*epilogue)(const GemmTile&, void*), void* state);
+/// `packed` (optional) is W already packed by pack_weight(): callers running many GEMMs with one
+/// weight, like conv2d's pixel tiles, pack it once.
 template <typename F>
 void cpu_gemm_tiles(Context& ctx, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
-                    std::int64_t lda, const float* W, std::int64_t ldw, F&& epilogue) {
-  cpu_gemm_tiles_impl(ctx, M, N, K, A, lda, W, ldw,
+                    std::int64_t lda, const float* W, std::int64_t ldw, F&& epilogue,
+                    const PackedWeight* packed = nullptr) {
+  cpu_gemm_tiles_impl(ctx, M, N, K, A, lda, W, ldw, packed,
                       [](const GemmTile& t, void* s) { (*static_cast<std::remove_reference_t<F>*>(s))(t); },
                       &epilogue);
 }
+/// Which tile kernel the CPU GEMM core uses: AVX-512 or AVX2+FMA kernels when the CPU has them,
+/// else Eigen. Tests force each path; `automatic` picks the widest.
+enum class CpuGemmPath { automatic, eigen, avx2, avx512 };
+void set_cpu_gemm_path(CpuGemmPath path);
+/// The path the next GEMM takes (a forced path the CPU lacks falls back to a narrower one).
+CpuGemmPath cpu_gemm_path();
+/// W (N x K, row stride ldw) packed once for the vector kernels: panels of nr columns, each
+/// K x nr floats, k-major, zero padded past N; 64-byte aligned. Empty (nr 0) on the Eigen path.
+struct PackedWeight {
+  CpuGemmPath path = CpuGemmPath::eigen;
+  int nr = 0;
+  std::int64_t n = 0, k = 0;
+  std::shared_ptr<float> data;
+};
+PackedWeight pack_weight(Context& ctx, const float* W, std::int64_t N, std::int64_t K, std::int64_t ldw);
+/// C (rows x cols, row stride ldc) = A (rows x K) times columns [c0, c0 + cols) of W^T, on the
+/// calling thread; c0 is a multiple of pw.nr.
+void packed_tile_gemm(const PackedWeight& pw, std::int64_t rows, std::int64_t c0, std::int64_t cols, const float* A,
+                      std::int64_t lda, float* C, std::int64_t ldc);
+/// GEMMs of at most kMaxDotRows rows: one vector dot product per output, W unpacked. False (and
+/// nothing done) on the Eigen path or for more rows.
+constexpr std::int64_t kMaxDotRows = 4;
+bool dot_tile_gemm(CpuGemmPath path, std::int64_t rows, std::int64_t cols, std::int64_t K, const float* A,
+                   std::int64_t lda, const float* W, std::int64_t ldw, float* C, std::int64_t ldc);
+
 #ifdef MCV_HAVE_CUDA
 void cuda_linear(Context& ctx, const LinearParams& p);
 void cuda_matmul(Context& ctx, const MatmulParams& p);

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "nn/nn_internal.h"
 #include "test_nn_common.h"
 
 namespace mcv::nn_test {
@@ -10,6 +11,7 @@ namespace {
 
 using kernels::LinearArgs;
 using kernels::MatmulArgs;
+namespace nn_detail = kernels::nn_detail;
 
 // y[m, n] = act(sum_k x[m, k] w[n, k] + b[n]) + r[m, n], in double.
 std::vector<double> linear_ref(const LinearArgs& a) {
@@ -115,6 +117,51 @@ TEST(NnLinear, CpuStridedViewsAndInPlaceResidual) {
   b.out = stream;
   kernels::linear(ctx, b);
   expect_close(stream, from_doubles(want, {4, 8}), tolerance(DType::f32), "in-place residual");
+}
+
+// Every CPU GEMM path (Eigen, AVX2, AVX-512 where the CPU has them) on shapes that hit the
+// micro-kernel edges: rows and columns that are not multiples of the register blocks, K across
+// several k-blocks, the dot-product path for a few rows; linear and conv2d (packed weights).
+TEST(NnLinear, CpuEveryGemmPath) {
+  using nn_detail::CpuGemmPath;
+  Context ctx;
+  struct Restore {
+    ~Restore() { nn_detail::set_cpu_gemm_path(CpuGemmPath::automatic); }
+  } restore;
+  for (CpuGemmPath path : {CpuGemmPath::eigen, CpuGemmPath::avx2, CpuGemmPath::avx512}) {
+    nn_detail::set_cpu_gemm_path(path);
+    const std::string name = "path " + std::to_string(static_cast<int>(nn_detail::cpu_gemm_path()));
+    for (const auto& [m, k, n] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 37, 70}, {3, 600, 45},
+                                  {4, 16, 33}, {5, 7, 1}, {13, 531, 97}, {70, 64, 300}, {300, 23, 31}}) {
+      LinearArgs a = linear_case(DType::f32, {m, k}, n, true, false, Activation::none, 1000 + m + n);
+      expect_close(run_linear(ctx, a), from_doubles(linear_ref(a), {m, n}), 1e-5,
+                   name + " shape " + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n));
+    }
+    kernels::Conv2dArgs c;
+    c.x = rnd({1, 9, 7, 10}, DType::f32, 5);
+    c.weight = rnd({20, 3, 3, 5}, DType::f32, 6, 0.2f);
+    c.groups = 2;
+    c.pad_h = c.pad_w = 1;
+    c.out = poisoned({1, 9, 7, 20}, DType::f32);
+    kernels::conv2d(ctx, c);
+    // The same conv through linear on explicit im2col rows, as the reference.
+    std::vector<double> want(9 * 7 * 20);
+    const std::vector<double> xv = values(c.x), wv = values(c.weight);
+    for (int y = 0; y < 9; ++y)
+      for (int x = 0; x < 7; ++x)
+        for (int co = 0; co < 20; ++co) {
+          double acc = 0;
+          for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j)
+              for (int ci = 0; ci < 5; ++ci) {
+                const int iy = y - 1 + i, ix = x - 1 + j;
+                if (iy < 0 || iy >= 9 || ix < 0 || ix >= 7) continue;
+                acc += xv[(iy * 7 + ix) * 10 + (co / 10) * 5 + ci] * wv[((co * 3 + i) * 3 + j) * 5 + ci];
+              }
+          want[(y * 7 + x) * 20 + co] = acc;
+        }
+    expect_close(c.out, from_doubles(want, {1, 9, 7, 20}), 1e-5, name + " grouped conv");
+  }
 }
 
 TEST(NnLinear, RejectsBadArguments) {
