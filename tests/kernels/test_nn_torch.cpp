@@ -29,12 +29,13 @@ Tensor tensor(const json& c, const char* key) {
 
 Tensor nhwc(const Tensor& nchw) { return nchw.permute({0, 2, 3, 1}).contiguous(); }
 
-// PyTorch's f32 result against ours: same math, different summation order.
-void expect_torch(const Tensor& got, const Tensor& want, const std::string& what) {
+// PyTorch's f32 (CPU) result against ours: same math, different summation order; the GPU's
+// libraries (cuDNN algorithms, erff/expf) add a little more.
+void expect_torch(const Tensor& got, const Tensor& want, const std::string& what, bool cuda) {
   const test::Diff d = test::compare(got, want);
   EXPECT_EQ(d.non_finite, 0) << what;
-  EXPECT_LE(d.rel_l2, 2e-6) << what << " max_abs " << d.max_abs;
-  EXPECT_LE(d.max_abs, 2e-5) << what;
+  EXPECT_LE(d.rel_l2, cuda ? 2e-5 : 2e-6) << what << " max_abs " << d.max_abs;
+  EXPECT_LE(d.max_abs, cuda ? 1e-4 : 2e-5) << what;
 }
 
 class NnTorchParity : public ::testing::TestWithParam<bool> {
@@ -47,6 +48,9 @@ class NnTorchParity : public ::testing::TestWithParam<bool> {
   Tensor on(const Tensor& t) const { return t.defined() ? t.to(dev()) : t; }
   Tensor empty(const Shape& s) const { return poisoned(s, DType::f32, dev()); }
   Context& ctx() { return *ctx_; }
+  void expect(const Tensor& got, const Tensor& want, const std::string& what) const {
+    expect_torch(got, want, what, GetParam());
+  }
   std::unique_ptr<Context> ctx_;
 };
 
@@ -68,7 +72,7 @@ TEST_P(NnTorchParity, Conv2d) {
     a.out = empty({y.size(0), y.size(2), y.size(3), y.size(1)});
     kernels::conv2d(ctx(), a);
     ctx().synchronize();
-    expect_torch(a.out.to(Device::cpu()).permute({0, 3, 1, 2}), y, name);
+    expect(a.out.to(Device::cpu()).permute({0, 3, 1, 2}), y, name);
   }
 }
 
@@ -86,7 +90,7 @@ TEST_P(NnTorchParity, ConvFoldedBatchNorm) {
   a.out = empty({y.size(0), y.size(2), y.size(3), y.size(1)});
   kernels::conv2d(ctx(), a);
   ctx().synchronize();
-  expect_torch(a.out.to(Device::cpu()).permute({0, 3, 1, 2}), y, "conv_bn");
+  expect(a.out.to(Device::cpu()).permute({0, 3, 1, 2}), y, "conv_bn");
 }
 
 TEST_P(NnTorchParity, Bicubic) {
@@ -100,7 +104,7 @@ TEST_P(NnTorchParity, Bicubic) {
     if (c.contains("scale_factor")) a.scale_factor_h = a.scale_factor_w = c["scale_factor"].get<double>();
     kernels::interpolate_bicubic(ctx(), a);
     ctx().synchronize();
-    expect_torch(a.out, y, name);
+    expect(a.out, y, name);
   }
 }
 
@@ -113,7 +117,7 @@ TEST_P(NnTorchParity, Activations) {
     Tensor out = empty(x.shape());
     kernels::activation(ctx(), act, x, out);
     ctx().synchronize();
-    expect_torch(out, tensor(c, "y"), name);
+    expect(out, tensor(c, "y"), name);
   }
 }
 
@@ -128,7 +132,7 @@ TEST_P(NnTorchParity, Norms) {
     a.out = empty(a.x.shape());
     std::string(name) == "rms_norm" ? kernels::rms_norm(ctx(), a) : kernels::layer_norm(ctx(), a);
     ctx().synchronize();
-    expect_torch(a.out, tensor(c, "y"), name);
+    expect(a.out, tensor(c, "y"), name);
   }
   const json& c = cases().at("batch_norm");
   kernels::BatchNormArgs b;
@@ -141,7 +145,7 @@ TEST_P(NnTorchParity, Norms) {
   b.out = empty(b.x.shape());
   kernels::batch_norm(ctx(), b);
   ctx().synchronize();
-  expect_torch(b.out.to(Device::cpu()).permute({0, 3, 1, 2}), tensor(c, "y"), "batch_norm");
+  expect(b.out.to(Device::cpu()).permute({0, 3, 1, 2}), tensor(c, "y"), "batch_norm");
 }
 
 TEST_P(NnTorchParity, SoftmaxAndAttention) {
@@ -150,7 +154,7 @@ TEST_P(NnTorchParity, SoftmaxAndAttention) {
   Tensor out = empty(x.shape());
   kernels::softmax(ctx(), x, out);
   ctx().synchronize();
-  expect_torch(out, tensor(s, "y"), "softmax");
+  expect(out, tensor(s, "y"), "softmax");
   const json& c = cases().at("attention");
   kernels::AttentionArgs a;
   a.q = on(tensor(c, "q"));
@@ -160,7 +164,7 @@ TEST_P(NnTorchParity, SoftmaxAndAttention) {
   a.out = empty(a.q.shape());
   kernels::attention(ctx(), a);
   ctx().synchronize();
-  expect_torch(a.out, tensor(c, "y"), "attention");
+  expect(a.out, tensor(c, "y"), "attention");
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, NnTorchParity, ::testing::Values(false, true),

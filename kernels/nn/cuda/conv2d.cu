@@ -157,6 +157,13 @@ bool run_cudnn(Context& ctx, const ConvParams& p, void* dst) {
       for (int i = 0; i < found; ++i) {
         if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kCudnnMaxWorkspace) continue;
         if (strict_f32 && perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH) continue;
+        // f32 must match the oracles: FFT and Winograd transforms cost accuracy (1e-5 .. 1e-4
+        // relative), so strict f32 keeps to the GEMM-based algorithms.
+        if (strict_f32 && (perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT ||
+                           perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+                           perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD ||
+                           perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED))
+          continue;
         choice.ok = true;
         choice.algo = perf[i].algo;
         choice.math = strict_f32 ? CUDNN_FMA_MATH : perf[i].mathType;
