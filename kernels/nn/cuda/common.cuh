@@ -81,6 +81,31 @@ inline unsigned blocks_for(std::int64_t n, int threads) {
   return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, 1 << 20));
 }
 
+/// Launch shape for row-wise elementwise kernels: 2^lanes_log2 threads share a row (a power of
+/// two <= 256 covering the row when it is short), the rest of the block takes further rows. The
+/// kernels then index (row, column) with no per-element division.
+struct RowGrid {
+  unsigned blocks = 1;
+  int threads = 256;
+  int lanes_log2 = 5;
+};
+inline RowGrid row_grid(std::int64_t rows, std::int64_t cols) {
+  RowGrid g;
+  int lanes = 32;
+  while (lanes < cols && lanes < 256) lanes *= 2;
+  g.lanes_log2 = 0;
+  while ((1 << g.lanes_log2) < lanes) ++g.lanes_log2;
+  const std::int64_t rows_per_block = g.threads / lanes;
+  g.blocks = static_cast<unsigned>(std::clamp<std::int64_t>((rows + rows_per_block - 1) / rows_per_block, 1, 1 << 20));
+  return g;
+}
+/// for (r, c) over rows x cols in a kernel launched with row_grid().
+#define MCV_NN_FOR_ROWS_COLS(rows, cols, lanes_log2, r, c)                                                  \
+  for (std::int64_t r = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x >> (lanes_log2)) +             \
+                        (threadIdx.x >> (lanes_log2));                                                     \
+       r < (rows); r += static_cast<std::int64_t>(gridDim.x) * (blockDim.x >> (lanes_log2)))               \
+    for (std::int64_t c = threadIdx.x & ((1u << (lanes_log2)) - 1u); c < (cols); c += (1 << (lanes_log2)))
+
 /// out[r, c] = act(src[r, c] + bias[c]) + residual[r, c] over rows x cols (src and out have the
 /// I/O dtype; src may be out itself; residual f32 or I/O dtype, or null).
 void launch_epilogue(cudaStream_t stream, DType dtype, std::int64_t rows, std::int64_t cols, const void* src,

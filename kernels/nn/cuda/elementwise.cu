@@ -10,13 +10,10 @@ namespace {
 constexpr int kThreads = 256;
 
 template <typename T>
-__global__ void elementwise_kernel(EwParams p) {
+__global__ void elementwise_kernel(EwParams p, int lanes_log2) {
   const T* a = static_cast<const T*>(p.a);
   T* out = static_cast<T*>(p.out);
-  const std::int64_t total = p.rows * p.cols;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t r = i / p.cols, c = i - r * p.cols;
+  MCV_NN_FOR_ROWS_COLS(p.rows, p.cols, lanes_log2, r, c) {
     float v = cu::to_f(a[r * p.lda + c]);
     float b = 0.0f;
     if (p.b) b = cu::load_ft<T>(p.b, p.b_f32, (r % p.b_rows) * p.ldb + c);
@@ -94,7 +91,8 @@ void cuda_elementwise(Context& ctx, const EwParams& p) {
   CudaDeviceGuard guard(ctx.cuda().device);
   cu::dispatch(p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    elementwise_kernel<T><<<cu::blocks_for(p.rows * p.cols, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
+    const cu::RowGrid g = cu::row_grid(p.rows, p.cols);
+    elementwise_kernel<T><<<g.blocks, g.threads, 0, ctx.cuda().stream>>>(p, g.lanes_log2);
     cuda_check_launch("elementwise_kernel");
   });
 }

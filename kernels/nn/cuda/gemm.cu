@@ -45,13 +45,10 @@ std::uint32_t alignment(const void* p) {
 }
 
 template <typename T>
-__global__ void epilogue_kernel(std::int64_t rows, std::int64_t cols, const T* src, std::int64_t lds, Vec bias,
-                                Activation act, const void* residual, bool residual_f32, std::int64_t ldr, T* out,
-                                std::int64_t ldo) {
-  const std::int64_t n = rows * cols;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t r = i / cols, c = i - r * cols;
+__global__ void epilogue_kernel(std::int64_t rows, std::int64_t cols, int lanes_log2, const T* src, std::int64_t lds,
+                                Vec bias, Activation act, const void* residual, bool residual_f32, std::int64_t ldr,
+                                T* out, std::int64_t ldo) {
+  MCV_NN_FOR_ROWS_COLS(rows, cols, lanes_log2, r, c) {
     float v = cu::to_f(src[r * lds + c]);
     if (bias.data) v += cu::load_ft<T>(bias.data, bias.f32, c);
     v = cu::activate(act, v);
@@ -199,9 +196,10 @@ void launch_epilogue(cudaStream_t stream, DType dtype, std::int64_t rows, std::i
                      std::int64_t ldr, void* out, std::int64_t ldo) {
   dispatch(dtype, [&](auto tag) {
     using T = decltype(tag);
-    constexpr int kThreads = 256;
-    epilogue_kernel<T><<<blocks_for(rows * cols, kThreads), kThreads, 0, stream>>>(
-        rows, cols, static_cast<const T*>(src), lds, bias, act, residual, residual_f32, ldr, static_cast<T*>(out), ldo);
+    const RowGrid g = row_grid(rows, cols);
+    epilogue_kernel<T><<<g.blocks, g.threads, 0, stream>>>(rows, cols, g.lanes_log2, static_cast<const T*>(src), lds,
+                                                           bias, act, residual, residual_f32, ldr,
+                                                           static_cast<T*>(out), ldo);
     cuda_check_launch("epilogue_kernel");
   });
 }

@@ -82,11 +82,8 @@ __global__ void layer_norm_2d_kernel(LayerNorm2dParams p) {
 }
 
 template <typename T>
-__global__ void batch_norm_kernel(BatchNormParams p) {
-  const std::int64_t total = p.rows * p.cols;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t r = i / p.cols, c = i - r * p.cols;
+__global__ void batch_norm_kernel(BatchNormParams p, int lanes_log2) {
+  MCV_NN_FOR_ROWS_COLS(p.rows, p.cols, lanes_log2, r, c) {
     // Same scale/shift form as the CPU path (and PyTorch's CPU eval kernel).
     const float w = p.weight.data ? cu::load_ft<T>(p.weight.data, p.weight.f32, c) : 1.0f;
     const float b = p.bias.data ? cu::load_ft<T>(p.bias.data, p.bias.f32, c) : 0.0f;
@@ -122,8 +119,8 @@ void cuda_batch_norm(Context& ctx, const BatchNormParams& p) {
   CudaDeviceGuard guard(ctx.cuda().device);
   cu::dispatch(p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    constexpr int kThreads = 256;
-    batch_norm_kernel<T><<<cu::blocks_for(p.rows * p.cols, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
+    const cu::RowGrid g = cu::row_grid(p.rows, p.cols);
+    batch_norm_kernel<T><<<g.blocks, g.threads, 0, ctx.cuda().stream>>>(p, g.lanes_log2);
     cuda_check_launch("batch_norm_kernel");
   });
 }
