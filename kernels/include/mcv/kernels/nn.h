@@ -51,8 +51,10 @@ Activation parse_activation(std::string_view text);
 // ---- GEMM -------------------------------------------------------------------------------------
 
 /// out = act(x W^T + bias) + residual  (nn.Linear, then the activation, then the residual add).
-/// CPU: Eigen GEMM over row tiles on ctx.threads(). CUDA: cuBLASLt (bias / ReLU epilogues fused)
-/// or cuBLAS, plus one fused epilogue kernel where the library epilogue does not fit.
+/// CPU: output tiles on ctx.threads(), each an AVX-512 / AVX2 register-blocked GEMM (chosen at
+/// run time; the weight is packed once per call) or Eigen's on other CPUs; f32 arithmetic, 16-bit
+/// inputs converted. CUDA: cuBLASLt (bias / ReLU epilogues fused) or cuBLAS, plus one fused
+/// epilogue kernel where the library epilogue does not fit.
 struct LinearArgs {
   Tensor x;         ///< (..., K) rows view; f32/f16/bf16
   Tensor weight;    ///< (N, K) nn.Linear layout, x's dtype, last dimension stride 1, row stride >= K
@@ -138,7 +140,8 @@ void batch_norm(Context& ctx, const BatchNormArgs& args);
 ///                        g*Cin_g + ci] * weight[co, i, j, ci]) + residual[n, oh, ow, co]
 /// with g = co / (Cout / groups); x outside the image reads as zero.
 /// Output extent: OH = (H + 2 ph - dh (kh - 1) - 1) / sh + 1 (conv_out_size()).
-/// CPU: tiles of im2col + Eigen GEMM (1x1 convs read x directly), a direct path for depthwise.
+/// CPU: tiles of im2col + the GEMM core of linear (1x1 convs read x directly), a direct path for
+/// depthwise.
 /// CUDA: cuDNN (NHWC, f32 with FMA math unless allow_tf32), a direct kernel for depthwise
 /// (groups == Cin == Cout) and for any configuration cuDNN declines.
 struct Conv2dArgs {
