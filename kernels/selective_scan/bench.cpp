@@ -398,7 +398,7 @@ std::string format_scan_bench(const std::vector<ScanBenchResult>& results) {
                 "MB", "GB/s", "floor ms", "ratio", "official", "note");
   s << line;
   for (const auto& r : results) {
-    std::snprintf(line, sizeof line, "%-32s %-5s %-28s %9.4f %9.1f %8.0f %9.4f %7.2f %9.3f  %s\n", r.name.c_str(),
+    std::snprintf(line, sizeof line, "%-32s %-5s %-28s %9.4f %9.1f %8.1f %9.4f %7.2f %9.3f  %s\n", r.name.c_str(),
                   r.dtype.c_str(), r.shape.c_str(), r.ms, r.bytes / 1e6, r.gbps, r.floor_ms, r.ratio, r.reference_ms,
                   r.note.c_str());
     s << line;

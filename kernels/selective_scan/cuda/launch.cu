@@ -119,9 +119,10 @@ void run_cuda(Context& ctx, const Problem& pr) {
     // Long sequences with still too few threads: scan L-chunks in parallel (one direction only).
     // Each chunk after the first costs a correction pass over its start (until its initial
     // state has decayed), so more chunks are not free: S6 (1536 channels, L 262144) measured
-    // 2 lanes x {8, 11, 16} chunks = {15.6, 11.8, 9.2} ms, 4 x 11 = 14.0, 1 x 22 = 13.3.
+    // 2 lanes x {8, 11, 16, 17} chunks = {15.6, 11.8, 9.2, 14.3} ms, 4 x 11 = 14.0, 1 x 22 = 13.3
+    // (H100, bf16): aim at ~370 threads per SM, which gives S6 its 2 x 16.
     const long long threads = channels * lanes;
-    const long long chunk_target = target * 3 / 2;
+    const long long chunk_target = 370LL * sms;
     int chunks = env_int("MCV_SCAN_CHUNKS", 0);
     if (chunks == 0 && p.dirs == 1 && p.seqlen >= 2048 && threads < target)
       chunks = static_cast<int>(std::min<long long>((chunk_target + threads - 1) / threads, p.seqlen / 1024));
