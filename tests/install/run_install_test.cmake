@@ -4,7 +4,8 @@
 #   2. configure and build tests/install (the README example + a compile check of every public
 #      header) with find_package(mambacv) from the moved prefix;
 #   3. run the moved mcv CLI and the example (error path; then the Fashion-MNIST models on the
-#      demo images when their weights and images are in the checkout, else report a skip).
+#      demo images, on the CPU and, where there is one, the GPU, when their weights and images are
+#      in the checkout, else report a skip).
 # cmake -DMCV_BUILD_DIR=... -DMCV_SOURCE_DIR=... -DMCV_WORK_DIR=... -DMCV_GENERATOR=...
 #       -DMCV_CXX_COMPILER=... [-DMCV_CXX_LAUNCHER=... -DMCV_CXX_FLAGS=... -DMCV_EXE_LINKER_FLAGS=...]
 #       -DMCV_CONFIG=... -P run_install_test.cmake
@@ -139,6 +140,25 @@ foreach(family vmamba vim mambavision)
     message(FATAL_ERROR "classify fmnist-${family}: top-1 matches the file name for ${correct} of ${image_count} images:\n${out}")
   endif()
   math(EXPR ran "${ran} + 1")
+
+  # On a GPU the same top-1 labels; without one (or without CUDA in the build) one clear error.
+  execute_process(COMMAND ${classify} fmnist-${family} ${weights} cuda ${images}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE gpu_out ERROR_VARIABLE gpu_err TIMEOUT 240)
+  if(rc EQUAL 0)
+    string(REGEX MATCHALL "\n[^ \n][^\n]*\n +[0-9.]+%  [^\n]+" cpu_top1 "\n${out}")
+    string(REGEX MATCHALL "\n[^ \n][^\n]*\n +[0-9.]+%  [^\n]+" gpu_top1 "\n${gpu_out}")
+    string(REGEX REPLACE "[0-9.]+%" "" cpu_top1 "${cpu_top1}")
+    string(REGEX REPLACE "[0-9.]+%" "" gpu_top1 "${gpu_top1}")
+    if(NOT cpu_top1 STREQUAL gpu_top1 OR NOT gpu_out MATCHES "stage 0: \\[1, ")
+      message(FATAL_ERROR "classify fmnist-${family} on cuda differs from cpu:\n--- cpu:\n${out}\n--- cuda:\n${gpu_out}${gpu_err}")
+    endif()
+    message(STATUS "classify fmnist-${family} on cuda: same top-1 as on cpu")
+  elseif(rc EQUAL 1 AND gpu_err MATCHES "^error: [^\n]*cuda")
+    string(STRIP "${gpu_err}" gpu_err)
+    message(STATUS "classify fmnist-${family} on cuda: not run here (${gpu_err})")
+  else()
+    message(FATAL_ERROR "classify fmnist-${family} on cuda exited with ${rc}:\n${gpu_out}${gpu_err}")
+  endif()
 endforeach()
 if(ran EQUAL 0)
   # The install, the consumer build and the error path passed; only the model run is missing.
