@@ -3,9 +3,10 @@
 // token-major), so loads and stores coalesce and the W-fold reuse of each input is served by L1.
 // The op is memory-bound (a handful of FLOPs per element), so this simple form is what it needs.
 
+#include "common/cuda_dtype.cuh"
+#include "common/cuda_math.cuh"
 #include "conv1d/conv1d_params.h"
 #include "mcv/cuda/context.cuh"
-#include "ssd/cuda/cuda_util.cuh"
 
 namespace mcv::kernels::conv1d_detail {
 

@@ -25,14 +25,14 @@ __global__ void attention_kernel(AttentionParams p) {
   float* s = smem + warp * (p.tk + p.d);
   float* qs = s + p.tk;
   const T* q = static_cast<const T*>(p.q) + b * p.qs[0] + h * p.qs[1] + i * p.qs[2];
-  for (std::int64_t d = lane; d < p.d; d += 32) qs[d] = cu::to_f(q[d * p.qs[3]]) * p.scale;
+  for (std::int64_t d = lane; d < p.d; d += 32) qs[d] = cu::to_float(q[d * p.qs[3]]) * p.scale;
   __syncwarp();
   const T* kb = static_cast<const T*>(p.k) + b * p.ks[0] + h * p.ks[1];
   float mx = -INFINITY;
   for (std::int64_t j = lane; j < p.tk; j += 32) {
     const T* kr = kb + j * p.ks[2];
     float dot = 0.0f;
-    for (std::int64_t d = 0; d < p.d; ++d) dot += qs[d] * cu::to_f(kr[d * p.ks[3]]);
+    for (std::int64_t d = 0; d < p.d; ++d) dot += qs[d] * cu::to_float(kr[d * p.ks[3]]);
     s[j] = dot;
     mx = fmaxf(mx, dot);
   }
@@ -49,8 +49,8 @@ __global__ void attention_kernel(AttentionParams p) {
   T* o = static_cast<T*>(p.out) + b * p.os[0] + h * p.os[1] + i * p.os[2];
   for (std::int64_t d = lane; d < p.dv; d += 32) {
     float acc = 0.0f;
-    for (std::int64_t j = 0; j < p.tk; ++j) acc += s[j] * cu::to_f(vb[j * p.vs[2] + d * p.vs[3]]);
-    o[d * p.os[3]] = cu::from_f<T>(acc / sum);
+    for (std::int64_t j = 0; j < p.tk; ++j) acc += s[j] * cu::to_float(vb[j * p.vs[2] + d * p.vs[3]]);
+    o[d * p.os[3]] = cu::from_float<T>(acc / sum);
   }
 }
 

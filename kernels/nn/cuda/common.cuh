@@ -1,7 +1,8 @@
 #pragma once
-// Device helpers shared by the nn CUDA files: element conversion, parameters stored as f32 or the
-// I/O type, activations (precise libm calls: the oracles are f32 without fast math), warp
-// reductions, the dtype switch, and the fused bias/activation/residual epilogue.
+// Device helpers shared by the nn CUDA files: activations (precise libm calls: the oracles are f32
+// without fast math), warp reductions, the row-grid launch shape and the fused
+// bias/activation/residual epilogue. Element conversion and the dtype switch are
+// common/cuda_dtype.cuh's.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -10,37 +11,20 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 
+#include "common/cuda_dtype.cuh"
+#include "common/cuda_math.cuh"
 #include "mcv/cuda/context.cuh"
 #include "nn/nn_internal.h"
 
 namespace mcv::kernels::nn_detail::cu {
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T>
-__device__ __forceinline__ T from_f(float v);
-template <>
-__device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
-/// Element i of a tensor stored as f32 or as T.
-template <typename T>
-__device__ __forceinline__ float load_ft(const void* p, bool is_f32, std::int64_t i) {
-  return is_f32 ? static_cast<const float*>(p)[i] : to_f(static_cast<const T*>(p)[i]);
-}
-template <typename T>
-__device__ __forceinline__ void store_ft(void* p, bool is_f32, std::int64_t i, float v) {
-  if (is_f32)
-    static_cast<float*>(p)[i] = v;
-  else
-    static_cast<T*>(p)[i] = from_f<T>(v);
-}
+using cuda::from_float;
+using cuda::grid_for;
+using cuda::load_param;
+using cuda::store_param;
+using cuda::to_float;
 
 __device__ __forceinline__ float activate(Activation a, float v) {
   switch (a) {
@@ -48,7 +32,7 @@ __device__ __forceinline__ float activate(Activation a, float v) {
     case Activation::relu: return v > 0.0f ? v : 0.0f;
     case Activation::gelu: return 0.5f * v * (1.0f + erff(v * 0.70710678118654752f));
     case Activation::gelu_tanh: return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
-    case Activation::silu: return v / (1.0f + expf(-v));
+    case Activation::silu: return cuda::silu(v);
   }
   return v;
 }
@@ -67,18 +51,7 @@ __device__ __forceinline__ float warp_max(float v) {
 /// Calls fn(T{}) with T the CUDA storage type of an I/O dtype.
 template <typename Fn>
 void dispatch(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::f32: fn(float{}); return;
-    case DType::f16: fn(__half{}); return;
-    case DType::bf16: fn(__nv_bfloat16{}); return;
-    default: throw Error("nn cuda", std::string("unsupported dtype ") + dtype_name(dtype));
-  }
-}
-
-/// Blocks for a grid-stride loop over n elements.
-inline unsigned blocks_for(std::int64_t n, int threads) {
-  const std::int64_t blocks = (n + threads - 1) / threads;
-  return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, 1 << 20));
+  cuda::dispatch_io(dtype, std::forward<Fn>(fn), "nn cuda");
 }
 
 /// Launch shape for row-wise elementwise kernels: 2^lanes_log2 threads share a row (a power of

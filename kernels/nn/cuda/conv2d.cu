@@ -44,13 +44,13 @@ __global__ void conv2d_direct_kernel(ConvParams p) {
         if (ix < 0 || ix >= p.w) continue;
         const T* xp = x + ((n * p.h + iy) * p.w + ix) * p.cin + ci0;
         const T* wp = w + ((co * p.kh + i) * p.kw + j) * cin_g;
-        for (std::int64_t ci = 0; ci < cin_g; ++ci) acc += cu::to_f(xp[ci]) * cu::to_f(wp[ci]);
+        for (std::int64_t ci = 0; ci < cin_g; ++ci) acc += cu::to_float(xp[ci]) * cu::to_float(wp[ci]);
       }
     }
-    if (p.bias.data) acc += cu::load_ft<T>(p.bias.data, p.bias.f32, co);
+    if (p.bias.data) acc += cu::load_param<T>(p.bias.data, p.bias.f32, co);
     acc = cu::activate(p.act, acc);
-    if (p.residual) acc += cu::load_ft<T>(p.residual, p.residual_f32, idx);
-    out[idx] = cu::from_f<T>(acc);
+    if (p.residual) acc += cu::load_param<T>(p.residual, p.residual_f32, idx);
+    out[idx] = cu::from_float<T>(acc);
   }
 }
 
@@ -58,7 +58,7 @@ void run_direct(Context& ctx, const ConvParams& p) {
   cu::dispatch(p.dtype, [&](auto tag) {
     using T = decltype(tag);
     constexpr int kThreads = 256;
-    conv2d_direct_kernel<T><<<cu::blocks_for(p.n * p.oh * p.ow * p.cout, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
+    conv2d_direct_kernel<T><<<cu::grid_for(p.n * p.oh * p.ow * p.cout, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
     cuda_check_launch("conv2d_direct_kernel");
   });
 }

@@ -14,17 +14,17 @@ __global__ void elementwise_kernel(EwParams p, int lanes_log2) {
   const T* a = static_cast<const T*>(p.a);
   T* out = static_cast<T*>(p.out);
   MCV_NN_FOR_ROWS_COLS(p.rows, p.cols, lanes_log2, r, c) {
-    float v = cu::to_f(a[r * p.lda + c]);
+    float v = cu::to_float(a[r * p.lda + c]);
     float b = 0.0f;
-    if (p.b) b = cu::load_ft<T>(p.b, p.b_f32, (r % p.b_rows) * p.ldb + c);
+    if (p.b) b = cu::load_param<T>(p.b, p.b_f32, (r % p.b_rows) * p.ldb + c);
     switch (p.op) {
       case EwOp::activation: v = cu::activate(p.act, v); break;
-      case EwOp::add: v += p.gamma.data ? b * cu::load_ft<T>(p.gamma.data, p.gamma.f32, c) : b; break;
+      case EwOp::add: v += p.gamma.data ? b * cu::load_param<T>(p.gamma.data, p.gamma.f32, c) : b; break;
       case EwOp::mul: v *= b; break;
       case EwOp::scale: v *= p.s; break;
       case EwOp::mul_silu: v *= b / (1.0f + expf(-b)); break;
     }
-    out[r * p.ldo + c] = cu::from_f<T>(v);
+    out[r * p.ldo + c] = cu::from_float<T>(v);
   }
 }
 
@@ -37,12 +37,12 @@ __global__ void softmax_kernel(SoftmaxParams p) {
     const T* x = static_cast<const T*>(p.x) + row * p.ldx;
     T* out = static_cast<T*>(p.out) + row * p.ldo;
     float mx = -INFINITY;
-    for (std::int64_t i = lane; i < p.cols; i += 32) mx = fmaxf(mx, cu::to_f(x[i]));
+    for (std::int64_t i = lane; i < p.cols; i += 32) mx = fmaxf(mx, cu::to_float(x[i]));
     mx = cu::warp_max(mx);
     float sum = 0.0f;
-    for (std::int64_t i = lane; i < p.cols; i += 32) sum += expf(cu::to_f(x[i]) - mx);
+    for (std::int64_t i = lane; i < p.cols; i += 32) sum += expf(cu::to_float(x[i]) - mx);
     sum = cu::warp_sum(sum);
-    for (std::int64_t i = lane; i < p.cols; i += 32) out[i] = cu::from_f<T>(expf(cu::to_f(x[i]) - mx) / sum);
+    for (std::int64_t i = lane; i < p.cols; i += 32) out[i] = cu::from_float<T>(expf(cu::to_float(x[i]) - mx) / sum);
   }
 }
 
@@ -68,7 +68,7 @@ __global__ void window_kernel(WindowParams p) {
     if (p.reverse) {
       if (inside) static_cast<T*>(p.dst)[image] = static_cast<const T*>(p.src)[i];
     } else {
-      static_cast<T*>(p.dst)[i] = inside ? static_cast<const T*>(p.src)[image] : cu::from_f<T>(0.0f);
+      static_cast<T*>(p.dst)[i] = inside ? static_cast<const T*>(p.src)[image] : cu::from_float<T>(0.0f);
     }
   }
 }
@@ -81,8 +81,8 @@ __global__ void mean_tokens_kernel(MeanTokensParams p) {
   if (c >= p.c) return;
   const T* x = static_cast<const T*>(p.x) + b * p.sb + c;
   float acc = 0.0f;
-  for (std::int64_t l = 0; l < p.len; ++l) acc += cu::to_f(x[l * p.sl]);
-  static_cast<T*>(p.out)[b * p.ldo + c] = cu::from_f<T>(acc / static_cast<float>(p.len));
+  for (std::int64_t l = 0; l < p.len; ++l) acc += cu::to_float(x[l * p.sl]);
+  static_cast<T*>(p.out)[b * p.ldo + c] = cu::from_float<T>(acc / static_cast<float>(p.len));
 }
 
 }  // namespace
@@ -102,7 +102,7 @@ void cuda_softmax(Context& ctx, const SoftmaxParams& p) {
   cu::dispatch(p.dtype, [&](auto tag) {
     using T = decltype(tag);
     constexpr int kWarps = 4;
-    softmax_kernel<T><<<cu::blocks_for(p.rows, kWarps), kWarps * 32, 0, ctx.cuda().stream>>>(p);
+    softmax_kernel<T><<<cu::grid_for(p.rows, kWarps), kWarps * 32, 0, ctx.cuda().stream>>>(p);
     cuda_check_launch("softmax_kernel");
   });
 }
@@ -112,7 +112,7 @@ void cuda_window(Context& ctx, const WindowParams& p) {
   cu::dispatch(p.dtype, [&](auto tag) {
     using T = decltype(tag);
     const std::int64_t total = p.batch * p.nh * p.nw * p.window * p.window * p.c;
-    window_kernel<T><<<cu::blocks_for(total, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
+    window_kernel<T><<<cu::grid_for(total, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
     cuda_check_launch("window_kernel");
   });
 }

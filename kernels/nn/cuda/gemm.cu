@@ -49,11 +49,11 @@ __global__ void epilogue_kernel(std::int64_t rows, std::int64_t cols, int lanes_
                                 Vec bias, Activation act, const void* residual, bool residual_f32, std::int64_t ldr,
                                 T* out, std::int64_t ldo) {
   MCV_NN_FOR_ROWS_COLS(rows, cols, lanes_log2, r, c) {
-    float v = cu::to_f(src[r * lds + c]);
-    if (bias.data) v += cu::load_ft<T>(bias.data, bias.f32, c);
+    float v = cu::to_float(src[r * lds + c]);
+    if (bias.data) v += cu::load_param<T>(bias.data, bias.f32, c);
     v = cu::activate(act, v);
-    if (residual) v += cu::load_ft<T>(residual, residual_f32, r * ldr + c);
-    out[r * ldo + c] = cu::from_f<T>(v);
+    if (residual) v += cu::load_param<T>(residual, residual_f32, r * ldr + c);
+    out[r * ldo + c] = cu::from_float<T>(v);
   }
 }
 

@@ -26,8 +26,8 @@ __global__ void norm_kernel(NormParams p) {
     const T* x = static_cast<const T*>(p.x) + row * p.ldx;
     const std::int64_t res_off = row * p.ldr;
     auto value = [&](std::int64_t i) {
-      float v = cu::to_f(x[i]);
-      if (p.residual) v += cu::load_ft<T>(p.residual, res_f32, res_off + i);
+      float v = cu::to_float(x[i]);
+      if (p.residual) v += cu::load_param<T>(p.residual, res_f32, res_off + i);
       return v;
     };
     float mean = 0.0f;
@@ -45,10 +45,10 @@ __global__ void norm_kernel(NormParams p) {
     for (std::int64_t i = lane; i < C; i += 32) {
       const float v = value(i);
       float y = (v - mean) * rstd;
-      if (p.weight.data) y *= cu::load_ft<T>(p.weight.data, p.weight.f32, i);
-      if (p.bias.data) y += cu::load_ft<T>(p.bias.data, p.bias.f32, i);
-      if (p.residual_out) cu::store_ft<T>(p.residual_out, ro_f32, row * p.ldro + i, v);
-      cu::store_ft<T>(p.out, out_f32, row * p.ldo + i, y);
+      if (p.weight.data) y *= cu::load_param<T>(p.weight.data, p.weight.f32, i);
+      if (p.bias.data) y += cu::load_param<T>(p.bias.data, p.bias.f32, i);
+      if (p.residual_out) cu::store_param<T>(p.residual_out, ro_f32, row * p.ldro + i, v);
+      cu::store_param<T>(p.out, out_f32, row * p.ldo + i, y);
     }
   }
 }
@@ -64,19 +64,19 @@ __global__ void layer_norm_2d_kernel(LayerNorm2dParams p) {
     const T* x = static_cast<const T*>(p.x) + n * p.c * p.hw + q;
     T* out = static_cast<T*>(p.out) + n * p.c * p.hw + q;
     float s = 0.0f;
-    for (std::int64_t c = 0; c < p.c; ++c) s += cu::to_f(x[c * p.hw]);
+    for (std::int64_t c = 0; c < p.c; ++c) s += cu::to_float(x[c * p.hw]);
     const float mean = s / static_cast<float>(p.c);
     float m2 = 0.0f;
     for (std::int64_t c = 0; c < p.c; ++c) {
-      const float d = cu::to_f(x[c * p.hw]) - mean;
+      const float d = cu::to_float(x[c * p.hw]) - mean;
       m2 += d * d;
     }
     const float rstd = 1.0f / sqrtf(m2 / static_cast<float>(p.c) + p.eps);
     for (std::int64_t c = 0; c < p.c; ++c) {
-      float y = (cu::to_f(x[c * p.hw]) - mean) * rstd;
-      if (p.weight.data) y *= cu::load_ft<T>(p.weight.data, p.weight.f32, c);
-      if (p.bias.data) y += cu::load_ft<T>(p.bias.data, p.bias.f32, c);
-      out[c * p.hw] = cu::from_f<T>(y);
+      float y = (cu::to_float(x[c * p.hw]) - mean) * rstd;
+      if (p.weight.data) y *= cu::load_param<T>(p.weight.data, p.weight.f32, c);
+      if (p.bias.data) y += cu::load_param<T>(p.bias.data, p.bias.f32, c);
+      out[c * p.hw] = cu::from_float<T>(y);
     }
   }
 }
@@ -85,12 +85,12 @@ template <typename T>
 __global__ void batch_norm_kernel(BatchNormParams p, int lanes_log2) {
   MCV_NN_FOR_ROWS_COLS(p.rows, p.cols, lanes_log2, r, c) {
     // Same scale/shift form as the CPU path (and PyTorch's CPU eval kernel).
-    const float w = p.weight.data ? cu::load_ft<T>(p.weight.data, p.weight.f32, c) : 1.0f;
-    const float b = p.bias.data ? cu::load_ft<T>(p.bias.data, p.bias.f32, c) : 0.0f;
-    const float s = w * (1.0f / sqrtf(cu::load_ft<T>(p.var.data, p.var.f32, c) + p.eps));
-    const float shift = b - cu::load_ft<T>(p.mean.data, p.mean.f32, c) * s;
-    const float v = cu::to_f(static_cast<const T*>(p.x)[r * p.ldx + c]);
-    static_cast<T*>(p.out)[r * p.ldo + c] = cu::from_f<T>(cu::activate(p.act, v * s + shift));
+    const float w = p.weight.data ? cu::load_param<T>(p.weight.data, p.weight.f32, c) : 1.0f;
+    const float b = p.bias.data ? cu::load_param<T>(p.bias.data, p.bias.f32, c) : 0.0f;
+    const float s = w * (1.0f / sqrtf(cu::load_param<T>(p.var.data, p.var.f32, c) + p.eps));
+    const float shift = b - cu::load_param<T>(p.mean.data, p.mean.f32, c) * s;
+    const float v = cu::to_float(static_cast<const T*>(p.x)[r * p.ldx + c]);
+    static_cast<T*>(p.out)[r * p.ldo + c] = cu::from_float<T>(cu::activate(p.act, v * s + shift));
   }
 }
 
@@ -100,7 +100,7 @@ void cuda_norm(Context& ctx, const NormParams& p) {
   CudaDeviceGuard guard(ctx.cuda().device);
   cu::dispatch(p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    norm_kernel<T><<<cu::blocks_for(p.rows, kWarpsPerBlock), kWarpsPerBlock * 32, 0, ctx.cuda().stream>>>(p);
+    norm_kernel<T><<<cu::grid_for(p.rows, kWarpsPerBlock), kWarpsPerBlock * 32, 0, ctx.cuda().stream>>>(p);
     cuda_check_launch("norm_kernel");
   });
 }
@@ -110,7 +110,7 @@ void cuda_layer_norm_2d(Context& ctx, const LayerNorm2dParams& p) {
   cu::dispatch(p.dtype, [&](auto tag) {
     using T = decltype(tag);
     constexpr int kThreads = 256;
-    layer_norm_2d_kernel<T><<<cu::blocks_for(p.n * p.hw, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
+    layer_norm_2d_kernel<T><<<cu::grid_for(p.n * p.hw, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
     cuda_check_launch("layer_norm_2d_kernel");
   });
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "common/cuda_dtype.cuh"
 #include "mcv/cuda/context.cuh"
 #include "patch_merge/patch_merge_params.h"
 
@@ -39,8 +40,7 @@ void patch_merge_cuda(Context& ctx, const PatchMergeParams& p) {
   Context::Cuda& cu = ctx.cuda();
   CudaDeviceGuard guard(cu.device);
   const std::int64_t total = p.batch * p.out_height * p.out_width * 4 * p.channels;
-  const std::int64_t blocks = (total + kThreads - 1) / kThreads;
-  const unsigned grid = static_cast<unsigned>(blocks < (1 << 20) ? (blocks < 1 ? 1 : blocks) : (1 << 20));
+  const unsigned grid = cuda::grid_for(total, kThreads);
   if (p.element_size == 4)
     patch_merge_kernel<std::uint32_t><<<grid, kThreads, 0, cu.stream>>>(p);
   else

@@ -16,8 +16,9 @@
 // depend only on blockIdx and the params); the only early return is block-uniform and precedes
 // all barriers.
 
+#include "common/cuda_dtype.cuh"
+#include "common/cuda_math.cuh"
 #include "mcv/cuda/context.cuh"
-#include "ssd/cuda/cuda_util.cuh"
 #include "ssd/ssd_params.h"
 
 namespace mcv::kernels::ssd_detail {

@@ -3,8 +3,9 @@
 // shuffle reduction over the R lanes. Every lane of a warp reaches every shuffle (rows past the
 // end only skip their loads and stores), as __shfl_xor_sync with a full mask requires.
 
+#include "common/cuda_dtype.cuh"
+#include "common/cuda_math.cuh"
 #include "mcv/cuda/context.cuh"
-#include "ssd/cuda/cuda_util.cuh"
 #include "ssm_step/ssm_step_params.h"
 
 namespace mcv::kernels::ssm_step_detail {

@@ -3,8 +3,8 @@
 // thread per (batch, channel) column walking the tokens; consecutive threads read consecutive
 // channels of one token row, so each step of the walk is one coalesced row read.
 
+#include "common/cuda_dtype.cuh"
 #include "mcv/cuda/context.cuh"
-#include "ssd/cuda/cuda_util.cuh"
 #include "token_ops/token_ops_params.h"
 
 namespace mcv::kernels::token_ops_detail {
