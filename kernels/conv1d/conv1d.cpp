@@ -5,8 +5,8 @@
 
 #include <string>
 
+#include "common/op_checks.h"
 #include "conv1d/conv1d_params.h"
-#include "ssd/op_checks.h"
 
 namespace mcv::kernels {
 
@@ -50,10 +50,6 @@ void fill_weight_params(P& p, const Tensor& weight, const Tensor& bias) {
     p.bias_sd = bias.stride(0);
   }
 }
-
-#ifndef MCV_HAVE_CUDA
-[[noreturn]] void no_cuda(const Checker& c) { c.fail("context", "this build has no CUDA support"); }
-#endif
 
 }  // namespace
 
@@ -118,7 +114,7 @@ void conv1d(Context& ctx, const Conv1dArgs& a) {
 #ifdef MCV_HAVE_CUDA
     conv1d_detail::conv1d_cuda(ctx, p);
 #else
-    no_cuda(c);
+    c.no_cuda();
 #endif
   } else {
     conv1d_detail::conv1d_cpu(ctx, p);
@@ -167,7 +163,7 @@ void conv1d_update(Context& ctx, const Conv1dUpdateArgs& a) {
 #ifdef MCV_HAVE_CUDA
     conv1d_detail::conv1d_update_cuda(ctx, p);
 #else
-    no_cuda(c);
+    c.no_cuda();
 #endif
   } else {
     conv1d_detail::conv1d_update_cpu(ctx, p);

@@ -45,9 +45,9 @@ void attention(Context& ctx, const AttentionArgs& a) {
   c.dtype("out", a.out, io);
   c.shape("out", a.out, {batch, heads, tq, dv});
   c.writable("out", a.out);
-  c.disjoint("out", a.out, "q", a.q);
-  c.disjoint("out", a.out, "k", a.k);
-  c.disjoint("out", a.out, "v", a.v);
+  c.no_overlap("out", a.out, "q", a.q);
+  c.no_overlap("out", a.out, "k", a.k);
+  c.no_overlap("out", a.out, "v", a.v);
   if (!std::isfinite(a.scale)) c.fail("scale", "must be finite");
   nn_detail::AttentionParams p;
   p.dtype = io;

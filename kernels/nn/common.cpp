@@ -1,4 +1,5 @@
-// Shared pieces of the nn ops: argument checks, host element conversion, activations.
+// Shared pieces of the nn ops: the nn-specific argument checks (the common ones are
+// common/op_checks.h's), host element conversion, activations.
 
 #include <algorithm>
 #include <cmath>
@@ -33,47 +34,6 @@ Activation parse_activation(std::string_view text) {
 
 namespace nn_detail {
 
-void Check::fail(const std::string& what, const std::string& problem) const {
-  throw Error(std::string(op_) + ": " + what, problem);
-}
-
-void Check::present(const char* name, const Tensor& t) const {
-  if (!t.defined()) fail(name, "is required but was not given");
-  if (t.device() != device_)
-    fail(name, "is on " + t.device().str() + " but the context runs on " + device_.str());
-  for (int i = 0; i < t.dim(); ++i) {
-    if (t.size(i) == 0) fail(name, "is empty (shape " + shape_str(t.shape()) + ")");
-    if (t.stride(i) < 0) fail(name, "negative strides are not supported");
-  }
-}
-
-void Check::io_dtype(const char* name, const Tensor& t) const {
-  if (!is_floating(t.dtype()))
-    fail(name, std::string("dtype ") + dtype_name(t.dtype()) + " is not supported (f32, f16, bf16)");
-}
-
-void Check::dtype(const char* name, const Tensor& t, DType want) const {
-  if (t.dtype() != want)
-    fail(name, std::string("expected dtype ") + dtype_name(want) + " but got " + dtype_name(t.dtype()));
-}
-
-void Check::dtype_f32_or(const char* name, const Tensor& t, DType io) const {
-  if (t.dtype() != DType::f32 && t.dtype() != io)
-    fail(name, std::string("expected dtype f32") + (io == DType::f32 ? "" : std::string(" or ") + dtype_name(io)) +
-                   " but got " + dtype_name(t.dtype()));
-}
-
-void Check::shape(const char* name, const Tensor& t, const Shape& want) const {
-  if (t.shape() != want)
-    fail(name, "expected shape " + shape_str(want) + " but got " + shape_str(t.shape()));
-}
-
-void Check::contiguous(const char* name, const Tensor& t) const {
-  if (!t.is_contiguous())
-    fail(name, "must be contiguous (got shape " + shape_str(t.shape()) + ", strides " +
-                   shape_str(t.strides()) + "; use .contiguous())");
-}
-
 Vec Check::vec(const char* name, const Tensor& t, std::int64_t c, DType io, bool required) const {
   if (!t.defined()) {
     if (required) fail(name, "is required but was not given");
@@ -92,8 +52,7 @@ Rows Check::rows(const char* name, const Tensor& t) const {
   r.data = t.raw_data();
   r.dtype = t.dtype();
   r.cols = t.size(-1);
-  if (r.cols > 1 && t.stride(-1) != 1)
-    fail(name, "the last dimension must have stride 1 (got strides " + shape_str(t.strides()) + ")");
+  unit_inner_stride(name, t);
   // Leading dimensions must collapse into one: each (non-unit) stride equals the next one times
   // its extent.
   r.rows = 1;
@@ -116,25 +75,6 @@ Rows Check::rows(const char* name, const Tensor& t) const {
   return r;
 }
 
-bool same_view(const Tensor& a, const Tensor& b) {
-  return a.defined() && b.defined() && a.storage() == b.storage() && a.byte_offset() == b.byte_offset() &&
-         a.shape() == b.shape() && a.strides() == b.strides() && a.dtype() == b.dtype();
-}
-
-bool overlaps(const Tensor& a, const Tensor& b) {
-  if (!a.defined() || !b.defined() || a.storage() != b.storage()) return false;
-  auto range = [](const Tensor& t, std::size_t* lo, std::size_t* hi) {
-    std::size_t last = 0;
-    for (int i = 0; i < t.dim(); ++i) last += static_cast<std::size_t>(t.size(i) - 1) * t.stride(i);
-    *lo = t.byte_offset();
-    *hi = t.byte_offset() + (last + 1) * t.element_size();
-  };
-  std::size_t alo, ahi, blo, bhi;
-  range(a, &alo, &ahi);
-  range(b, &blo, &bhi);
-  return alo < bhi && blo < ahi;
-}
-
 bool Check::alias_or_disjoint(const char* out_name, const Tensor& out, const char* in_name,
                               const Tensor& in) const {
   if (same_view(out, in)) return true;
@@ -153,10 +93,6 @@ void Check::writable(const char* name, const Tensor& t) const {
       fail(name, "has strides " + shape_str(t.strides()) + " under which elements share memory");
     span = stride * (extent - 1) + span;
   }
-}
-
-void Check::disjoint(const char* a_name, const Tensor& a, const char* b_name, const Tensor& b) const {
-  if (overlaps(a, b)) fail(a_name, std::string("must not overlap ") + b_name);
 }
 
 void load_floats(const void* src, DType t, std::int64_t n, float* dst) {
@@ -225,8 +161,6 @@ void apply_activation(Activation act, float* v, std::int64_t n) {
       return;
   }
 }
-
-void no_cuda(const char* op) { throw Error(std::string(op) + ": context", "this build has no CUDA support"); }
 
 }  // namespace nn_detail
 }  // namespace mcv::kernels

@@ -82,9 +82,9 @@ void conv2d(Context& ctx, const Conv2dArgs& a) {
   c.dtype("out", a.out, io);
   c.shape("out", a.out, out_shape);
   c.contiguous("out", a.out);
-  c.disjoint("out", a.out, "x", a.x);
-  c.disjoint("out", a.out, "weight", a.weight);
-  c.disjoint("out", a.out, "bias", a.bias);
+  c.no_overlap("out", a.out, "x", a.x);
+  c.no_overlap("out", a.out, "weight", a.weight);
+  c.no_overlap("out", a.out, "bias", a.bias);
   if (a.residual.defined()) {
     c.present("residual", a.residual);
     c.dtype_f32_or("residual", a.residual, io);

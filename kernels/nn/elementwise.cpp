@@ -87,7 +87,7 @@ void add(Context& ctx, const Tensor& a, const Tensor& b, const Tensor& out, cons
   second(c, "b", a, b, out, true, p);
   if (gamma.defined()) {
     p.gamma = c.vec("gamma", gamma, a.size(-1), a.dtype());
-    c.disjoint("out", out, "gamma", gamma);
+    c.no_overlap("out", out, "gamma", gamma);
   }
   run(ctx, "add", p);
 }

@@ -29,9 +29,9 @@ void linear(Context& ctx, const LinearArgs& a) {
   out_shape.back() = n;
   c.shape("out", a.out, out_shape);
   const nn_detail::Rows o = c.rows("out", a.out);
-  c.disjoint("out", a.out, "x", a.x);
-  c.disjoint("out", a.out, "weight", a.weight);
-  c.disjoint("out", a.out, "bias", a.bias);
+  c.no_overlap("out", a.out, "x", a.x);
+  c.no_overlap("out", a.out, "weight", a.weight);
+  c.no_overlap("out", a.out, "bias", a.bias);
 
   nn_detail::LinearParams p;
   if (a.residual.defined()) {
@@ -125,8 +125,8 @@ void matmul(Context& ctx, const MatmulArgs& a) {
   if (n > 1 && a.out.stride(-1) != 1)
     c.fail("out", "the last dimension must have stride 1 (got strides " + shape_str(a.out.strides()) + ")");
   c.writable("out", a.out);
-  c.disjoint("out", a.out, "a", a.a);
-  c.disjoint("out", a.out, "b", a.b);
+  c.no_overlap("out", a.out, "a", a.a);
+  c.no_overlap("out", a.out, "b", a.b);
   if (a.allow_tf32 && io != DType::f32) c.fail("allow_tf32", "applies to f32 only");
 
   nn_detail::MatmulParams p;

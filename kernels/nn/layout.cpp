@@ -55,7 +55,7 @@ void window_partition(Context& ctx, const Tensor& x, int window, const Tensor& o
   c.dtype("out", out, x.dtype());
   c.shape("out", out, {p.batch * p.nh * p.nw, p.window * p.window, p.c});
   c.contiguous("out", out);
-  c.disjoint("out", out, "x", x);
+  c.no_overlap("out", out, "x", x);
   p.src = x.raw_data();
   p.dst = out.raw_data();
   route_window(ctx, p, "window_partition");
@@ -72,7 +72,7 @@ void window_reverse(Context& ctx, const Tensor& windows, int window, const Tenso
   c.dtype("windows", windows, out.dtype());
   c.shape("windows", windows, {p.batch * p.nh * p.nw, p.window * p.window, p.c});
   c.contiguous("windows", windows);
-  c.disjoint("out", out, "windows", windows);
+  c.no_overlap("out", out, "windows", windows);
   p.src = windows.raw_data();
   p.dst = out.raw_data();
   p.reverse = true;
@@ -90,7 +90,7 @@ void mean_tokens(Context& ctx, const Tensor& x, const Tensor& out) {
   c.dtype("out", out, x.dtype());
   c.shape("out", out, {x.size(0), x.size(2)});
   const nn_detail::Rows o = c.rows("out", out);
-  c.disjoint("out", out, "x", x);
+  c.no_overlap("out", out, "x", x);
   nn_detail::MeanTokensParams p;
   p.dtype = x.dtype();
   p.batch = x.size(0);
@@ -163,7 +163,7 @@ void interpolate_bicubic(Context& ctx, const BicubicArgs& a) {
     c.fail("out", "expected shape (..., OH, OW) with the leading dimensions of x " + shape_str(a.x.shape()) +
                       " but got " + shape_str(a.out.shape()));
   c.contiguous("out", a.out);
-  c.disjoint("out", a.out, "x", a.x);
+  c.no_overlap("out", a.out, "x", a.x);
   if (!(a.scale_factor_h >= 0) || !(a.scale_factor_w >= 0) || !std::isfinite(a.scale_factor_h) ||
       !std::isfinite(a.scale_factor_w))
     c.fail("scale_factor", "must be finite and >= 0 (0: derive from the sizes)");

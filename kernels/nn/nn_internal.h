@@ -8,6 +8,7 @@
 #include <string>
 #include <type_traits>
 
+#include "common/op_checks.h"
 #include "mcv/context.h"
 #include "mcv/dtype.h"
 #include "mcv/error.h"
@@ -29,19 +30,15 @@ struct Vec {
   bool f32 = true;
 };
 
-/// Validation with messages "<op>: <tensor>: <problem>".
-class Check {
- public:
-  Check(const char* op, const Context& ctx) : op_(op), device_(ctx.device()) {}
+using op_checks::no_cuda;
+using op_checks::overlaps;
+using op_checks::same_view;
 
-  [[noreturn]] void fail(const std::string& what, const std::string& problem) const;
-  /// Defined, on the context's device, no empty extents, no negative strides.
-  void present(const char* name, const Tensor& t) const;
-  void io_dtype(const char* name, const Tensor& t) const;
-  void dtype(const char* name, const Tensor& t, DType want) const;
-  void dtype_f32_or(const char* name, const Tensor& t, DType io) const;
-  void shape(const char* name, const Tensor& t, const Shape& want) const;
-  void contiguous(const char* name, const Tensor& t) const;
+/// The common checks plus the nn-specific ones, with messages "<op>: <tensor>: <problem>".
+class Check : public op_checks::Checker {
+ public:
+  using Checker::Checker;
+
   /// A (C) parameter vector: present, 1-D of extent c, contiguous, f32 or io. Undefined -> {}.
   Vec vec(const char* name, const Tensor& t, std::int64_t c, DType io, bool required = false) const;
   /// The rows view of t (see nn.h); fails when the leading dimensions do not collapse.
@@ -50,15 +47,7 @@ class Check {
   bool alias_or_disjoint(const char* out_name, const Tensor& out, const char* in_name, const Tensor& in) const;
   /// No two elements of t share memory (an output with arbitrary strides).
   void writable(const char* name, const Tensor& t) const;
-  void disjoint(const char* a_name, const Tensor& a, const char* b_name, const Tensor& b) const;
-
- private:
-  const char* op_;
-  Device device_;
 };
-
-bool same_view(const Tensor& a, const Tensor& b);
-bool overlaps(const Tensor& a, const Tensor& b);
 
 // ---- Host element helpers -----------------------------------------------------------------
 
@@ -307,8 +296,5 @@ void cuda_attention(Context& ctx, const AttentionParams& p);
 void cuda_window(Context& ctx, const WindowParams& p);
 void cuda_mean_tokens(Context& ctx, const MeanTokensParams& p);
 #endif
-
-/// Throws the "no CUDA in this build" error for a CUDA context in a CPU-only build.
-[[noreturn]] void no_cuda(const char* op);
 
 }  // namespace mcv::kernels::nn_detail

@@ -47,8 +47,8 @@ void run_norm(Context& ctx, const NormArgs& a, bool rms, const char* op) {
   // thread, so identical views are safe; partial overlaps are not.
   c.alias_or_disjoint("out", a.out, "x", a.x);
   c.alias_or_disjoint("out", a.out, "residual", a.residual);
-  c.disjoint("out", a.out, "weight", a.weight);
-  c.disjoint("out", a.out, "bias", a.bias);
+  c.no_overlap("out", a.out, "weight", a.weight);
+  c.no_overlap("out", a.out, "bias", a.bias);
   if (a.residual_out.defined()) {
     c.present("residual_out", a.residual_out);
     c.dtype_f32_or("residual_out", a.residual_out, io);
@@ -56,9 +56,9 @@ void run_norm(Context& ctx, const NormArgs& a, bool rms, const char* op) {
     const nn_detail::Rows ro = c.rows("residual_out", a.residual_out);
     c.alias_or_disjoint("residual_out", a.residual_out, "x", a.x);
     c.alias_or_disjoint("residual_out", a.residual_out, "residual", a.residual);
-    c.disjoint("residual_out", a.residual_out, "out", a.out);
-    c.disjoint("residual_out", a.residual_out, "weight", a.weight);
-    c.disjoint("residual_out", a.residual_out, "bias", a.bias);
+    c.no_overlap("residual_out", a.residual_out, "out", a.out);
+    c.no_overlap("residual_out", a.residual_out, "weight", a.weight);
+    c.no_overlap("residual_out", a.residual_out, "bias", a.bias);
     p.residual_out = ro.data;
     p.residual_out_dtype = ro.dtype;
     p.ldro = ro.ld;
@@ -142,7 +142,7 @@ void batch_norm(Context& ctx, const BatchNormArgs& a) {
   for (const auto& [name, t] : {std::pair<const char*, const Tensor*>{"weight", &a.weight},
                                 {"bias", &a.bias}, {"running_mean", &a.running_mean},
                                 {"running_var", &a.running_var}})
-    c.disjoint("out", a.out, name, *t);
+    c.no_overlap("out", a.out, name, *t);
   p.out = o.data;
   p.ldo = o.ld;
   if (ctx.is_cuda()) {

@@ -5,9 +5,9 @@
 #include <cstring>
 #include <string>
 
+#include "common/op_checks.h"
 #include "mcv/thread_pool.h"
 #include "patch_merge/patch_merge_params.h"
-#include "ssd/op_checks.h"
 
 namespace mcv::kernels {
 
@@ -73,7 +73,7 @@ void patch_merge(Context& ctx, const PatchMergeArgs& a) {
 #ifdef MCV_HAVE_CUDA
     patch_merge_detail::patch_merge_cuda(ctx, p);
 #else
-    c.fail("context", "this build has no CUDA support");
+    c.no_cuda();
 #endif
   } else {
     patch_merge_cpu(ctx, p);

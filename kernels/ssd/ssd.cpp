@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-#include "ssd/op_checks.h"
+#include "common/op_checks.h"
 #include "ssd/ssd_params.h"
 
 namespace mcv::kernels {
@@ -147,7 +147,7 @@ void ssd_chunk_scan(Context& ctx, const SsdArgs& a) {
 #ifdef MCV_HAVE_CUDA
     ssd_detail::ssd_cuda(ctx, p);
 #else
-    c.fail("context", "this build has no CUDA support");
+    c.no_cuda();
 #endif
   } else {
     ssd_detail::ssd_cpu(ctx, p);

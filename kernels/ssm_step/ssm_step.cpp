@@ -6,7 +6,7 @@
 #include <cmath>
 #include <string>
 
-#include "ssd/op_checks.h"
+#include "common/op_checks.h"
 #include "ssm_step/ssm_step_params.h"
 
 namespace mcv::kernels {
@@ -45,7 +45,7 @@ void route(Context& ctx, const Checker& c, const StepParams& p) {
 #ifdef MCV_HAVE_CUDA
     ssm_step_detail::state_update_cuda(ctx, p);
 #else
-    c.fail("context", "this build has no CUDA support");
+    c.no_cuda();
 #endif
   } else {
     (void)c;

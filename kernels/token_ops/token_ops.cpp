@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "ssd/op_checks.h"
+#include "common/op_checks.h"
 #include "token_ops/token_ops_params.h"
 
 namespace mcv::kernels {
@@ -15,10 +15,6 @@ namespace {
 using op_checks::Checker;
 using token_ops_detail::EmbedParams;
 using token_ops_detail::MaxParams;
-
-#ifndef MCV_HAVE_CUDA
-[[noreturn]] void no_cuda(const Checker& c) { c.fail("context", "this build has no CUDA support"); }
-#endif
 
 }  // namespace
 
@@ -94,7 +90,7 @@ void embed_tokens(Context& ctx, const EmbedTokensArgs& a) {
 #ifdef MCV_HAVE_CUDA
   token_ops_detail::embed_tokens_cuda(ctx, p);
 #else
-  no_cuda(c);
+  c.no_cuda();
 #endif
 }
 
@@ -127,7 +123,7 @@ void max_tokens(Context& ctx, const Tensor& x, const Tensor& out) {
 #ifdef MCV_HAVE_CUDA
   token_ops_detail::max_tokens_cuda(ctx, p);
 #else
-  no_cuda(c);
+  c.no_cuda();
 #endif
 }
 
