@@ -6,11 +6,12 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/cpu_dtype.h"
+#include "common/cpu_math.h"
 #include "conv1d/conv1d_params.h"
 #include "mcv/context.h"
 #include "mcv/kernels/cpu_features.h"
 #include "mcv/thread_pool.h"
-#include "ssd/cpu_util.h"
 
 namespace mcv::kernels::conv1d_detail {
 
@@ -25,7 +26,7 @@ constexpr std::int64_t kChanTile = 256;  // token-major: channels per tile
 constexpr int kMaxWidth = 4;
 
 // acc[i] = act(bias + sum_k w[k] * buf[i + k]), i < n.
-MCV_SSD_ALWAYS_INLINE void row_body(const float* buf, const float* w, int width, float bias, bool silu,
+MCV_CPU_ALWAYS_INLINE void row_body(const float* buf, const float* w, int width, float bias, bool silu,
                                     float* acc, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) acc[i] = bias;
   for (int k = 0; k < width; ++k) {
@@ -39,7 +40,7 @@ MCV_SSD_ALWAYS_INLINE void row_body(const float* buf, const float* w, int width,
 
 // For each of `rows` tokens i: acc[i][d] = act(bias[d] + sum_k w[k][d] * buf[i + k][d]), d < nd;
 // rows of buf and acc are `ld` floats apart, rows of w `wld` apart.
-MCV_SSD_ALWAYS_INLINE void tile_body(const float* buf, std::int64_t ld, const float* w, std::int64_t wld,
+MCV_CPU_ALWAYS_INLINE void tile_body(const float* buf, std::int64_t ld, const float* w, std::int64_t wld,
                                      int width, const float* bias, bool silu, float* acc, std::int64_t rows,
                                      std::int64_t nd) {
   for (std::int64_t i = 0; i < rows; ++i) {
@@ -62,20 +63,20 @@ void tile_scalar(const float* b, std::int64_t ld, const float* w, std::int64_t w
                  bool silu, float* acc, std::int64_t rows, std::int64_t nd) {
   tile_body(b, ld, w, wld, W, bias, silu, acc, rows, nd);
 }
-#if MCV_SSD_X86
-MCV_SSD_TARGET_AVX2 void row_avx2(const float* b, const float* w, int W, float bias, bool silu,
+#if MCV_CPU_X86
+MCV_CPU_TARGET_AVX2 void row_avx2(const float* b, const float* w, int W, float bias, bool silu,
                                   float* acc, std::int64_t n) {
   row_body(b, w, W, bias, silu, acc, n);
 }
-MCV_SSD_TARGET_AVX512 void row_avx512(const float* b, const float* w, int W, float bias, bool silu,
+MCV_CPU_TARGET_AVX512 void row_avx512(const float* b, const float* w, int W, float bias, bool silu,
                                       float* acc, std::int64_t n) {
   row_body(b, w, W, bias, silu, acc, n);
 }
-MCV_SSD_TARGET_AVX2 void tile_avx2(const float* b, std::int64_t ld, const float* w, std::int64_t wld, int W,
+MCV_CPU_TARGET_AVX2 void tile_avx2(const float* b, std::int64_t ld, const float* w, std::int64_t wld, int W,
                                    const float* bias, bool silu, float* acc, std::int64_t rows, std::int64_t nd) {
   tile_body(b, ld, w, wld, W, bias, silu, acc, rows, nd);
 }
-MCV_SSD_TARGET_AVX512 void tile_avx512(const float* b, std::int64_t ld, const float* w, std::int64_t wld,
+MCV_CPU_TARGET_AVX512 void tile_avx512(const float* b, std::int64_t ld, const float* w, std::int64_t wld,
                                        int W, const float* bias, bool silu, float* acc, std::int64_t rows,
                                        std::int64_t nd) {
   tile_body(b, ld, w, wld, W, bias, silu, acc, rows, nd);
@@ -87,14 +88,14 @@ using TileFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, 
                         std::int64_t, std::int64_t);
 
 RowFn pick_row() {
-#if MCV_SSD_X86
+#if MCV_CPU_X86
   if (cpu_features().avx512f) return row_avx512;
   if (cpu_features().avx2) return row_avx2;
 #endif
   return row_scalar;
 }
 TileFn pick_tile() {
-#if MCV_SSD_X86
+#if MCV_CPU_X86
   if (cpu_features().avx512f) return tile_avx512;
   if (cpu_features().avx2) return tile_avx2;
 #endif

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cpu_dtype.h"
 #include "mcv/thread_pool.h"
 #include "nn/nn_internal.h"
 
@@ -96,7 +97,7 @@ void gather(const void* base, DType t, std::int64_t rows, std::int64_t cols, std
     if (cs == 1) {
       load_floats(b + r * rs * es, t, cols, dst + r * cols);
     } else {
-      for (std::int64_t c = 0; c < cols; ++c) dst[r * cols + c] = load_one(b + (r * rs + c * cs) * es, t);
+      for (std::int64_t c = 0; c < cols; ++c) dst[r * cols + c] = cpu::load_element(b + (r * rs + c * cs) * es, t);
     }
   }
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/cpu_dtype.h"
 #include "mcv/thread_pool.h"
 #include "nn/nn_internal.h"
 
@@ -11,9 +12,7 @@ namespace mcv::kernels::nn_detail {
 
 namespace {
 
-char* at(const void* base, DType t, std::int64_t i) {
-  return static_cast<char*>(const_cast<void*>(base)) + i * static_cast<std::int64_t>(dtype_size(t));
-}
+using cpu::element_ptr;
 
 // Applies bias, activation and residual to v = the conv sums of output pixel `pixel`, channels
 // [c0, c0 + len), and stores them.
@@ -26,10 +25,10 @@ struct Finisher {
     const std::int64_t off = pixel * p.cout + c0;
     if (p.residual) {
       const DType rt = p.residual_f32 ? DType::f32 : p.dtype;
-      load_floats(at(p.residual, rt, off), rt, len, scratch);
+      load_floats(element_ptr(p.residual, rt, off), rt, len, scratch);
       for (std::int64_t i = 0; i < len; ++i) v[i] += scratch[i];
     }
-    store_floats(v, len, at(p.out, p.dtype, off), p.dtype);
+    store_floats(v, len, element_ptr(p.out, p.dtype, off), p.dtype);
   }
 };
 
@@ -38,7 +37,7 @@ void depthwise(Context& ctx, const ConvParams& p, const Finisher& finish) {
   // Weights as (tap, C) so the inner loop runs over contiguous channels.
   std::vector<float> w(static_cast<std::size_t>(taps * C)), wrow(static_cast<std::size_t>(taps));
   for (std::int64_t c = 0; c < C; ++c) {
-    load_floats(at(p.weight, p.dtype, c * taps), p.dtype, taps, wrow.data());
+    load_floats(element_ptr(p.weight, p.dtype, c * taps), p.dtype, taps, wrow.data());
     for (std::int64_t t = 0; t < taps; ++t) w[t * C + c] = wrow[t];
   }
   const std::int64_t grain = std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(p.ow * C * taps / 64, 1));
@@ -54,7 +53,7 @@ void depthwise(Context& ctx, const ConvParams& p, const Finisher& finish) {
           for (int j = 0; j < p.kw; ++j) {
             const std::int64_t ix = ox * p.sw - p.pw + static_cast<std::int64_t>(j) * p.dw;
             if (ix < 0 || ix >= p.w) continue;
-            const void* src = at(p.x, p.dtype, ((n * p.h + iy) * p.w + ix) * C);
+            const void* src = element_ptr(p.x, p.dtype, ((n * p.h + iy) * p.w + ix) * C);
             const float* xv = p.dtype == DType::f32 ? static_cast<const float*>(src) : xin.data();
             if (p.dtype != DType::f32) load_floats(src, p.dtype, C, xin.data());
             const float* wt = w.data() + (static_cast<std::int64_t>(i) * p.kw + j) * C;
@@ -125,7 +124,7 @@ void cpu_conv2d(Context& ctx, const ConvParams& p) {
               if (iy < 0 || iy >= p.h || ix < 0 || ix >= p.w)
                 std::fill(dst, dst + cin_g, 0.0f);
               else
-                load_floats(at(p.x, p.dtype, ((n * p.h + iy) * p.w + ix) * p.cin + g * cin_g), p.dtype, cin_g, dst);
+                load_floats(element_ptr(p.x, p.dtype, ((n * p.h + iy) * p.w + ix) * p.cin + g * cin_g), p.dtype, cin_g, dst);
             }
           }
         }

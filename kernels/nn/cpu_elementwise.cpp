@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "common/cpu_dtype.h"
 #include "mcv/thread_pool.h"
 #include "nn/nn_internal.h"
 
@@ -11,9 +12,7 @@ namespace mcv::kernels::nn_detail {
 
 namespace {
 
-char* at(const void* base, DType t, std::int64_t i) {
-  return static_cast<char*>(const_cast<void*>(base)) + i * static_cast<std::int64_t>(dtype_size(t));
-}
+using cpu::element_ptr;
 
 std::int64_t row_grain(std::int64_t cols) { return std::max<std::int64_t>(1, 32768 / std::max<std::int64_t>(cols, 1)); }
 
@@ -30,9 +29,9 @@ void cpu_elementwise(Context& ctx, const EwParams& p) {
   ctx.threads().parallel_for(p.rows, row_grain(C), [&](std::int64_t r0, std::int64_t r1) {
     std::vector<float> a(static_cast<std::size_t>(C)), bbuf(p.b ? static_cast<std::size_t>(C) : 0);
     for (std::int64_t r = r0; r < r1; ++r) {
-      load_floats(at(p.a, p.dtype, r * p.lda), p.dtype, C, a.data());
+      load_floats(element_ptr(p.a, p.dtype, r * p.lda), p.dtype, C, a.data());
       const float* b = bbuf.data();
-      if (p.b) load_floats(at(p.b, bt, (r % p.b_rows) * p.ldb), bt, C, bbuf.data());
+      if (p.b) load_floats(element_ptr(p.b, bt, (r % p.b_rows) * p.ldb), bt, C, bbuf.data());
       switch (p.op) {
         case EwOp::activation: apply_activation(p.act, a.data(), C); break;
         case EwOp::add:
@@ -51,7 +50,7 @@ void cpu_elementwise(Context& ctx, const EwParams& p) {
           for (std::int64_t i = 0; i < C; ++i) a[i] *= b[i] / (1.0f + std::exp(-b[i]));
           break;
       }
-      store_floats(a.data(), C, at(p.out, p.dtype, r * p.ldo), p.dtype);
+      store_floats(a.data(), C, element_ptr(p.out, p.dtype, r * p.ldo), p.dtype);
     }
   });
 }
@@ -61,7 +60,7 @@ void cpu_softmax(Context& ctx, const SoftmaxParams& p) {
   ctx.threads().parallel_for(p.rows, row_grain(C), [&](std::int64_t r0, std::int64_t r1) {
     std::vector<float> v(static_cast<std::size_t>(C));
     for (std::int64_t r = r0; r < r1; ++r) {
-      load_floats(at(p.x, p.dtype, r * p.ldx), p.dtype, C, v.data());
+      load_floats(element_ptr(p.x, p.dtype, r * p.ldx), p.dtype, C, v.data());
       float mx = -INFINITY;
       for (std::int64_t i = 0; i < C; ++i) mx = std::max(mx, v[i]);
       // A row of -inf gives NaN, as torch.softmax does.
@@ -71,7 +70,7 @@ void cpu_softmax(Context& ctx, const SoftmaxParams& p) {
         sum += v[i];
       }
       for (std::int64_t i = 0; i < C; ++i) v[i] /= sum;
-      store_floats(v.data(), C, at(p.out, p.dtype, r * p.ldo), p.dtype);
+      store_floats(v.data(), C, element_ptr(p.out, p.dtype, r * p.ldo), p.dtype);
     }
   });
 }

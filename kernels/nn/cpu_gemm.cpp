@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/cpu_dtype.h"
 #include "mcv/thread_pool.h"
 #include "nn/nn_internal.h"
 
@@ -81,12 +82,7 @@ namespace mcv::kernels::nn_detail {
 
 namespace {
 
-const void* at(const void* base, DType t, std::int64_t i) {
-  return static_cast<const char*>(base) + i * static_cast<std::int64_t>(dtype_size(t));
-}
-void* at(void* base, DType t, std::int64_t i) {
-  return static_cast<char*>(base) + i * static_cast<std::int64_t>(dtype_size(t));
-}
+using cpu::element_ptr;
 
 // A (rows x cols, row stride ld) as f32 row-major: the data itself when already f32, else a
 // converted copy in `buf`.
@@ -97,7 +93,7 @@ const float* as_f32_rows(const void* data, DType t, std::int64_t rows, std::int6
     return static_cast<const float*>(data);
   }
   buf.resize(static_cast<std::size_t>(rows * cols));
-  for (std::int64_t r = 0; r < rows; ++r) load_floats(at(data, t, r * ld), t, cols, buf.data() + r * cols);
+  for (std::int64_t r = 0; r < rows; ++r) load_floats(element_ptr(data, t, r * ld), t, cols, buf.data() + r * cols);
   *ld_out = cols;
   return buf.data();
 }
@@ -119,10 +115,10 @@ void cpu_linear(Context& ctx, const LinearParams& p) {
       for (std::int64_t c = 0; c < cols; ++c) row[c] = src[c] + bias[t.c0 + c];
       apply_activation(p.act, row.data(), cols);
       if (p.residual) {
-        load_floats(at(p.residual, rt, r * p.ldr + t.c0), rt, cols, res.data());
+        load_floats(element_ptr(p.residual, rt, r * p.ldr + t.c0), rt, cols, res.data());
         for (std::int64_t c = 0; c < cols; ++c) row[c] += res[c];
       }
-      store_floats(row.data(), cols, at(p.out, p.dtype, r * p.ldo + t.c0), p.dtype);
+      store_floats(row.data(), cols, element_ptr(p.out, p.dtype, r * p.ldo + t.c0), p.dtype);
     }
   });
 }
@@ -145,7 +141,7 @@ void cpu_matmul(Context& ctx, const MatmulParams& p) {
       a_buf.resize(static_cast<std::size_t>(p.M * p.K));
       for (std::int64_t r = 0; r < p.M; ++r)
         for (std::int64_t k = 0; k < p.K; ++k)
-          a_buf[r * p.K + k] = load_one(a + (r * p.a.rs + k * p.a.cs) * static_cast<std::int64_t>(es), p.dtype);
+          a_buf[r * p.K + k] = cpu::load_element(a + (r * p.a.rs + k * p.a.cs) * static_cast<std::int64_t>(es), p.dtype);
       A = a_buf.data();
       lda = p.K;
     }
@@ -158,7 +154,7 @@ void cpu_matmul(Context& ctx, const MatmulParams& p) {
       b_buf.resize(static_cast<std::size_t>(p.N * p.K));
       for (std::int64_t k = 0; k < p.K; ++k)
         for (std::int64_t n = 0; n < p.N; ++n)
-          b_buf[n * p.K + k] = load_one(b + (k * p.b.rs + n * p.b.cs) * static_cast<std::int64_t>(es), p.dtype);
+          b_buf[n * p.K + k] = cpu::load_element(b + (k * p.b.rs + n * p.b.cs) * static_cast<std::int64_t>(es), p.dtype);
       B = b_buf.data();
       ldb = p.K;
     }
@@ -168,7 +164,7 @@ void cpu_matmul(Context& ctx, const MatmulParams& p) {
       std::vector<float> row(static_cast<std::size_t>(cols)), prev(p.accumulate ? static_cast<std::size_t>(cols) : 0);
       for (std::int64_t r = t.r0; r < t.r1; ++r) {
         const float* src = t.data + (r - t.r0) * t.ld;
-        void* dst = at(out, p.dtype, r * p.o_rs + t.c0);
+        void* dst = element_ptr(out, p.dtype, r * p.o_rs + t.c0);
         for (std::int64_t c = 0; c < cols; ++c) row[c] = p.alpha * src[c];
         if (p.accumulate) {
           load_floats(dst, p.dtype, cols, prev.data());

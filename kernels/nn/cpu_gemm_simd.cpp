@@ -21,17 +21,13 @@
 #include <string>
 #include <utility>
 
+#include "common/cpu_math.h"
 #include "mcv/kernels/cpu_features.h"
 #include "mcv/thread_pool.h"
 #include "nn/nn_internal.h"
 
-#if defined(__x86_64__)
+#if MCV_CPU_X86
 #include <immintrin.h>
-#define MCV_NN_X86 1
-#define MCV_NN_AVX2 __attribute__((target("avx2,fma")))
-#define MCV_NN_AVX512 __attribute__((target("avx512f,avx2,fma")))
-#else
-#define MCV_NN_X86 0
 #endif
 
 namespace mcv::kernels::nn_detail {
@@ -60,10 +56,10 @@ inline void write_back(const float* tmp, float* C, std::int64_t ldc, bool accumu
     for (int j = 0; j < nr; ++j) C[i * ldc + j] = (accumulate ? C[i * ldc + j] : 0.0f) + tmp[i * NR + j];
 }
 
-#if MCV_NN_X86
+#if MCV_CPU_X86
 
 template <int MR>
-MCV_NN_AVX512 void micro_512(int kc, const float* A, std::int64_t lda, const float* bp, float* C, std::int64_t ldc,
+MCV_CPU_TARGET_AVX512 void micro_512(int kc, const float* A, std::int64_t lda, const float* bp, float* C, std::int64_t ldc,
                              bool accumulate, int nr) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 12
@@ -100,7 +96,7 @@ MCV_NN_AVX512 void micro_512(int kc, const float* A, std::int64_t lda, const flo
 }
 
 template <int MR>
-MCV_NN_AVX2 void micro_256(int kc, const float* A, std::int64_t lda, const float* bp, float* C, std::int64_t ldc,
+MCV_CPU_TARGET_AVX2 void micro_256(int kc, const float* A, std::int64_t lda, const float* bp, float* C, std::int64_t ldc,
                            bool accumulate, int nr) {
   __m256 c0[MR], c1[MR];
 #pragma GCC unroll 6
@@ -150,7 +146,7 @@ constexpr auto table_256(std::integer_sequence<int, I...>) {
 // Dot-product kernels for GEMMs of a few rows (batch-1 projections, heads): no packing, W is
 // streamed once and each output is one dot product of two contiguous rows.
 template <int MR>
-MCV_NN_AVX512 void dot_512(std::int64_t K, const float* A, std::int64_t lda, const float* W, std::int64_t ldw,
+MCV_CPU_TARGET_AVX512 void dot_512(std::int64_t K, const float* A, std::int64_t lda, const float* W, std::int64_t ldw,
                            std::int64_t cols, float* C, std::int64_t ldc) {
   const std::int64_t tail = K % 16;
   const __mmask16 mask = static_cast<__mmask16>((1u << tail) - 1u);
@@ -183,7 +179,7 @@ MCV_NN_AVX512 void dot_512(std::int64_t K, const float* A, std::int64_t lda, con
 }
 
 template <int MR>
-MCV_NN_AVX2 void dot_256(std::int64_t K, const float* A, std::int64_t lda, const float* W, std::int64_t ldw,
+MCV_CPU_TARGET_AVX2 void dot_256(std::int64_t K, const float* A, std::int64_t lda, const float* W, std::int64_t ldw,
                          std::int64_t cols, float* C, std::int64_t ldc) {
   for (std::int64_t j = 0; j < cols; ++j) {
     const float* w = W + j * ldw;
@@ -227,7 +223,7 @@ CpuGemmPath cpu_gemm_path() {
     case CpuGemmPath::avx512: return f.avx512f ? CpuGemmPath::avx512 : f.avx2 ? CpuGemmPath::avx2 : CpuGemmPath::eigen;
     case CpuGemmPath::automatic: break;
   }
-#if MCV_NN_X86
+#if MCV_CPU_X86
   return f.avx512f ? CpuGemmPath::avx512 : f.avx2 ? CpuGemmPath::avx2 : CpuGemmPath::eigen;
 #else
   return CpuGemmPath::eigen;
@@ -262,7 +258,7 @@ PackedWeight pack_weight(Context& ctx, const float* W, std::int64_t N, std::int6
 
 void packed_tile_gemm(const PackedWeight& pw, std::int64_t rows, std::int64_t c0, std::int64_t cols, const float* A,
                       std::int64_t lda, float* C, std::int64_t ldc) {
-#if MCV_NN_X86
+#if MCV_CPU_X86
   static constexpr auto k512 = table_512(std::make_integer_sequence<int, 12>());
   static constexpr auto k256 = table_256(std::make_integer_sequence<int, 6>());
   const MicroKernel* kernels = pw.nr == 32 ? k512.data() : k256.data();
@@ -288,7 +284,7 @@ void packed_tile_gemm(const PackedWeight& pw, std::int64_t rows, std::int64_t c0
 
 bool dot_tile_gemm(CpuGemmPath path, std::int64_t rows, std::int64_t cols, std::int64_t K, const float* A,
                    std::int64_t lda, const float* W, std::int64_t ldw, float* C, std::int64_t ldc) {
-#if MCV_NN_X86
+#if MCV_CPU_X86
   if (path == CpuGemmPath::eigen || rows > kMaxDotRows) return false;
   (path == CpuGemmPath::avx512 ? kDot512 : kDot256)[rows - 1](K, A, lda, W, ldw, cols, C, ldc);
   return true;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "common/cpu_dtype.h"
 #include "mcv/thread_pool.h"
 #include "nn/nn_internal.h"
 
@@ -11,9 +12,7 @@ namespace mcv::kernels::nn_detail {
 
 namespace {
 
-char* at(const void* base, DType t, std::int64_t i) {
-  return static_cast<char*>(const_cast<void*>(base)) + i * static_cast<std::int64_t>(dtype_size(t));
-}
+using cpu::element_ptr;
 
 // Rows per task: about 16K elements, so small tensors stay on one thread.
 std::int64_t row_grain(std::int64_t cols) { return std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(cols, 1)); }
@@ -28,9 +27,9 @@ void cpu_norm(Context& ctx, const NormParams& p) {
   ctx.threads().parallel_for(p.rows, row_grain(C), [&](std::int64_t r0, std::int64_t r1) {
     std::vector<float> s(static_cast<std::size_t>(C)), tmp(p.residual ? static_cast<std::size_t>(C) : 0);
     for (std::int64_t r = r0; r < r1; ++r) {
-      load_floats(at(p.x, p.dtype, r * p.ldx), p.dtype, C, s.data());
+      load_floats(element_ptr(p.x, p.dtype, r * p.ldx), p.dtype, C, s.data());
       if (p.residual) {
-        load_floats(at(p.residual, p.residual_dtype, r * p.ldr), p.residual_dtype, C, tmp.data());
+        load_floats(element_ptr(p.residual, p.residual_dtype, r * p.ldr), p.residual_dtype, C, tmp.data());
         for (std::int64_t i = 0; i < C; ++i) s[i] += tmp[i];
       }
       float mean = 0.0f, rstd;
@@ -46,9 +45,9 @@ void cpu_norm(Context& ctx, const NormParams& p) {
         for (std::int64_t i = 0; i < C; ++i) var += (s[i] - mean) * (s[i] - mean);
         rstd = 1.0f / std::sqrt(var / static_cast<float>(C) + p.eps);
       }
-      if (p.residual_out) store_floats(s.data(), C, at(p.residual_out, p.residual_out_dtype, r * p.ldro), p.residual_out_dtype);
+      if (p.residual_out) store_floats(s.data(), C, element_ptr(p.residual_out, p.residual_out_dtype, r * p.ldro), p.residual_out_dtype);
       for (std::int64_t i = 0; i < C; ++i) s[i] = (s[i] - mean) * rstd * weight[i] + bias[i];
-      store_floats(s.data(), C, at(p.out, p.out_dtype, r * p.ldo), p.out_dtype);
+      store_floats(s.data(), C, element_ptr(p.out, p.out_dtype, r * p.ldo), p.out_dtype);
     }
   });
 }
@@ -69,19 +68,19 @@ void cpu_layer_norm_2d(Context& ctx, const LayerNorm2dParams& p) {
       std::fill(mean.begin(), mean.end(), 0.0f);
       std::fill(m2.begin(), m2.end(), 0.0f);
       for (std::int64_t ch = 0; ch < p.c; ++ch) {
-        load_floats(at(p.x, p.dtype, base + ch * p.hw), p.dtype, len, v.data());
+        load_floats(element_ptr(p.x, p.dtype, base + ch * p.hw), p.dtype, len, v.data());
         for (std::int64_t i = 0; i < len; ++i) mean[i] += v[i];
       }
       for (std::int64_t i = 0; i < len; ++i) mean[i] /= static_cast<float>(p.c);
       for (std::int64_t ch = 0; ch < p.c; ++ch) {
-        load_floats(at(p.x, p.dtype, base + ch * p.hw), p.dtype, len, v.data());
+        load_floats(element_ptr(p.x, p.dtype, base + ch * p.hw), p.dtype, len, v.data());
         for (std::int64_t i = 0; i < len; ++i) m2[i] += (v[i] - mean[i]) * (v[i] - mean[i]);
       }
       for (std::int64_t i = 0; i < len; ++i) m2[i] = 1.0f / std::sqrt(m2[i] / static_cast<float>(p.c) + p.eps);
       for (std::int64_t ch = 0; ch < p.c; ++ch) {
-        load_floats(at(p.x, p.dtype, base + ch * p.hw), p.dtype, len, v.data());
+        load_floats(element_ptr(p.x, p.dtype, base + ch * p.hw), p.dtype, len, v.data());
         for (std::int64_t i = 0; i < len; ++i) v[i] = (v[i] - mean[i]) * m2[i] * weight[ch] + bias[ch];
-        store_floats(v.data(), len, at(p.out, p.dtype, base + ch * p.hw), p.dtype);
+        store_floats(v.data(), len, element_ptr(p.out, p.dtype, base + ch * p.hw), p.dtype);
       }
     }
   });
@@ -102,10 +101,10 @@ void cpu_batch_norm(Context& ctx, const BatchNormParams& p) {
   ctx.threads().parallel_for(p.rows, row_grain(C), [&](std::int64_t r0, std::int64_t r1) {
     std::vector<float> v(static_cast<std::size_t>(C));
     for (std::int64_t r = r0; r < r1; ++r) {
-      load_floats(at(p.x, p.dtype, r * p.ldx), p.dtype, C, v.data());
+      load_floats(element_ptr(p.x, p.dtype, r * p.ldx), p.dtype, C, v.data());
       for (std::int64_t i = 0; i < C; ++i) v[i] = v[i] * scale[i] + shift[i];
       apply_activation(p.act, v.data(), C);
-      store_floats(v.data(), C, at(p.out, p.dtype, r * p.ldo), p.dtype);
+      store_floats(v.data(), C, element_ptr(p.out, p.dtype, r * p.ldo), p.dtype);
     }
   });
 }

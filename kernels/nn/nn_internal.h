@@ -51,15 +51,6 @@ class Check : public op_checks::Checker {
 
 // ---- Host element helpers -----------------------------------------------------------------
 
-/// One element as float (host).
-inline float load_one(const void* p, DType t) {
-  switch (t) {
-    case DType::f32: return *static_cast<const float*>(p);
-    case DType::bf16: return from_bf16(*static_cast<const BFloat16*>(p));
-    case DType::f16: return from_half(*static_cast<const Half*>(p));
-    default: return 0.0f;
-  }
-}
 /// dst[i] = float(src[i]) for i < n.
 void load_floats(const void* src, DType t, std::int64_t n, float* dst);
 /// dst[i] = src[i] converted to t (round to nearest even) for i < n.

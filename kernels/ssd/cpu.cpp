@@ -10,10 +10,11 @@
 #include <cstring>
 #include <vector>
 
+#include "common/cpu_dtype.h"
+#include "common/cpu_math.h"
 #include "mcv/context.h"
 #include "mcv/kernels/cpu_features.h"
 #include "mcv/thread_pool.h"
-#include "ssd/cpu_util.h"
 #include "ssd/ssd_params.h"
 
 namespace mcv::kernels::ssd_detail {
@@ -47,7 +48,7 @@ struct VecOf<64> {
 };
 
 template <int kBytes, int kVecs>
-MCV_SSD_ALWAYS_INLINE void step_block(float* s, std::int64_t n_state, std::int64_t rows, float dA, const float* b,
+MCV_CPU_ALWAYS_INLINE void step_block(float* s, std::int64_t n_state, std::int64_t rows, float dA, const float* b,
                                       const float* c, const float* xdt, float* y) {
   using V = typename VecOf<kBytes>::type;
   static_assert(sizeof(V) == kBytes);
@@ -68,7 +69,7 @@ MCV_SSD_ALWAYS_INLINE void step_block(float* s, std::int64_t n_state, std::int64
 }
 
 template <int kBytes>
-MCV_SSD_ALWAYS_INLINE void step_body(float* s, std::int64_t n_state, std::int64_t rows, float dA, const float* b,
+MCV_CPU_ALWAYS_INLINE void step_body(float* s, std::int64_t n_state, std::int64_t rows, float dA, const float* b,
                                      const float* c, const float* xdt, float* y) {
   constexpr std::int64_t kLanes = kBytes / 4;
   std::int64_t i0 = 0;
@@ -94,19 +95,19 @@ void step_scalar(float* s, std::int64_t N, std::int64_t R, float dA, const float
                  const float* xdt, float* y) {
   step_body<16>(s, N, R, dA, b, c, xdt, y);
 }
-#if MCV_SSD_X86
-MCV_SSD_TARGET_AVX2 void step_avx2(float* s, std::int64_t N, std::int64_t R, float dA, const float* b,
+#if MCV_CPU_X86
+MCV_CPU_TARGET_AVX2 void step_avx2(float* s, std::int64_t N, std::int64_t R, float dA, const float* b,
                                    const float* c, const float* xdt, float* y) {
   step_body<32>(s, N, R, dA, b, c, xdt, y);
 }
-MCV_SSD_TARGET_AVX512 void step_avx512(float* s, std::int64_t N, std::int64_t R, float dA, const float* b,
+MCV_CPU_TARGET_AVX512 void step_avx512(float* s, std::int64_t N, std::int64_t R, float dA, const float* b,
                                        const float* c, const float* xdt, float* y) {
   step_body<64>(s, N, R, dA, b, c, xdt, y);
 }
 #endif
 
 StepFn pick_step() {
-#if MCV_SSD_X86
+#if MCV_CPU_X86
   if (cpu_features().avx512f) return step_avx512;
   if (cpu_features().avx2) return step_avx2;
 #endif

@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/cpu_dtype.h"
+#include "common/cpu_math.h"
 #include "mcv/context.h"
 #include "mcv/thread_pool.h"
-#include "ssd/cpu_util.h"
 #include "ssm_step/ssm_step_params.h"
 
 namespace mcv::kernels::ssm_step_detail {

@@ -6,31 +6,15 @@
 #include <cmath>
 #include <vector>
 
+#include "common/cpu_dtype.h"
 #include "mcv/context.h"
 #include "mcv/thread_pool.h"
 #include "token_ops/token_ops_params.h"
 
 namespace mcv::kernels::token_ops_detail {
 
-namespace {
-
-float load(const void* base, DType t, std::int64_t i) {
-  switch (t) {
-    case DType::f16: return from_half(static_cast<const Half*>(base)[i]);
-    case DType::bf16: return from_bf16(static_cast<const BFloat16*>(base)[i]);
-    default: return static_cast<const float*>(base)[i];
-  }
-}
-
-void store(void* base, DType t, std::int64_t i, float v) {
-  switch (t) {
-    case DType::f16: static_cast<Half*>(base)[i] = to_half(v); break;
-    case DType::bf16: static_cast<BFloat16*>(base)[i] = to_bf16(v); break;
-    default: static_cast<float*>(base)[i] = v; break;
-  }
-}
-
-}  // namespace
+using cpu::load_element;
+using cpu::store_element;
 
 void embed_tokens_cpu(Context& ctx, const EmbedParams& p) {
   const std::int64_t rows = p.batch * p.len;
@@ -65,9 +49,9 @@ void embed_tokens_cpu(Context& ctx, const EmbedParams& p) {
         continue;
       }
       for (std::int64_t c = 0; c < p.channels; ++c) {
-        float v = load(from, from_t, from_off + c);
-        if (p.pos) v += load(p.pos, pos_t, t * p.pos_sr + c);
-        store(p.out, p.io, out_off + c, v);
+        float v = load_element(from, from_t, from_off + c);
+        if (p.pos) v += load_element(p.pos, pos_t, t * p.pos_sr + c);
+        store_element(p.out, p.io, out_off + c, v);
       }
     }
   });
@@ -80,13 +64,13 @@ void max_tokens_cpu(Context& ctx, const MaxParams& p) {
       for (std::int64_t t = 0; t < p.len; ++t) {
         const std::int64_t off = b * p.x_sb + t * p.x_st;
         for (std::int64_t c = 0; c < p.channels; ++c) {
-          const float v = load(p.x, p.io, off + c);
+          const float v = load_element(p.x, p.io, off + c);
           float& a = acc[static_cast<std::size_t>(c)];
           // NaN wins, as in torch.max; comparisons with NaN are false, so test it explicitly.
           if (t == 0 || std::isnan(v) || (!std::isnan(a) && v > a)) a = v;
         }
       }
-      for (std::int64_t c = 0; c < p.channels; ++c) store(p.out, p.io, b * p.o_sb + c, acc[static_cast<std::size_t>(c)]);
+      for (std::int64_t c = 0; c < p.channels; ++c) store_element(p.out, p.io, b * p.o_sb + c, acc[static_cast<std::size_t>(c)]);
     }
   });
 }

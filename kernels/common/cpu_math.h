@@ -1,48 +1,14 @@
 #pragma once
-// CPU helpers shared by the conv1d, ssm_step and ssd ops: element conversion to and from f32,
-// dispatch on the I/O dtype, and the attributes that compile one function per vector ISA.
+// Host math shared by the CPU paths of the ops: PyTorch's softplus and SiLU, a vectorisable exp
+// for whole-row loops, and the attributes that compile one function per vector ISA. Private to
+// the kernels library.
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
-#include <string>
-#include <utility>
-
-#include "mcv/dtype.h"
-#include "mcv/error.h"
 
 namespace mcv::kernels::cpu {
-
-inline float to_f32(float v) { return v; }
-inline float to_f32(Half v) { return from_half(v); }
-inline float to_f32(BFloat16 v) { return from_bf16(v); }
-
-template <typename T>
-inline T from_f32(float v);
-template <>
-inline float from_f32<float>(float v) { return v; }
-template <>
-inline Half from_f32<Half>(float v) { return to_half(v); }
-template <>
-inline BFloat16 from_f32<BFloat16>(float v) { return to_bf16(v); }
-
-/// Reads element i of a parameter stored as f32 or as T.
-template <typename T>
-inline float load_param(const void* p, bool is_f32, std::int64_t i) {
-  return is_f32 ? static_cast<const float*>(p)[i] : to_f32(static_cast<const T*>(p)[i]);
-}
-
-/// Calls fn(T{}) with T the storage type of an I/O dtype (f32, f16, bf16).
-template <typename Fn>
-void dispatch_io(DType dtype, Fn&& fn) {
-  switch (dtype) {
-    case DType::f32: fn(float{}); return;
-    case DType::f16: fn(Half{}); return;
-    case DType::bf16: fn(BFloat16{}); return;
-    default: throw Error("cpu kernel", std::string("unsupported dtype ") + dtype_name(dtype));
-  }
-}
 
 /// PyTorch's softplus (beta 1, threshold 20).
 inline float softplus(float v) { return v <= 20.0f ? std::log1p(std::exp(v)) : v; }
@@ -75,14 +41,16 @@ inline __attribute__((always_inline)) float silu_vec(float v) { return v / (1.0f
 }  // namespace mcv::kernels::cpu
 
 // Per-function ISA targets: the body is written once (always inlined) and compiled into one
-// wrapper per ISA, chosen at run time from mcv::kernels::cpu_features().
-#if defined(__x86_64__) || defined(__i386__)
-#define MCV_SSD_X86 1
-#define MCV_SSD_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#define MCV_SSD_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+// wrapper per ISA, chosen at run time from mcv::kernels::cpu_features(). The library itself
+// builds for baseline x86-64, so nothing else in the binary uses these instructions. 64-bit only:
+// the GEMM kernels use 64-bit intrinsics.
+#if defined(__x86_64__)
+#define MCV_CPU_X86 1
+#define MCV_CPU_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define MCV_CPU_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
 #else
-#define MCV_SSD_X86 0
-#define MCV_SSD_TARGET_AVX2
-#define MCV_SSD_TARGET_AVX512
+#define MCV_CPU_X86 0
+#define MCV_CPU_TARGET_AVX2
+#define MCV_CPU_TARGET_AVX512
 #endif
-#define MCV_SSD_ALWAYS_INLINE inline __attribute__((always_inline))
+#define MCV_CPU_ALWAYS_INLINE inline __attribute__((always_inline))
