@@ -8,43 +8,14 @@
 #include <fstream>
 
 #include "mcv/error.h"
-#include "oracle.h"
-#include "test_support.h"
+#include "oracle_test_support.h"
 
 namespace mcv::oracle {
 namespace {
 
-std::vector<std::filesystem::path> mambavision_oracles() {
-  std::vector<std::filesystem::path> out;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(test::oracle_dir(), ec)) return out;
-  for (const auto& e : std::filesystem::directory_iterator(test::oracle_dir())) {
-    if (!e.is_directory() || !std::filesystem::exists(e.path() / "config.json")) continue;
-    std::ifstream in(e.path() / "config.json");
-    const auto config = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (config.is_object() && config.value("family", "") == "mambavision") out.push_back(e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+std::vector<std::filesystem::path> mambavision_oracles() { return test_support::oracle_folders("mambavision"); }
 
-void expect_passes(const std::filesystem::path& dir, Device device, DType dtype) {
-  SCOPED_TRACE(dir.filename().string() + " on " + device.str() + " " + dtype_name(dtype));
-  const OracleResult r = run_oracle(dir, {device, dtype});
-  int outputs = 0, intermediates = 0;
-  for (const auto& c : r.checks) {
-    (c.is_output ? outputs : intermediates)++;
-    EXPECT_TRUE(c.passed) << c.name << ": max_abs " << c.max_abs << " (limit " << c.limit_max_abs << "), rel_l2 "
-                          << c.rel_l2 << " (limit " << c.limit_rel_l2 << "), non-finite " << c.non_finite;
-  }
-  EXPECT_EQ(outputs, 1);
-  // Every intermediate the oracle recorded is produced by the port (nothing silently skipped).
-  std::int64_t recorded = 0;
-  const OracleFolder folder = OracleFolder::open(dir);
-  for (const auto& [name, t] : folder.io.tensors()) recorded += name.rfind("feat.", 0) == 0;
-  EXPECT_EQ(intermediates, recorded);
-  EXPECT_TRUE(r.passed);
-}
+using test_support::expect_oracle_passes;
 
 TEST(MambaVisionOracle, FoldersArePresent) {
   ASSERT_TRUE(std::filesystem::is_directory(test::oracle_dir() / "mambavision_t_small"))
@@ -55,7 +26,7 @@ TEST(MambaVisionOracle, FoldersArePresent) {
 TEST(MambaVisionOracle, Cpu) {
   const auto dirs = mambavision_oracles();
   ASSERT_FALSE(dirs.empty()) << "no mambavision oracle under " << test::oracle_dir();
-  for (const auto& d : dirs) expect_passes(d, Device::cpu(), DType::f32);
+  for (const auto& d : dirs) expect_oracle_passes(d, Device::cpu(), DType::f32);
 }
 
 TEST(MambaVisionOracle, CudaF32AndBf16) {
@@ -63,8 +34,8 @@ TEST(MambaVisionOracle, CudaF32AndBf16) {
   const auto dirs = mambavision_oracles();
   ASSERT_FALSE(dirs.empty());
   for (const auto& d : dirs) {
-    expect_passes(d, Device::cuda(), DType::f32);
-    expect_passes(d, Device::cuda(), DType::bf16);
+    expect_oracle_passes(d, Device::cuda(), DType::f32);
+    expect_oracle_passes(d, Device::cuda(), DType::bf16);
   }
 }
 
