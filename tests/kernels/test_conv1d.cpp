@@ -33,6 +33,7 @@ struct ConvCase {
   bool weight_f32 = true;      // else weight and bias in the I/O dtype
   bool weight_3d = false;      // the official (D, 1, W)
   bool strided = false;        // x/out as views into wider buffers
+  std::int64_t pad = 3;        // how much wider, when strided
   std::int64_t state_len = 0;  // > 0: request the final conv state
 
   std::string str() const {
@@ -49,7 +50,7 @@ struct ConvTensors {
 
 // Builds the inputs of a case on `device` from fixed seeds, so CPU and CUDA see equal values.
 ConvTensors make_tensors(const ConvCase& c, Device device, std::uint64_t seed) {
-  const std::int64_t pad = c.strided ? 3 : 0;
+  const std::int64_t pad = c.strided ? c.pad : 0;
   const Shape parent = c.token_major ? Shape{c.batch, c.len, c.dim + pad} : Shape{c.batch, c.dim, c.len + pad};
   const std::int64_t inner = c.token_major ? c.dim : c.len;
   ConvTensors t;
@@ -355,6 +356,34 @@ TEST(Conv1dCuda, MatchesCpu) {
             c.len = 300;
             run_cuda_case(c, seed++);
           }
+}
+
+// Shapes that take the vectorised token-major kernel (channels a multiple of 8, rows aligned
+// for 16-byte access), as Vim calls it: x a slice of the (B, L, 2D) projection; lengths that are
+// and are not a multiple of its 4-step strips; plus a misaligned slice that must fall back.
+TEST(Conv1dCuda, TokenMajorVectorisedMatchesCpu) {
+  MCV_REQUIRE_CUDA();
+  std::uint64_t seed = 3500;
+  for (DType io : kDtypes)
+    for (Mode mode : kModes)
+      for (std::int64_t len : {1, 3, 197, 198})
+        for (std::int64_t pad : {0, 64, 5}) {
+          ConvCase c;
+          c.io = io;
+          c.token_major = true;
+          c.mode = mode;
+          c.width = mode == Mode::same ? 3 : 4;
+          c.silu = true;
+          c.bias = seed % 2 == 0;
+          c.weight_f32 = seed % 3 != 0;
+          c.strided = pad > 0;
+          c.pad = pad;
+          c.state_len = mode == Mode::causal ? 3 : 0;
+          c.batch = 3;
+          c.dim = 64;
+          c.len = len;
+          run_cuda_case(c, seed++);
+        }
 }
 
 TEST(Conv1dCuda, UpdateContinuesTheFullConv) {

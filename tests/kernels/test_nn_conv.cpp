@@ -27,6 +27,11 @@ const Geometry kGeometries[] = {
     {"depthwise 3x3", 2, 9, 8, 13, 13, 3, 3, 1, 1, 1, 1, 1, 1, 13},
     {"depthwise 7x7/2", 1, 15, 14, 6, 6, 7, 7, 2, 2, 3, 3, 1, 1, 6},
     {"channel multiplier 2", 1, 6, 6, 4, 8, 3, 3, 1, 1, 1, 1, 1, 1, 4},
+    // Channels a multiple of 8: the vectorised depthwise kernel on CUDA (widths 3, 5, 7; outputs
+    // not a multiple of its 4-pixel strips; padding that changes the output size).
+    {"depthwise 3x3 vectorised", 2, 9, 11, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 16},
+    {"depthwise 5x5 vectorised, narrow pad", 1, 8, 9, 8, 8, 5, 5, 1, 1, 1, 2, 1, 1, 8},
+    {"depthwise 7x7 vectorised", 1, 10, 13, 24, 24, 7, 7, 1, 1, 3, 3, 1, 1, 24},
 };
 
 std::vector<double> conv_ref(const Conv2dArgs& a) {

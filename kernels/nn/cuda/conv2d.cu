@@ -18,6 +18,8 @@ namespace mcv::kernels::nn_detail {
 
 namespace {
 
+namespace kc = ::mcv::kernels::cuda;
+
 constexpr std::size_t kCudnnMaxWorkspace = 32u << 20;
 
 template <typename T>
@@ -54,9 +56,108 @@ __global__ void conv2d_direct_kernel(ConvParams p) {
   }
 }
 
+// Depthwise NHWC fast path for stride 1, dilation 1, square-ish kernels of width kKw: a thread
+// owns kVec consecutive channels (one 16-byte load per pixel) of kOut consecutive outputs of one
+// row. Per kernel row it loads the kOut + kKw - 1 input vectors once and reuses each up to kKw
+// times from registers; index arithmetic is one division per thread. The one-thread-per-element
+// kernel above measured ~10x the bytes floor on VMamba's 3x3 (H100): 64-bit index math and
+// 2-byte loads dominated.
+template <typename T, int kKw, int kVec, int kOut>
+__global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, int cvecs, int strips) {
+  const std::int64_t idx = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (idx >= p.n * p.oh * static_cast<std::int64_t>(strips) * cvecs) return;
+  const int cv = static_cast<int>(idx % cvecs);
+  std::int64_t rest = idx / cvecs;
+  const int ox0 = static_cast<int>(rest % strips) * kOut;
+  rest /= strips;
+  const int oy = static_cast<int>(rest % p.oh);
+  const std::int64_t n = rest / p.oh;
+  const int c0 = cv * kVec;
+  const int H = static_cast<int>(p.h), W = static_cast<int>(p.w), C = static_cast<int>(p.cin);
+  const T* x = static_cast<const T*>(p.x) + n * p.h * p.w * p.cin + c0;
+  const T* wgt = static_cast<const T*>(p.weight);
+
+  float acc[kOut][kVec];
+#pragma unroll
+  for (int r = 0; r < kOut; ++r)
+#pragma unroll
+    for (int c = 0; c < kVec; ++c) acc[r][c] = 0.0f;
+  for (int i = 0; i < p.kh; ++i) {
+    const int iy = oy - p.ph + i;
+    if (iy < 0 || iy >= H) continue;
+    float w[kKw][kVec];
+#pragma unroll
+    for (int j = 0; j < kKw; ++j)
+#pragma unroll
+      for (int c = 0; c < kVec; ++c) w[j][c] = cu::to_float(wgt[((c0 + c) * p.kh + i) * kKw + j]);
+    const T* row = x + static_cast<std::int64_t>(iy) * W * C;
+#pragma unroll
+    for (int q = 0; q < kOut + kKw - 1; ++q) {
+      const int ix = ox0 - p.pw + q;
+      if (ix < 0 || ix >= W) continue;
+      float v[kVec];
+      kc::load_vec<kVec>(row + static_cast<std::int64_t>(ix) * C, v);
+#pragma unroll
+      for (int r = 0; r < kOut; ++r) {
+        const int j = q - r;
+        if (j < 0 || j >= kKw) continue;
+#pragma unroll
+        for (int c = 0; c < kVec; ++c) acc[r][c] = fmaf(w[j][c], v[c], acc[r][c]);
+      }
+    }
+  }
+  float bias[kVec];
+#pragma unroll
+  for (int c = 0; c < kVec; ++c) bias[c] = p.bias.data ? cu::load_param<T>(p.bias.data, p.bias.f32, c0 + c) : 0.0f;
+  const std::int64_t out_row = ((n * p.oh + oy) * p.ow) * p.cout + c0;
+#pragma unroll
+  for (int r = 0; r < kOut; ++r) {
+    if (ox0 + r >= p.ow) break;
+    const std::int64_t at = out_row + static_cast<std::int64_t>(ox0 + r) * p.cout;
+    float y[kVec];
+#pragma unroll
+    for (int c = 0; c < kVec; ++c) {
+      float v = cu::activate(p.act, acc[r][c] + bias[c]);
+      if (p.residual) v += cu::load_param<T>(p.residual, p.residual_f32, at + c);
+      y[c] = v;
+    }
+    kc::store_vec<kVec>(static_cast<T*>(p.out) + at, y);
+  }
+}
+
+// The fast path's preconditions: stride and dilation 1, a kernel width it is built for, channels
+// a multiple of the vector, aligned tensors, and sizes that fit its 32-bit pixel arithmetic.
+template <typename T, int kVec>
+bool depthwise_vectorisable(const ConvParams& p) {
+  return p.depthwise() && !p.force_direct && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 &&
+         (p.kw == 3 || p.kw == 5 || p.kw == 7) && p.cin % kVec == 0 && kc::vec_aligned<T, kVec>(p.x) &&
+         kc::vec_aligned<T, kVec>(p.out) && p.h * p.w * p.cin < (std::int64_t{1} << 31) && p.ow < (1 << 30);
+}
+
+template <typename T>
+bool run_depthwise_vectorised(Context& ctx, const ConvParams& p) {
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kOut = 4;
+  if (!depthwise_vectorisable<T, kVec>(p)) return false;
+  const int cvecs = static_cast<int>(p.cin / kVec);
+  const int strips = static_cast<int>((p.ow + kOut - 1) / kOut);
+  constexpr int kThreads = 128;
+  const std::int64_t threads = p.n * p.oh * strips * cvecs;
+  const unsigned blocks = static_cast<unsigned>((threads + kThreads - 1) / kThreads);
+  const cudaStream_t stream = ctx.cuda().stream;
+  switch (p.kw) {
+    case 3: depthwise_nhwc_kernel<T, 3, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, cvecs, strips); break;
+    case 5: depthwise_nhwc_kernel<T, 5, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, cvecs, strips); break;
+    default: depthwise_nhwc_kernel<T, 7, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, cvecs, strips); break;
+  }
+  cuda_check_launch("depthwise_nhwc_kernel");
+  return true;
+}
+
 void run_direct(Context& ctx, const ConvParams& p) {
   cu::dispatch(p.dtype, [&](auto tag) {
     using T = decltype(tag);
+    if (run_depthwise_vectorised<T>(ctx, p)) return;
     constexpr int kThreads = 256;
     conv2d_direct_kernel<T><<<cu::grid_for(p.n * p.oh * p.ow * p.cout, kThreads), kThreads, 0, ctx.cuda().stream>>>(p);
     cuda_check_launch("conv2d_direct_kernel");
