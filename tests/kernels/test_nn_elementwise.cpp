@@ -1,7 +1,10 @@
 // Activations, elementwise ops, softmax, attention and the layout helpers (window partition /
 // reverse, token mean, bicubic resize): CPU against double references, CUDA against the CPU.
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "test_nn_common.h"
@@ -405,6 +408,188 @@ TEST(NnElementwiseCuda, MatchesCpu) {
   kernels::mul_silu(gpu, xz_gpu.slice(-1, 0, 24), xz_gpu.slice(-1, 24, 48), got);
   gpu.synchronize();
   expect_close(got, want, cuda_tolerance(DType::bf16), "gate halves");
+}
+
+// ---- CUDA: vector and scalar paths of the elementwise ops and the linear epilogue ----
+
+/// rel_l2 as expect_close, plus every element within `rel_max` of the largest |want| (a single
+/// wrong row of a large tensor can hide inside the L2 norm).
+void expect_close_max(const Tensor& got, const Tensor& want, DType dt, const std::string& what) {
+  expect_close(got, want, cuda_tolerance(dt), what);
+  const std::vector<double> w = values(want);
+  double peak = 0;
+  for (double v : w) peak = std::max(peak, std::abs(v));
+  const double rel_max = dt == DType::f32 ? 2e-5 : dt == DType::f16 ? 2.5e-3 : 1.6e-2;
+  EXPECT_LE(test::compare(got, want).max_abs, rel_max * std::max(peak, 1.0)) << what;
+}
+
+Shape with_last(Shape s, std::int64_t c) {
+  s.push_back(c);
+  return s;
+}
+
+/// A (lead..., C) operand: all of `wide` (aligned), or columns [1, C + 1) of (lead..., C + 3)
+/// (misaligned: 1-element offset, odd row stride for even C: the kernels' scalar path).
+struct Operand {
+  Tensor wide;
+  std::int64_t c0 = 0, C = 0;
+  Tensor on(Device d) const {
+    if (!wide.defined()) return Tensor();
+    const Tensor w = d.is_cpu() ? wide : wide.to(d);
+    return w.slice(-1, c0, c0 + C);
+  }
+};
+Operand operand(const Shape& lead, std::int64_t C, DType dt, std::uint64_t seed, bool misaligned,
+                float scale = 1.0f) {
+  return {rnd(with_last(lead, C + (misaligned ? 3 : 0)), dt, seed, scale), misaligned ? 1 : 0, C};
+}
+
+/// A poisoned output laid out as Operand; expect_pads_untouched checks nothing outside the view
+/// was written.
+struct Output {
+  Tensor wide, view;
+  std::int64_t c0 = 0, C = 0;
+  Output(const Shape& lead, std::int64_t C_, DType dt, Device d, bool misaligned)
+      : wide(poisoned(with_last(lead, C_ + (misaligned ? 3 : 0)), dt, d)), c0(misaligned ? 1 : 0), C(C_) {
+    view = wide.slice(-1, c0, c0 + C);
+  }
+  void expect_pads_untouched(const std::string& what) const {
+    const std::int64_t width = wide.size(-1);
+    if (width == C) return;
+    const Tensor w = wide.to(Device::cpu());
+    for (const auto& [a, b] : {std::pair<std::int64_t, std::int64_t>{0, c0}, {c0 + C, width}}) {
+      if (a == b) continue;
+      const Tensor pad = w.slice(-1, a, b);
+      EXPECT_EQ(test::compare(pad, pad).non_finite, pad.numel()) << what << ": wrote outside the view";
+    }
+  }
+};
+
+// One elementwise op on (B, L, C) = lead + C, CPU against GPU. b_mode: 0 b of a's shape, 1 a
+// (C) vector, 2 a (1, L, C) broadcast. b (and gamma) f32 with b_f32.
+void check_ew_case(Context& cpu, Context& gpu, Ew op, DType dt, const Shape& lead, std::int64_t C, int b_mode,
+                   bool b_f32, bool misaligned, std::uint64_t seed) {
+  const DType bt = b_f32 ? DType::f32 : dt;
+  const Operand a = operand(lead, C, dt, seed, misaligned, 2.0f);
+  Operand b, gamma;
+  const bool has_b = op != Ew::act && op != Ew::scale;
+  if (has_b) {
+    Shape bl = lead;
+    if (op == Ew::mul_silu || b_mode == 0) {
+    } else if (b_mode == 1) {
+      bl = {};
+    } else {
+      bl[0] = 1;
+    }
+    b = operand(bl, C, bt, seed + 1, misaligned, 2.0f);
+  }
+  if (op == Ew::add_gamma) gamma = operand({}, C, bt, seed + 2, misaligned, 0.1f);
+  const Activation acts[] = {Activation::gelu, Activation::gelu_tanh, Activation::silu, Activation::relu};
+  const std::string what = std::string(dtype_name(dt)) + " op " + std::to_string(static_cast<int>(op)) + " " +
+                           shape_str(with_last(lead, C)) + " b_mode " + std::to_string(b_mode) +
+                           (b_f32 ? " b f32" : "") + (misaligned ? " misaligned" : "");
+  Tensor got, want;
+  for (Context* ctx : {&cpu, &gpu}) {
+    const Device d = ctx->device();
+    EwCase c;
+    c.a = a.on(d);
+    c.b = b.on(d);
+    c.gamma = gamma.on(d);
+    c.s = 0.37f;
+    c.act = acts[seed % 4];
+    Output out(lead, C, dt, d, misaligned);
+    ew_run(*ctx, op, c, out.view);
+    ctx->synchronize();
+    out.expect_pads_untouched(what);
+    (ctx == &cpu ? want : got) = out.view.to(Device::cpu());
+  }
+  expect_close_max(got, want, dt, what);
+}
+
+TEST(NnElementwiseCuda, VectorAndScalarPaths) {
+  MCV_REQUIRE_CUDA();
+  Context cpu, gpu(Device::cuda());
+  std::uint64_t seed = 300;
+  for (std::int64_t C : {1, 7, 80, 96, 192, 768, 3000, 5000})
+    for (DType dt : kFloatTypes)
+      for (bool misaligned : {false, true})
+        for (Ew op : kEwOps) {
+          seed += 3;
+          const Shape lead = C >= 3000 ? Shape{2, 3} : Shape{3, 11};
+          const int b_mode = op == Ew::add_vec || op == Ew::mul_vec ? 1 + static_cast<int>(seed % 2) : 0;
+          const bool b_f32 = dt != DType::f32 && seed % 3 != 0;
+          check_ew_case(cpu, gpu, op, dt, lead, C, b_mode, b_f32, misaligned, seed);
+        }
+}
+
+// Vim's add of the two scan outputs, (128, 197, 384) f16: more vectors than one grid covers; the
+// (1, L, C) position-embedding broadcast over the grid-stride loop; in place on both paths.
+TEST(NnElementwiseCuda, LargeBroadcastAndInPlace) {
+  MCV_REQUIRE_CUDA();
+  Context cpu, gpu(Device::cuda());
+  check_ew_case(cpu, gpu, Ew::add, DType::f16, {128, 197}, 384, 0, false, false, 1);
+  check_ew_case(cpu, gpu, Ew::add_vec, DType::bf16, {64, 197}, 192, 2, true, false, 2);
+  check_ew_case(cpu, gpu, Ew::mul_silu, DType::f32, {7, 300}, 96, 0, false, true, 3);
+  for (DType dt : kFloatTypes)
+    for (bool misaligned : {false, true}) {
+      const Operand a = operand({5, 13}, 96, dt, 40, misaligned), b = operand({5, 13}, 96, dt, 41, misaligned);
+      const Operand g = operand({}, 96, DType::f32, 42, misaligned, 0.1f);
+      Tensor want = poisoned({5, 13, 96}, dt);
+      kernels::add(cpu, a.on(Device::cpu()), b.on(Device::cpu()), want, g.on(Device::cpu()));
+      const Tensor wide = a.wide.to(Device::cuda());
+      const Tensor x = wide.slice(-1, a.c0, a.c0 + 96);
+      kernels::add(gpu, x, b.on(Device::cuda()), x, g.on(Device::cuda()));
+      gpu.synchronize();
+      expect_close_max(x.to(Device::cpu()), want, dt,
+                       std::string("in-place add ") + dtype_name(dt) + (misaligned ? " misaligned" : ""));
+    }
+}
+
+// The linear epilogue (bias + activation + residual after the GEMM): N across the row shapes,
+// bias and residual f32 or the I/O dtype, strided / offset out and residual, residual = out.
+TEST(NnLinearEpilogueCuda, VectorAndScalarPaths) {
+  MCV_REQUIRE_CUDA();
+  Context cpu, gpu(Device::cuda());
+  std::uint64_t seed = 700;
+  int i = 0;
+  for (std::int64_t N : {1, 7, 80, 96, 192, 768, 3000})
+    for (DType dt : kFloatTypes)
+      for (bool misaligned : {false, true}) {
+        ++i;
+        const std::int64_t M = N >= 3000 ? 9 : 67, K = 16;
+        const bool params_f32 = dt != DType::f32 && i % 2 == 0;
+        const int residual = i % 3;  // 0 none, 1 a separate tensor, 2 residual = out
+        const Activation act = i % 4 == 3 ? Activation::none : Activation::gelu;
+        const Tensor x = rnd({M, K}, dt, seed += 5), w = rnd({N, K}, dt, seed + 1, 0.25f);
+        const Operand bias = operand({}, N, params_f32 ? DType::f32 : dt, seed + 2, misaligned);
+        const Operand res = operand({M}, N, residual == 1 && params_f32 ? DType::f32 : dt, seed + 3, misaligned);
+        const std::string what = std::string("linear epilogue ") + dtype_name(dt) + " N " + std::to_string(N) +
+                                 " residual " + std::to_string(residual) + (params_f32 ? " f32 params" : "") +
+                                 (misaligned ? " misaligned" : "") + " " + kernels::activation_name(act);
+        Tensor got, want;
+        for (Context* ctx : {&cpu, &gpu}) {
+          const Device d = ctx->device();
+          kernels::LinearArgs a;
+          a.x = d.is_cpu() ? x : x.to(d);
+          a.weight = d.is_cpu() ? w : w.to(d);
+          a.bias = bias.on(d);
+          a.activation = act;
+          Output out({M}, N, dt, d, misaligned);
+          if (residual == 1) a.residual = res.on(d);
+          if (residual == 2) {
+            // residual = out: the op accumulates into out, which starts as the residual.
+            const Tensor r = res.on(d);
+            out.view.copy_from(r);
+            a.residual = out.view;
+          }
+          a.out = out.view;
+          kernels::linear(*ctx, a);
+          ctx->synchronize();
+          out.expect_pads_untouched(what);
+          (ctx == &cpu ? want : got) = out.view.to(Device::cpu());
+        }
+        expect_close_max(got, want, dt, what);
+      }
 }
 
 TEST(NnAttentionCuda, MatchesCpu) {

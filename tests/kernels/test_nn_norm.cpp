@@ -1,6 +1,9 @@
 // layer_norm / rms_norm (fused residual add, f32 residual stream, in-place use), layer_norm_2d
 // and batch_norm: CPU against double references, validation, CUDA against the CPU.
 
+#include <algorithm>
+#include <cmath>
+#include <utility>
 #include <vector>
 
 #include "test_nn_common.h"
@@ -277,6 +280,234 @@ TEST(NnNormCuda, MatchesCpu) {
   gpu.synchronize();
   expect_close(x, want.y, cuda_tolerance(DType::bf16), "in-place y");
   expect_close(stream, want.residual, cuda_tolerance(DType::f32), "in-place residual");
+}
+
+// ---- CUDA: the register-row kernels' vector and scalar paths ----
+
+/// rel_l2 as expect_close, plus every element within `rel_max` of the largest |want|: a single
+/// wrong row of a large tensor can hide inside the L2 norm, not inside the max.
+void expect_close_max(const Tensor& got, const Tensor& want, DType dt, const std::string& what) {
+  expect_close(got, want, cuda_tolerance(dt), what);
+  const std::vector<double> w = values(want);
+  double peak = 0;
+  for (double v : w) peak = std::max(peak, std::abs(v));
+  const double rel_max = dt == DType::f32 ? 2e-5 : dt == DType::f16 ? 2.5e-3 : 1.6e-2;
+  EXPECT_LE(test::compare(got, want).max_abs, rel_max * std::max(peak, 1.0)) << what;
+}
+
+/// A (rows, C) operand: the whole of `wide` (aligned), or columns [1, C + 1) of a (rows, C + 3)
+/// tensor (misaligned: a 1-element offset and an odd row stride for even C, so the kernels take
+/// their scalar path). 1-D parameters use columns [1, C + 1) of C + 1.
+struct Operand {
+  Tensor wide;
+  std::int64_t c0 = 0, C = 0;
+  Tensor on(Device d) const {
+    if (!wide.defined()) return Tensor();
+    const Tensor w = d.is_cpu() ? wide : wide.to(d);
+    return w.slice(-1, c0, c0 + C);
+  }
+};
+Operand operand(std::int64_t rows, std::int64_t C, DType dt, std::uint64_t seed, bool misaligned, float scale = 1.0f,
+                float offset = 0.0f) {
+  const Shape shape = rows > 0 ? Shape{rows, C + (misaligned ? 3 : 0)} : Shape{C + (misaligned ? 1 : 0)};
+  return {rnd(shape, dt, seed, scale, offset), misaligned ? 1 : 0, C};
+}
+
+/// A poisoned output laid out as Operand; pads() checks nothing outside the view was written.
+struct Output {
+  Tensor wide, view;
+  std::int64_t c0 = 0, C = 0;
+  Output(std::int64_t rows, std::int64_t C_, DType dt, Device d, bool misaligned)
+      : wide(poisoned({rows, C_ + (misaligned ? 3 : 0)}, dt, d)), c0(misaligned ? 1 : 0), C(C_) {
+    view = wide.slice(-1, c0, c0 + C);
+  }
+  void expect_pads_untouched(const std::string& what) const {
+    const std::int64_t width = wide.size(-1);
+    if (width == C) return;
+    const Tensor w = wide.to(Device::cpu());
+    for (const auto& [a, b] : {std::pair<std::int64_t, std::int64_t>{0, c0}, {c0 + C, width}}) {
+      if (a == b) continue;
+      const Tensor pad = w.slice(-1, a, b);
+      EXPECT_EQ(test::compare(pad, pad).non_finite, pad.numel()) << what << ": wrote outside the view";
+    }
+  }
+};
+
+struct NormCase {
+  std::int64_t rows = 1, C = 1;
+  DType dt = DType::f32;
+  bool rms = false;
+  int residual = 0;  // 0 none, 1 x's dtype, 2 f32 stream
+  bool out_f32 = false, residual_out = false, params_f32 = false, affine = true, misaligned = false;
+  std::string name() const {
+    return std::string(rms ? "rms " : "ln ") + dtype_name(dt) + " rows " + std::to_string(rows) + " C " +
+           std::to_string(C) + " res " + std::to_string(residual) + (out_f32 ? " out f32" : "") +
+           (residual_out ? " res_out" : "") + (params_f32 ? " params f32" : "") + (affine ? "" : " no affine") +
+           (misaligned ? " misaligned" : "");
+  }
+};
+
+struct NormInputs {
+  Operand x, residual, weight, bias;
+};
+NormInputs norm_inputs(const NormCase& k, std::uint64_t seed) {
+  NormInputs in;
+  in.x = operand(k.rows, k.C, k.dt, seed, k.misaligned, 2.0f, 0.3f);
+  if (k.residual) in.residual = operand(k.rows, k.C, k.residual == 2 ? DType::f32 : k.dt, seed + 1, k.misaligned);
+  if (k.affine) {
+    const DType pt = k.params_f32 ? DType::f32 : k.dt;
+    in.weight = operand(0, k.C, pt, seed + 2, k.misaligned, 0.5f, 1.0f);
+    in.bias = operand(0, k.C, pt, seed + 3, k.misaligned);
+  }
+  return in;
+}
+
+// y and residual_out on the CPU of one run on ctx's device (outputs poisoned, possibly strided).
+NormRun run_norm_case(Context& ctx, const NormCase& k, const NormInputs& in) {
+  const Device d = ctx.device();
+  NormArgs a;
+  a.x = in.x.on(d);
+  a.residual = in.residual.on(d);
+  a.weight = in.weight.on(d);
+  a.bias = in.bias.on(d);
+  a.eps = k.rms ? 1e-5f : 1e-6f;
+  const DType res_dt = k.residual == 2 ? DType::f32 : k.dt;
+  Output out(k.rows, k.C, k.out_f32 ? DType::f32 : k.dt, d, k.misaligned);
+  Output ro(k.rows, k.C, res_dt, d, k.misaligned);
+  a.out = out.view;
+  if (k.residual_out) a.residual_out = ro.view;
+  k.rms ? kernels::rms_norm(ctx, a) : kernels::layer_norm(ctx, a);
+  ctx.synchronize();
+  out.expect_pads_untouched(k.name());
+  if (k.residual_out) ro.expect_pads_untouched(k.name() + " residual_out");
+  return {out.view.to(Device::cpu()), k.residual_out ? ro.view.to(Device::cpu()) : Tensor()};
+}
+
+void check_norm_case(Context& cpu, Context& gpu, const NormCase& k, std::uint64_t seed) {
+  const NormInputs in = norm_inputs(k, seed);
+  const NormRun g = run_norm_case(gpu, k, in), c = run_norm_case(cpu, k, in);
+  expect_close_max(g.y, c.y, k.out_f32 ? DType::f32 : k.dt, k.name());
+  if (k.residual_out)
+    expect_close_max(g.residual, c.residual, k.residual == 2 ? DType::f32 : k.dt, k.name() + " residual_out");
+}
+
+// Every row-group shape (C = 1 and 7: one-thread and sub-warp groups; 80 / 96 / 192: VMamba and
+// MambaVision widths, several rows a warp; 768: four vectors a lane; 3000 / 5000: one row a
+// block, and the scalar 5000 beyond the registers), aligned and misaligned, every dtype, with the
+// residual, output and parameter dtypes rotated through the cases.
+TEST(NnNormCuda, RowShapesAlignmentAndDtypes) {
+  MCV_REQUIRE_CUDA();
+  Context cpu, gpu(Device::cuda());
+  int i = 0;
+  for (std::int64_t C : {1, 7, 80, 96, 192, 768, 3000, 5000})
+    for (std::int64_t rows : {1, 5, 300})
+      for (DType dt : kFloatTypes)
+        for (bool misaligned : {false, true}) {
+          ++i;
+          NormCase k;
+          k.rows = rows;
+          k.C = C;
+          k.dt = dt;
+          k.misaligned = misaligned;
+          k.rms = i % 2 == 1;
+          k.residual = i % 3;
+          k.out_f32 = (i / 3) % 2 == 1;
+          k.residual_out = i % 5 != 0;
+          k.params_f32 = (i / 2) % 2 == 1;
+          k.affine = i % 7 != 0;
+          check_norm_case(cpu, gpu, k, 1000 + 10 * i);
+        }
+}
+
+// More rows than one grid covers (the grid-stride loops): 8-lane groups (C = 96 f16), one row a
+// block (C = 1088 f16: 64 threads), a C = 1 column, and Vim's f32-residual RMSNorm shape.
+TEST(NnNormCuda, ManyRows) {
+  MCV_REQUIRE_CUDA();
+  Context cpu, gpu(Device::cuda());
+  NormCase k;
+  k.rows = 70000, k.C = 96, k.dt = DType::f16, k.residual = 1, k.residual_out = true, k.params_f32 = true;
+  check_norm_case(cpu, gpu, k, 1);
+  k = NormCase{};
+  k.rows = 8500, k.C = 1088, k.dt = DType::f16, k.params_f32 = true;
+  check_norm_case(cpu, gpu, k, 2);
+  k = NormCase{};
+  k.rows = 600000, k.C = 1, k.dt = DType::bf16, k.residual = 2, k.residual_out = true;
+  check_norm_case(cpu, gpu, k, 3);
+  k = NormCase{};
+  k.rows = 16 * 197, k.C = 192, k.dt = DType::f16, k.rms = true, k.residual = 2, k.residual_out = true;
+  k.params_f32 = true;
+  check_norm_case(cpu, gpu, k, 4);
+}
+
+// In place on every path: out = x with residual_out = residual (Vim's f32 stream), and the
+// crossed form out = residual, residual_out = x; aligned and strided views.
+TEST(NnNormCuda, InPlaceOnEveryPath) {
+  MCV_REQUIRE_CUDA();
+  Context cpu, gpu(Device::cuda());
+  std::uint64_t seed = 500;
+  for (std::int64_t C : {7, 96, 768, 3000, 5000})
+    for (DType dt : kFloatTypes)
+      for (bool misaligned : {false, true})
+        for (bool crossed : {false, true}) {
+          NormCase k;
+          k.rows = 37, k.C = C, k.dt = dt, k.misaligned = misaligned, k.rms = crossed;
+          k.residual = crossed ? 1 : 2;  // out = residual needs the residual in out's dtype
+          k.residual_out = true;
+          k.params_f32 = true;
+          const NormInputs in = norm_inputs(k, seed += 7);
+          const NormRun want = run_norm_case(cpu, k, in);
+          const Tensor x_wide = in.x.wide.to(Device::cuda()), r_wide = in.residual.wide.to(Device::cuda());
+          const Tensor x = x_wide.slice(-1, in.x.c0, in.x.c0 + C), r = r_wide.slice(-1, in.x.c0, in.x.c0 + C);
+          NormArgs a;
+          a.x = x;
+          a.residual = r;
+          a.weight = in.weight.on(Device::cuda());
+          a.bias = in.bias.on(Device::cuda());
+          a.eps = k.rms ? 1e-5f : 1e-6f;
+          a.out = crossed ? r : x;
+          a.residual_out = crossed ? x : r;
+          k.rms ? kernels::rms_norm(gpu, a) : kernels::layer_norm(gpu, a);
+          gpu.synchronize();
+          const std::string what = "in place " + k.name() + (crossed ? " crossed" : "");
+          expect_close_max(a.out.to(Device::cpu()), want.y, dt, what);
+          expect_close_max(a.residual_out.to(Device::cpu()), want.residual, k.residual == 2 ? DType::f32 : dt,
+                           what + " residual_out");
+        }
+}
+
+TEST(NnBatchNormCuda, VectorAndScalarPaths) {
+  MCV_REQUIRE_CUDA();
+  Context cpu, gpu(Device::cuda());
+  std::uint64_t seed = 900;
+  for (std::int64_t C : {1, 7, 80, 96, 768, 3000})
+    for (DType dt : kFloatTypes)
+      for (bool misaligned : {false, true}) {
+        const std::int64_t rows = C > 1000 ? 40 : 300;
+        const Operand x = operand(rows, C, dt, seed += 9, misaligned), w = operand(0, C, dt, seed + 1, misaligned),
+                      b = operand(0, C, DType::f32, seed + 2, misaligned),
+                      m = operand(0, C, DType::f32, seed + 3, misaligned, 0.3f),
+                      v = operand(0, C, dt, seed + 4, misaligned, 0.2f, 1.0f);
+        const std::string what = std::string("batch norm ") + dtype_name(dt) + " C " + std::to_string(C) +
+                                 (misaligned ? " misaligned" : "");
+        Tensor got, want;
+        for (Context* ctx : {&cpu, &gpu}) {
+          const Device d = ctx->device();
+          BatchNormArgs a;
+          a.x = x.on(d);
+          a.weight = w.on(d);
+          a.bias = b.on(d);
+          a.running_mean = m.on(d);
+          a.running_var = v.on(d);
+          a.activation = Activation::gelu;
+          Output out(rows, C, dt, d, misaligned);
+          a.out = out.view;
+          kernels::batch_norm(*ctx, a);
+          ctx->synchronize();
+          out.expect_pads_untouched(what);
+          (ctx == &cpu ? want : got) = out.view.to(Device::cpu());
+        }
+        expect_close_max(got, want, dt, what);
+      }
 }
 
 TEST(NnLayerNorm2dCuda, MatchesCpu) {

@@ -1,15 +1,17 @@
 #pragma once
 // Device helpers shared by the nn CUDA files: activations (precise libm calls: the oracles are f32
-// without fast math), warp reductions, the row-grid launch shape and the fused
-// bias/activation/residual epilogue. Element conversion and the dtype switch are
-// common/cuda_dtype.cuh's.
+// without fast math), warp reductions, the vector accesses and flat launch shape of the
+// memory-bound rows x cols kernels, and the fused bias/activation/residual epilogue. Element
+// conversion and the dtype switch are common/cuda_dtype.cuh's.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -54,30 +56,147 @@ void dispatch(DType dtype, Fn&& fn) {
   cuda::dispatch_io(dtype, std::forward<Fn>(fn), "nn cuda");
 }
 
-/// Launch shape for row-wise elementwise kernels: 2^lanes_log2 threads share a row (a power of
-/// two <= 256 covering the row when it is short), the rest of the block takes further rows. The
-/// kernels then index (row, column) with no per-element division.
-struct RowGrid {
+// ---- Memory-bound row kernels ---------------------------------------------------------------
+//
+// The rows x cols kernels (epilogue, elementwise, batch norm, the norms) move kVec elements per
+// access: 16 bytes of the I/O type (8 halves or 4 floats) when every pointer, leading dimension
+// and the column count allow it, one element otherwise (vec_width decides at run time). A
+// parameter or residual stored as f32 beside 16-bit I/O is then read as two 16-byte words.
+
+/// Streaming multiprocessors of the current device (cached per device: grid sizes need it on
+/// every launch).
+inline int sm_count() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cache[kMaxDevices] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return 132;
+  int n = cache[dev].load(std::memory_order_relaxed);
+  if (n <= 0) {
+    if (cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n <= 0) n = 132;
+    cache[dev].store(n, std::memory_order_relaxed);  // every writer stores the same value
+  }
+  return n;
+}
+
+/// n / d and n % d for 0 <= n < 2^31 and 1 <= d < 2^31 by a multiply-high (PyTorch's IntDivider):
+/// with s = ceil(log2 d) and m = floor(2^32 (2^s - d) / d) + 1, n / d = (umulhi(n, m) + n) >> s.
+/// About 4 instructions against ~20 for a 32-bit and ~70 for a 64-bit division.
+struct FastDiv {
+  std::uint32_t d = 1, m = 1, s = 0;
+  FastDiv() = default;
+  explicit FastDiv(std::uint32_t divisor) : d(divisor) {
+    while ((std::uint64_t{1} << s) < d) ++s;
+    m = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) * ((std::uint64_t{1} << s) - d)) / d + 1);
+  }
+  __host__ __device__ __forceinline__ std::uint32_t div(std::uint32_t n) const {
+#ifdef __CUDA_ARCH__
+    const std::uint32_t hi = __umulhi(n, m);
+#else
+    const std::uint32_t hi = static_cast<std::uint32_t>((static_cast<std::uint64_t>(n) * m) >> 32);
+#endif
+    return (hi + n) >> s;
+  }
+  __host__ __device__ __forceinline__ std::uint32_t mod(std::uint32_t n) const { return n - div(n) * d; }
+};
+
+/// kN elements of U, aligned so that the compiler emits one vector access per 16 bytes.
+template <typename U, int kN>
+struct alignas(sizeof(U) * kN < 16 ? sizeof(U) * kN : 16) Pack {
+  U e[kN];
+};
+
+/// v[i] = float(p[i]) for i < kN; p aligned to min(16, kN * sizeof(U)) bytes.
+template <int kN, typename U>
+__device__ __forceinline__ void load_vec(const U* p, float (&v)[kN]) {
+  constexpr int kPer = sizeof(U) * kN < 16 ? kN : 16 / static_cast<int>(sizeof(U));
+#pragma unroll
+  for (int j = 0; j < kN; j += kPer) {
+    const Pack<U, kPer> w = *reinterpret_cast<const Pack<U, kPer>*>(p + j);
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) v[j + k] = to_float(w.e[k]);
+  }
+}
+/// p[i] = v[i] rounded to U for i < kN; same alignment as load_vec.
+template <int kN, typename U>
+__device__ __forceinline__ void store_vec(U* p, const float (&v)[kN]) {
+  constexpr int kPer = sizeof(U) * kN < 16 ? kN : 16 / static_cast<int>(sizeof(U));
+#pragma unroll
+  for (int j = 0; j < kN; j += kPer) {
+    Pack<U, kPer> w;
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) w.e[k] = from_float<U>(v[j + k]);
+    *reinterpret_cast<Pack<U, kPer>*>(p + j) = w;
+  }
+}
+/// load_vec / store_vec of a tensor stored as f32 (is_f32) or as T, at element offset i.
+template <typename T, int kN>
+__device__ __forceinline__ void load_vec(const void* p, bool is_f32, std::int64_t i, float (&v)[kN]) {
+  if (is_f32)
+    load_vec<kN>(static_cast<const float*>(p) + i, v);
+  else
+    load_vec<kN>(static_cast<const T*>(p) + i, v);
+}
+template <typename T, int kN>
+__device__ __forceinline__ void store_vec(void* p, bool is_f32, std::int64_t i, const float (&v)[kN]) {
+  if (is_f32)
+    store_vec<kN>(static_cast<float*>(p) + i, v);
+  else
+    store_vec<kN>(static_cast<T*>(p) + i, v);
+}
+
+/// One operand of a rows x cols kernel, for the vector-width check: base pointer, element size
+/// in bytes, row stride in elements. A null pointer is no constraint.
+struct VecOperand {
+  const void* data = nullptr;
+  int elem_size = 0;
+  std::int64_t ld = 0;
+};
+
+/// `vec` (elements per access) when cols and every operand allow it, else 1: each operand's
+/// pointer aligned to min(16, vec * elem_size) bytes and, when there is more than one row, its
+/// row stride a multiple of vec.
+inline int vec_width(int vec, std::int64_t rows, std::int64_t cols, std::initializer_list<VecOperand> ops) {
+  if (cols % vec != 0) return 1;
+  for (const VecOperand& o : ops) {
+    if (!o.data) continue;
+    const std::uintptr_t align = static_cast<std::uintptr_t>(std::min(16, vec * o.elem_size));
+    if (reinterpret_cast<std::uintptr_t>(o.data) % align != 0) return 1;
+    if (rows > 1 && o.ld % vec != 0) return 1;
+  }
+  return vec;
+}
+
+/// Elements of I/O type T in 16 bytes.
+template <typename T>
+constexpr int kVec16 = 16 / static_cast<int>(sizeof(T));
+
+/// Launch shape of a flat loop over rows x (cols / vec) vectors with 32-bit indices (the
+/// launchers split larger problems into row ranges below 2^31 vectors): 256-thread blocks, fewer
+/// threads when that leaves SMs idle (batch 1), and at most 16 blocks per SM (grid-stride loops
+/// take the rest).
+struct FlatGrid {
   unsigned blocks = 1;
   int threads = 256;
-  int lanes_log2 = 5;
 };
-inline RowGrid row_grid(std::int64_t rows, std::int64_t cols) {
-  RowGrid g;
-  int lanes = 32;
-  while (lanes < cols && lanes < 256) lanes *= 2;
-  g.lanes_log2 = 0;
-  while ((1 << g.lanes_log2) < lanes) ++g.lanes_log2;
-  const std::int64_t rows_per_block = g.threads / lanes;
-  g.blocks = static_cast<unsigned>(std::clamp<std::int64_t>((rows + rows_per_block - 1) / rows_per_block, 1, 1 << 20));
+inline FlatGrid flat_grid(std::int64_t total) {
+  const int sms = sm_count();
+  FlatGrid g;
+  while (g.threads > 64 && (total + g.threads - 1) / g.threads < 2 * sms) g.threads /= 2;
+  g.blocks = static_cast<unsigned>(std::clamp<std::int64_t>((total + g.threads - 1) / g.threads, 1, 16 * sms));
   return g;
 }
-/// for (r, c) over rows x cols in a kernel launched with row_grid().
-#define MCV_NN_FOR_ROWS_COLS(rows, cols, lanes_log2, r, c)                                                  \
-  for (std::int64_t r = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x >> (lanes_log2)) +             \
-                        (threadIdx.x >> (lanes_log2));                                                     \
-       r < (rows); r += static_cast<std::int64_t>(gridDim.x) * (blockDim.x >> (lanes_log2)))               \
-    for (std::int64_t c = threadIdx.x & ((1u << (lanes_log2)) - 1u); c < (cols); c += (1 << (lanes_log2)))
+
+/// Calls fn(first_row, rows_here) over consecutive row ranges each holding fewer than 2^31
+/// vectors of `vec` elements, so kernels index one range with 32-bit arithmetic. Ranges other
+/// than the last hold a multiple of `row_multiple` rows (a broadcast period).
+template <typename Fn>
+void for_row_ranges(std::int64_t rows, std::int64_t cols, int vec, std::int64_t row_multiple, Fn&& fn) {
+  const std::int64_t per_row = std::max<std::int64_t>(1, cols / vec);
+  std::int64_t max_rows = std::max<std::int64_t>(1, ((std::int64_t{1} << 31) - 1) / per_row);
+  if (row_multiple > max_rows) throw Error("nn cuda", "rows x cols too large for 32-bit indexing");
+  max_rows -= max_rows % row_multiple;
+  for (std::int64_t r0 = 0; r0 < rows; r0 += max_rows) fn(r0, std::min(max_rows, rows - r0));
+}
 
 /// out[r, c] = act(src[r, c] + bias[c]) + residual[r, c] over rows x cols (src and out have the
 /// I/O dtype; src may be out itself; residual f32 or I/O dtype, or null).

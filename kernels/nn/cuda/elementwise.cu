@@ -1,5 +1,7 @@
-// CUDA elementwise ops, softmax, window partition / reverse and the token mean. All memory-bound:
-// simple grid-stride kernels, one element (or one row per warp) at a time, f32 arithmetic.
+// CUDA elementwise ops, softmax, window partition / reverse and the token mean. All memory-bound,
+// f32 arithmetic. The elementwise ops move 16 bytes per access where alignment allows (see
+// common.cuh); the others are simple grid-stride kernels, one element (or one row per warp) at a
+// time.
 
 #include "nn/cuda/common.cuh"
 
@@ -9,22 +11,65 @@ namespace {
 
 constexpr int kThreads = 256;
 
-template <typename T>
-__global__ void elementwise_kernel(EwParams p, int lanes_log2) {
+// kVec consecutive columns per thread over rows x cols (flat 32-bit loop, multiply-high division
+// for the row and for the broadcast row r % b_rows of b). The add of Vim's two (B, L, D) scan
+// outputs was bound by a 64-bit modulo per element before.
+struct EwArgs {
+  EwOp op = EwOp::activation;
+  Activation act = Activation::none;
+  std::uint32_t total = 0;  // rows * (cols / kVec)
+  cu::FastDiv vcols;        // cols / kVec
+  cu::FastDiv b_rows;
+  const void* a = nullptr;
+  std::int64_t lda = 0;
+  const void* b = nullptr;
+  std::int64_t ldb = 0;
+  bool b_f32 = false;
+  Vec gamma;
+  float s = 1.0f;
+  void* out = nullptr;
+  std::int64_t ldo = 0;
+};
+
+template <typename T, int kVec>
+__global__ void elementwise_kernel(EwArgs p) {
   const T* a = static_cast<const T*>(p.a);
   T* out = static_cast<T*>(p.out);
-  MCV_NN_FOR_ROWS_COLS(p.rows, p.cols, lanes_log2, r, c) {
-    float v = cu::to_float(a[r * p.lda + c]);
-    float b = 0.0f;
-    if (p.b) b = cu::load_param<T>(p.b, p.b_f32, (r % p.b_rows) * p.ldb + c);
+  for (std::uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < p.total; i += gridDim.x * blockDim.x) {
+    const std::uint32_t r = p.vcols.div(i), c = (i - r * p.vcols.d) * kVec;
+    float v[kVec], b[kVec];
+    cu::load_vec<kVec>(a + r * p.lda + c, v);
+    if (p.b) cu::load_vec<T, kVec>(p.b, p.b_f32, p.b_rows.mod(r) * p.ldb + c, b);
     switch (p.op) {
-      case EwOp::activation: v = cu::activate(p.act, v); break;
-      case EwOp::add: v += p.gamma.data ? b * cu::load_param<T>(p.gamma.data, p.gamma.f32, c) : b; break;
-      case EwOp::mul: v *= b; break;
-      case EwOp::scale: v *= p.s; break;
-      case EwOp::mul_silu: v *= b / (1.0f + expf(-b)); break;
+      case EwOp::activation:
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) v[k] = cu::activate(p.act, v[k]);
+        break;
+      case EwOp::add:
+        if (p.gamma.data) {
+          float g[kVec];
+          cu::load_vec<T, kVec>(p.gamma.data, p.gamma.f32, c, g);
+#pragma unroll
+          for (int k = 0; k < kVec; ++k) v[k] += b[k] * g[k];
+        } else {
+#pragma unroll
+          for (int k = 0; k < kVec; ++k) v[k] += b[k];
+        }
+        break;
+      case EwOp::mul:
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) v[k] *= b[k];
+        break;
+      case EwOp::scale:
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) v[k] *= p.s;
+        break;
+      case EwOp::mul_silu:
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) v[k] *= b[k] / (1.0f + expf(-b[k]));
+        break;
     }
-    out[r * p.ldo + c] = cu::from_float<T>(v);
+    cu::store_vec<kVec>(out + r * p.ldo + c, v);
   }
 }
 
@@ -89,11 +134,42 @@ __global__ void mean_tokens_kernel(MeanTokensParams p) {
 
 void cuda_elementwise(Context& ctx, const EwParams& p) {
   CudaDeviceGuard guard(ctx.cuda().device);
+  if (p.rows <= 0 || p.cols <= 0) return;
   cu::dispatch(p.dtype, [&](auto tag) {
     using T = decltype(tag);
-    const cu::RowGrid g = cu::row_grid(p.rows, p.cols);
-    elementwise_kernel<T><<<g.blocks, g.threads, 0, ctx.cuda().stream>>>(p, g.lanes_log2);
-    cuda_check_launch("elementwise_kernel");
+    constexpr int kT = static_cast<int>(sizeof(T));
+    const int vec = cu::vec_width(cu::kVec16<T>, p.rows, p.cols,
+                                  {{p.a, kT, p.lda},
+                                   {p.out, kT, p.ldo},
+                                   {p.b, p.b_f32 ? 4 : kT, p.b_rows > 1 ? p.ldb : 0},
+                                   {p.gamma.data, p.gamma.f32 ? 4 : kT, 0}});
+    // Row r of a pairs with row r % b_rows of b (b_rows divides rows). Row ranges hold multiples
+    // of b_rows rows, or b is offset with a when b_rows == rows.
+    const std::int64_t b_rows = p.b ? std::max<std::int64_t>(1, p.b_rows) : 1;
+    const bool b_full = b_rows == p.rows;
+    cu::for_row_ranges(p.rows, p.cols, vec, b_full ? 1 : b_rows, [&](std::int64_t r0, std::int64_t n) {
+      EwArgs a;
+      a.op = p.op;
+      a.act = p.act;
+      a.total = static_cast<std::uint32_t>(n * (p.cols / vec));
+      a.vcols = cu::FastDiv(static_cast<std::uint32_t>(p.cols / vec));
+      a.b_rows = cu::FastDiv(static_cast<std::uint32_t>(b_full ? n : b_rows));
+      a.a = static_cast<const T*>(p.a) + r0 * p.lda;
+      a.lda = p.lda;
+      a.b = p.b && b_full ? static_cast<const char*>(p.b) + r0 * p.ldb * (p.b_f32 ? 4 : kT) : p.b;
+      a.ldb = p.ldb;
+      a.b_f32 = p.b_f32;
+      a.gamma = p.gamma;
+      a.s = p.s;
+      a.out = static_cast<T*>(p.out) + r0 * p.ldo;
+      a.ldo = p.ldo;
+      const cu::FlatGrid g = cu::flat_grid(a.total);
+      if (vec == cu::kVec16<T>)
+        elementwise_kernel<T, cu::kVec16<T>><<<g.blocks, g.threads, 0, ctx.cuda().stream>>>(a);
+      else
+        elementwise_kernel<T, 1><<<g.blocks, g.threads, 0, ctx.cuda().stream>>>(a);
+      cuda_check_launch("elementwise_kernel");
+    });
   });
 }
 
