@@ -386,6 +386,28 @@ TEST(Conv1dCuda, TokenMajorVectorisedMatchesCpu) {
         }
 }
 
+// Enough rows for the long-strip variant of the vectorised kernel (16 steps per thread).
+TEST(Conv1dCuda, TokenMajorLongStripsMatchCpu) {
+  MCV_REQUIRE_CUDA();
+  std::uint64_t seed = 3700;
+  for (DType io : kDtypes)
+    for (Mode mode : {Mode::causal, Mode::reverse, Mode::same}) {
+      ConvCase c;
+      c.io = io;
+      c.token_major = true;
+      c.mode = mode;
+      c.width = mode == Mode::same ? 3 : 4;
+      c.silu = mode != Mode::same;
+      c.weight_f32 = io != DType::bf16;
+      c.strided = true;
+      c.pad = 512;
+      c.batch = 16;
+      c.dim = 512;
+      c.len = 515;
+      run_cuda_case(c, seed++);
+    }
+}
+
 TEST(Conv1dCuda, UpdateContinuesTheFullConv) {
   MCV_REQUIRE_CUDA();
   check_update_continues_conv(Device::cuda());

@@ -53,10 +53,12 @@ __global__ void conv1d_kernel(Conv1dParams p) {
 }
 
 // Token-major fast path (Vim: x is a strided slice of in_proj's (B, L, 2D) output): a thread owns
-// kVec consecutive channels (one 16-byte load per step) and kSteps consecutive steps. It loads the
-// kSteps + W - 1 input vectors its outputs need once and reuses each W times from registers, with
-// one 64-bit index division per thread instead of three per element: the generic kernel above
-// spent most of its time on index arithmetic and 2-byte loads (10x the bytes floor on the H100).
+// kVec consecutive channels (one 16-byte load per step) and kSteps consecutive steps, sliding a
+// window of W input vectors held in registers, so each input vector is loaded once per thread;
+// its kVec x W weights are loaded once (as 16-byte words when they are f32 and contiguous) and
+// reused kSteps times. One 64-bit index division per thread instead of three per element: the
+// one-thread-per-element kernel above spent most of its time on index arithmetic, 2-byte loads
+// and per-element weight loads (10x the bytes floor on the H100).
 template <typename T, int W, int kVec, int kSteps>
 __global__ void __launch_bounds__(256) conv1d_token_major_kernel(Conv1dParams p, int dvecs, int strips) {
   const std::int64_t idx = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
@@ -69,38 +71,58 @@ __global__ void __launch_bounds__(256) conv1d_token_major_kernel(Conv1dParams p,
   const int len = static_cast<int>(p.len);
 
   float w[W][kVec], bias[kVec];
+  const bool w_packed = p.w_f32 && p.w_sk == 1 && p.w_sd == W && (reinterpret_cast<std::uintptr_t>(p.w) & 15) == 0;
+  if (w_packed) {
+    // kVec * W consecutive floats, a multiple of 4 starting at a multiple of 16 bytes.
+    const float4* src = reinterpret_cast<const float4*>(static_cast<const float*>(p.w) + d0 * W);
 #pragma unroll
-  for (int c = 0; c < kVec; ++c) {
-    const std::int64_t d = d0 + c;
-    bias[c] = p.bias ? load_param<T>(p.bias, p.bias_f32, d * p.bias_sd) : 0.0f;
+    for (int q = 0; q < kVec * W / 4; ++q) {
+      const float4 v = src[q];
+      const float e[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int k = 0; k < W; ++k) w[k][c] = load_param<T>(p.w, p.w_f32, d * p.w_sd + (p.flip ? W - 1 - k : k) * p.w_sk);
+      for (int r = 0; r < 4; ++r) {
+        const int tap = (q * 4 + r) % W;
+        w[p.flip ? W - 1 - tap : tap][(q * 4 + r) / W] = e[r];
+      }
+    }
+  } else {
+#pragma unroll
+    for (int c = 0; c < kVec; ++c)
+#pragma unroll
+      for (int k = 0; k < W; ++k)
+        w[k][c] = load_param<T>(p.w, p.w_f32, (d0 + c) * p.w_sd + (p.flip ? W - 1 - k : k) * p.w_sk);
   }
-  const T* xr = static_cast<const T*>(p.x) + b * p.x_sb + d0;
-  float win[kSteps + W - 1][kVec];
 #pragma unroll
-  for (int i = 0; i < kSteps + W - 1; ++i) {
-    const int tk = t0 - p.left + i;
+  for (int c = 0; c < kVec; ++c) bias[c] = p.bias ? load_param<T>(p.bias, p.bias_f32, (d0 + c) * p.bias_sd) : 0.0f;
+
+  const T* xr = static_cast<const T*>(p.x) + b * p.x_sb + d0;
+  auto load = [&](int tk, float (&v)[kVec]) {
     if (tk >= 0 && tk < len) {
-      load_vec<kVec>(xr + tk * p.x_st, win[i]);
+      load_vec<kVec>(xr + static_cast<std::int64_t>(tk) * p.x_st, v);
     } else {
 #pragma unroll
-      for (int c = 0; c < kVec; ++c) win[i][c] = 0.0f;
+      for (int c = 0; c < kVec; ++c) v[c] = 0.0f;
     }
-  }
+  };
+  // win[(i) % W] holds input step t0 - left + i; fully unrolled, so the rotation is renaming.
+  float win[W][kVec];
+#pragma unroll
+  for (int i = 0; i < W - 1; ++i) load(t0 - p.left + i, win[i]);
   T* orow = static_cast<T*>(p.out) + b * p.o_sb + d0;
 #pragma unroll
   for (int r = 0; r < kSteps; ++r) {
-    if (t0 + r >= len) break;
-    float acc[kVec];
+    load(t0 - p.left + r + W - 1, win[(r + W - 1) % W]);
+    if (t0 + r < len) {
+      float acc[kVec];
 #pragma unroll
-    for (int c = 0; c < kVec; ++c) {
-      float a = bias[c];
+      for (int c = 0; c < kVec; ++c) {
+        float a = bias[c];
 #pragma unroll
-      for (int k = 0; k < W; ++k) a += w[k][c] * win[r + k][c];
-      acc[c] = p.silu ? cuda::silu(a) : a;
+        for (int k = 0; k < W; ++k) a += w[k][c] * win[(r + k) % W][c];
+        acc[c] = p.silu ? cuda::silu(a) : a;
+      }
+      store_vec<kVec>(orow + static_cast<std::int64_t>(t0 + r) * p.o_st, acc);
     }
-    store_vec<kVec>(orow + (t0 + r) * p.o_st, acc);
   }
 }
 
@@ -148,10 +170,24 @@ __global__ void conv1d_update_kernel(Conv1dUpdateParams p) {
 template <typename T, int kVec>
 bool token_major_vectorisable(const Conv1dParams& p) {
   const auto mult = [](std::int64_t s) { return s % kVec == 0; };
-  const std::int64_t threads = p.batch * ((p.len + 3) / 4) * (p.dim / kVec);
+  const std::int64_t threads = p.batch * ((p.len + 1) / 2) * (p.dim / kVec);
   return p.token_major && p.x_sd == 1 && p.o_sd == 1 && p.dim % kVec == 0 && mult(p.x_st) && mult(p.x_sb) &&
          mult(p.o_st) && mult(p.o_sb) && cuda::vec_aligned<T, kVec>(p.x) && cuda::vec_aligned<T, kVec>(p.out) &&
          p.len < (1 << 30) && threads < (std::int64_t{1} << 40);
+}
+
+template <typename T, int kVec, int kSteps>
+void launch_token_major(const Conv1dParams& p, cudaStream_t stream) {
+  const int dvecs = static_cast<int>(p.dim / kVec);
+  const int strips = static_cast<int>((p.len + kSteps - 1) / kSteps);
+  const unsigned blocks = static_cast<unsigned>((p.batch * strips * dvecs + kThreads - 1) / kThreads);
+  switch (p.width) {
+    case 2: conv1d_token_major_kernel<T, 2, kVec, kSteps><<<blocks, kThreads, 0, stream>>>(p, dvecs, strips); break;
+    case 3: conv1d_token_major_kernel<T, 3, kVec, kSteps><<<blocks, kThreads, 0, stream>>>(p, dvecs, strips); break;
+    case 4: conv1d_token_major_kernel<T, 4, kVec, kSteps><<<blocks, kThreads, 0, stream>>>(p, dvecs, strips); break;
+    default: throw Error("conv1d", "unsupported width " + std::to_string(p.width));
+  }
+  cuda_check_launch("conv1d_token_major_kernel");
 }
 
 }  // namespace
@@ -164,17 +200,13 @@ void conv1d_cuda(Context& ctx, const Conv1dParams& p) {
     using T = decltype(tag);
     constexpr int kVec = 16 / sizeof(T);
     if (token_major_vectorisable<T, kVec>(p)) {
-      constexpr int kSteps = 4;
-      const int dvecs = static_cast<int>(p.dim / kVec);
-      const int strips = static_cast<int>((p.len + kSteps - 1) / kSteps);
-      const unsigned vblocks = static_cast<unsigned>((p.batch * strips * dvecs + kThreads - 1) / kThreads);
-      switch (p.width) {
-        case 2: conv1d_token_major_kernel<T, 2, kVec, kSteps><<<vblocks, kThreads, 0, c.stream>>>(p, dvecs, strips); break;
-        case 3: conv1d_token_major_kernel<T, 3, kVec, kSteps><<<vblocks, kThreads, 0, c.stream>>>(p, dvecs, strips); break;
-        case 4: conv1d_token_major_kernel<T, 4, kVec, kSteps><<<vblocks, kThreads, 0, c.stream>>>(p, dvecs, strips); break;
-        default: throw Error("conv1d", "unsupported width " + std::to_string(p.width));
-      }
-      cuda_check_launch("conv1d_token_major_kernel");
+      // Long strips amortise the weights; with few (batch x channel) rows (batch 1) short strips
+      // keep enough threads in flight.
+      const bool long_strips = p.batch * (p.dim / kVec) * (p.len / 16) >= 32 * 1024;
+      if (long_strips)
+        launch_token_major<T, kVec, 16>(p, c.stream);
+      else
+        launch_token_major<T, kVec, 2>(p, c.stream);
     } else {
     const unsigned blocks = cuda::grid_for(total, kThreads);
     switch (p.width) {

@@ -79,7 +79,13 @@ void run_cuda(Context& ctx, const Problem& pr) {
 
   cuda::LaunchConfig cfg;
   const int sms = std::max(1, cu.props.multiProcessorCount);
-  const long long channels = static_cast<long long>(p.batch) * p.dim;
+  // Several directions run in separate blocks (summed by a merge pass) rather than one after the
+  // other in each channel's thread: K times the parallelism for the latency-bound recurrence.
+  // MCV_SCAN_SERIAL_DIRS=1 restores the serial form (for comparisons).
+  // (The fixed-B/C generic kernel always runs directions serially.)
+  p.par_dirs = p.dirs > 1 && p.B_var && p.C_var && env_int("MCV_SCAN_SERIAL_DIRS", 0) != 1;
+  // Independent recurrences: channels x directions run in parallel.
+  const long long channels = static_cast<long long>(p.batch) * p.dim * p.dir_blocks();
   if (!p.B_var || !p.C_var) {
     cfg.generic = true;
     cfg.generic_nmax = p.n_state <= 16 ? 16 : p.n_state <= 64 ? 64 : 256;
@@ -101,7 +107,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     const long long target = 256LL * sms;
     const int want_lanes = env_int("MCV_SCAN_LANES", 0);
     if (p.n_state <= 16) {
-      const bool long_seq = p.dirs == 1 && p.seqlen >= 2048;  // will be L-chunked instead
+      const bool long_seq = p.dir_blocks() == 1 && p.seqlen >= 2048;  // will be L-chunked instead
       const int max_lanes = want_lanes ? want_lanes : (!long_seq && channels * 2 < target) ? 4 : 2;
       while (states >= 8 && lanes < max_lanes && (want_lanes || channels * lanes < target)) {
         states /= 2;
@@ -116,17 +122,22 @@ void run_cuda(Context& ctx, const Problem& pr) {
     cfg.channels_per_block = std::min(max_channels, round_up((p.cpg + blocks - 1) / blocks, unit));
     cfg.blocks_per_group = (p.cpg + cfg.channels_per_block - 1) / cfg.channels_per_block;
 
-    // Long sequences with still too few threads: scan L-chunks in parallel (one direction only).
-    // Each chunk after the first costs a correction pass over its start (until its initial
-    // state has decayed), so more chunks are not free: S6 (1536 channels, L 262144) measured
-    // 2 lanes x {8, 11, 16, 17} chunks = {15.6, 11.8, 9.2, 14.3} ms, 4 x 11 = 14.0, 1 x 22 = 13.3
-    // (H100, bf16): aim at ~370 threads per SM, which gives S6 its 2 x 16.
+    // Still too few threads (small batch; long sequences): scan L-chunks in parallel (one
+    // direction per block only). Each chunk after the first costs a correction pass over its
+    // start (until its initial state has decayed), so more chunks are not free: S6 (1536
+    // channels, L 262144) measured 2 lanes x {8, 11, 16, 17} chunks = {15.6, 11.8, 9.2, 14.3} ms,
+    // 4 x 11 = 14.0, 1 x 22 = 13.3 (H100, bf16): aim at ~370 threads per SM, which gives S6 its
+    // 2 x 16. Chunks are at least min_chunk steps (1024 for long sequences, where the
+    // correction of slowly decaying states is long; one or two tiles for short vision
+    // sequences at batch 1, where the alternative is a few hundred dependent steps).
     const long long threads = channels * lanes;
     const long long chunk_target = 370LL * sms;
+    const int min_chunk = env_int("MCV_SCAN_MIN_CHUNK", p.seqlen >= 16384 ? 1024 : p.seqlen >= 1024 ? 64 : 32);
     int chunks = env_int("MCV_SCAN_CHUNKS", 0);
-    if (chunks == 0 && p.dirs == 1 && p.seqlen >= 2048 && threads < target)
-      chunks = static_cast<int>(std::min<long long>((chunk_target + threads - 1) / threads, p.seqlen / 1024));
-    if (p.dirs == 1 && chunks > 1) {
+    if (chunks == 0 && (p.dirs == 1 || p.par_dirs) && threads < target && p.seqlen >= 2 * min_chunk)
+      chunks = static_cast<int>(std::min<long long>((chunk_target + threads - 1) / threads,
+                                                    (p.seqlen + min_chunk - 1) / min_chunk));
+    if ((p.dirs == 1 || p.par_dirs) && chunks > 1) {
       p.chunk_len = round_up((p.seqlen + chunks - 1) / chunks, cuda::kTileSteps);
       p.n_chunks = (p.seqlen + p.chunk_len - 1) / p.chunk_len;
     }
@@ -135,8 +146,17 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // Scratch from the context's workspace arena: no cudaMalloc in the op once it is sized.
   Arena& ws = ctx.workspace();
   if (p.dirs > 1) {
-    float* acc = static_cast<float*>(ws.allocate(static_cast<std::size_t>(channels) * p.seqlen * sizeof(float)));
-    p.acc = {acc, static_cast<std::int64_t>(p.dim) * p.seqlen, 0, p.seqlen, 1};
+    // Serial directions: one f32 running sum. par_dirs: one slice per direction in the I/O type,
+    // as the official CrossScan path stores its per-direction outputs (half the bytes of f32;
+    // the merge sums them in f32). Either in the output's order, so the tiles store and the
+    // merge pass reads them coalesced.
+    const std::int64_t slices = p.par_dirs ? p.dirs : 1, D = p.dim, L = p.seqlen;
+    const std::size_t elem = p.par_dirs ? dtype_size(pr.dtype) : sizeof(float);
+    void* acc = ws.allocate(static_cast<std::size_t>(p.batch) * slices * D * L * elem);
+    if (pr.out.sd == 1)
+      p.acc = {acc, slices * D * L, D * L, 1, D};
+    else
+      p.acc = {acc, slices * D * L, D * L, L, 1};
   }
   if (p.n_chunks > 1) {
     const std::size_t cells = static_cast<std::size_t>(p.n_chunks) * channels;

@@ -26,7 +26,7 @@ struct Params {
   float out_scale = 1.0f;
 
   SeqP u, delta, z, out;  ///< z.ptr null when absent
-  SeqP acc;               ///< K > 1: f32 partial sums (batch, D, L), contiguous scratch
+  SeqP acc;               ///< K > 1: partial sums (f32) or per-direction slices (par_dirs, I/O type)
 
   const void* B = nullptr;
   std::int64_t B_sb = 0, B_sg = 0, B_sn = 0, B_sl = 0;  ///< fixed B: B_sg = row (k*D+d) stride
@@ -46,9 +46,17 @@ struct Params {
   float* hT = nullptr;
   std::int64_t hT_sb = 0, hT_sk = 0, hT_sd = 0, hT_sn = 0;
 
+  // K > 1 with par_dirs: each direction runs in its own blocks as a one-direction scan whose
+  // output (y_k + D_k u, no gate) goes to its slice of acc (batch, K, D, L; I/O type), and a merge pass
+  // sums the slices, gates and writes out. Without it one thread runs every direction in turn
+  // and acc holds the running sum (4x less parallelism for VMamba's cross-scan).
+  bool par_dirs = false;
+  __host__ __device__ int dir_blocks() const { return par_dirs ? dirs : 1; }
+
   // Long sequences with few channels: L is split into n_chunks ranges of chunk_len steps scanned
-  // in parallel from h = 0; chunk_h (n_chunks, batch, D, n_state) and chunk_dtsum
-  // (n_chunks, batch, D) carry each chunk's end state and sum of dt to the combine pass.
+  // in parallel from h = 0; chunk_h (n_chunks, dir_blocks, batch, D, n_state) and chunk_dtsum
+  // (n_chunks, dir_blocks, batch, D) carry each chunk's end state and sum of dt to the combine
+  // pass. Only for one direction per block (dirs == 1 or par_dirs).
   int n_chunks = 1, chunk_len = 0;
   float* chunk_h = nullptr;
   float* chunk_dtsum = nullptr;
