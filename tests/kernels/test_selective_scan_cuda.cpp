@@ -24,8 +24,10 @@ struct CudaCase {
   ScanCase c;
   int lanes = 0;   ///< MCV_SCAN_LANES (0: heuristic)
   int chunks = 0;  ///< MCV_SCAN_CHUNKS (0: heuristic)
+  int serial = 0;  ///< MCV_SCAN_SERIAL_DIRS (1: every direction in one thread, in turn)
   std::string name() const {
-    return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "");
+    return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
+           (serial ? "_serial" : "");
   }
 };
 
@@ -60,7 +62,8 @@ void check_cuda_against_cpu(const CudaCase& cc) {
   const Stored out_gpu = make_out(c, Device::cuda(0));
   const Stored st_gpu = c.final_state ? make_state(c, Device::cuda(0)) : Stored{};
   {
-    EnvGuard lanes("MCV_SCAN_LANES", cc.lanes), chunks("MCV_SCAN_CHUNKS", cc.chunks);
+    EnvGuard lanes("MCV_SCAN_LANES", cc.lanes), chunks("MCV_SCAN_CHUNKS", cc.chunks),
+        serial("MCV_SCAN_SERIAL_DIRS", cc.serial);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -132,6 +135,26 @@ std::vector<CudaCase> cuda_cases() {
   add([](CudaCase&, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 5; c.width = 8; c.seqlen = 40; c.layout = Layout::padded; c.groups = 2;
     c.n_state = 32; c.dtype = DType::f16;
+  });
+  // Directions in separate blocks merged by the vectorised pass (channels a multiple of 8, a
+  // contiguous token-major output), with and without z, batch 1 (L-chunked per direction); and
+  // the serial form (every direction in one thread) for both multi-direction modes.
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 8; c.width = 12; c.seqlen = 96; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 16; c.n_state = 1; c.dtype = DType::f16; c.has_z = false;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 28; c.width = 28; c.seqlen = 784; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 32; c.n_state = 16; c.dtype = DType::bf16; c.batch = 1; c.initial_state = true;
+    c.final_state = true;
+  });
+  add([](CudaCase&, C& c) { c.dirs = ScanDirections::bidirectional; c.dim = 24; c.seqlen = 197; c.batch = 1; });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 6; c.width = 7; c.seqlen = 42; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 16; k.serial = 1;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.dim = 16; c.seqlen = 197; c.dtype = DType::bf16; k.serial = 1;
   });
   // Options (fixed B/C take the generic kernel).
   add([](CudaCase&, C& c) { c.has_D = c.has_z = c.has_bias = c.softplus = c.final_state = false; });

@@ -62,8 +62,16 @@ __global__ void conv2d_direct_kernel(ConvParams p) {
 // times from registers; index arithmetic is one division per thread. The one-thread-per-element
 // kernel above measured ~10x the bytes floor on VMamba's 3x3 (H100): 64-bit index math and
 // 2-byte loads dominated.
+// The depthwise weights (C, kh, kw) re-laid out as (kh, kw, C) in scratch, so the fast kernel
+// reads each tap of its kVec channels with one vector load (C x kh x kw elements: a few KB).
+template <typename T>
+__global__ void depthwise_weights_hwc_kernel(const T* w, T* out, int c, int taps) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < c * taps) out[(i % taps) * c + i / taps] = w[i];
+}
+
 template <typename T, int kKw, int kVec, int kOut>
-__global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, int cvecs, int strips) {
+__global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const T* wt, int cvecs, int strips) {
   const std::int64_t idx = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= p.n * p.oh * static_cast<std::int64_t>(strips) * cvecs) return;
   const int cv = static_cast<int>(idx % cvecs);
@@ -75,7 +83,6 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, int c
   const int c0 = cv * kVec;
   const int H = static_cast<int>(p.h), W = static_cast<int>(p.w), C = static_cast<int>(p.cin);
   const T* x = static_cast<const T*>(p.x) + n * p.h * p.w * p.cin + c0;
-  const T* wgt = static_cast<const T*>(p.weight);
 
   float acc[kOut][kVec];
 #pragma unroll
@@ -87,9 +94,7 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, int c
     if (iy < 0 || iy >= H) continue;
     float w[kKw][kVec];
 #pragma unroll
-    for (int j = 0; j < kKw; ++j)
-#pragma unroll
-      for (int c = 0; c < kVec; ++c) w[j][c] = cu::to_float(wgt[((c0 + c) * p.kh + i) * kKw + j]);
+    for (int j = 0; j < kKw; ++j) kc::load_vec<kVec>(wt + (i * kKw + j) * C + c0, w[j]);
     const T* row = x + static_cast<std::int64_t>(iy) * W * C;
 #pragma unroll
     for (int q = 0; q < kOut + kKw - 1; ++q) {
@@ -131,7 +136,8 @@ template <typename T, int kVec>
 bool depthwise_vectorisable(const ConvParams& p) {
   return p.depthwise() && !p.force_direct && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 &&
          (p.kw == 3 || p.kw == 5 || p.kw == 7) && p.cin % kVec == 0 && kc::vec_aligned<T, kVec>(p.x) &&
-         kc::vec_aligned<T, kVec>(p.out) && p.h * p.w * p.cin < (std::int64_t{1} << 31) && p.ow < (1 << 30);
+         kc::vec_aligned<T, kVec>(p.out) && p.h * p.w * p.cin < (std::int64_t{1} << 31) && p.ow < (1 << 30) &&
+         p.cin * p.kh * p.kw < (std::int64_t{1} << 31);
 }
 
 template <typename T>
@@ -145,10 +151,16 @@ bool run_depthwise_vectorised(Context& ctx, const ConvParams& p) {
   const std::int64_t threads = p.n * p.oh * strips * cvecs;
   const unsigned blocks = static_cast<unsigned>((threads + kThreads - 1) / kThreads);
   const cudaStream_t stream = ctx.cuda().stream;
+  const int taps = p.kh * p.kw, c = static_cast<int>(p.cin);
+  T* wt = static_cast<T*>(ctx.workspace().allocate(static_cast<std::size_t>(taps) * c * sizeof(T)));
+  MCV_CHECK((kc::vec_aligned<T, kVec>(wt)), "conv2d: workspace allocation is not 16-byte aligned");
+  depthwise_weights_hwc_kernel<T><<<(taps * c + 255) / 256, 256, 0, stream>>>(static_cast<const T*>(p.weight), wt, c,
+                                                                               taps);
+  cuda_check_launch("depthwise_weights_hwc_kernel");
   switch (p.kw) {
-    case 3: depthwise_nhwc_kernel<T, 3, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, cvecs, strips); break;
-    case 5: depthwise_nhwc_kernel<T, 5, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, cvecs, strips); break;
-    default: depthwise_nhwc_kernel<T, 7, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, cvecs, strips); break;
+    case 3: depthwise_nhwc_kernel<T, 3, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, wt, cvecs, strips); break;
+    case 5: depthwise_nhwc_kernel<T, 5, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, wt, cvecs, strips); break;
+    default: depthwise_nhwc_kernel<T, 7, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, wt, cvecs, strips); break;
   }
   cuda_check_launch("depthwise_nhwc_kernel");
   return true;

@@ -37,6 +37,7 @@
 #include <type_traits>
 #include <cstdint>
 
+#include "common/cuda_dtype.cuh"
 #include "mcv/cuda/context.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
 
@@ -412,7 +413,16 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
     // (with par_dirs every block writes its ungated slice of acc and the merge pass gates).
     const bool first = p.par_dirs || k == 0;
     const bool last_dir = !p.par_dirs && k == p.dirs - 1;
-    T* slice_out = p.par_dirs ? static_cast<T*>(const_cast<void*>(p.acc.ptr)) + bc.b * p.acc.sb + k * p.acc.sk : nullptr;
+    // Where the tiles of this direction go: the gated output, this direction's slice of acc in T
+    // (par_dirs), or the f32 running sum. One pointer, so the choice costs no registers in the
+    // tile loop (a pointer per target spilled the N=16 kernel: 10-17% slower).
+    const bool to_t = last_dir || p.dirs == 1 || p.par_dirs;
+    const bool to_out = last_dir || p.dirs == 1;
+    void* dst = to_out     ? static_cast<void*>(obase)
+                : p.par_dirs ? static_cast<void*>(static_cast<T*>(const_cast<void*>(p.acc.ptr)) + bc.b * p.acc.sb +
+                                                k * p.acc.sk)
+                             : static_cast<void*>(abase);
+    const SeqP& dst_s = to_out ? p.out : p.acc;
     const float gate_scale = last_dir ? p.out_scale : 1.0f;
     const Parity pu = Parity::of(ubase, p.u.sd, p.u.sl), pd = Parity::of(dbase, p.delta.sd, p.delta.sl);
     const Parity pz = with_z ? Parity::of(zbase, p.z.sd, p.z.sl) : Parity{};
@@ -470,12 +480,10 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
         for (int j = 0; j < nT; ++j) step(j);
       }
       __syncthreads();
-      if (last_dir || p.dirs == 1)
-        store_seq<kLanes>(t.tAcc, t.ld, obase, p.out.sd, p.out.sl, d_first, n_valid, nT, pos, tc);
-      else if (p.par_dirs)
-        store_seq<kLanes>(t.tAcc, t.ld, slice_out, p.acc.sd, p.acc.sl, d_first, n_valid, nT, pos, tc);
+      if (to_t)
+        store_seq<kLanes>(t.tAcc, t.ld, static_cast<T*>(dst), dst_s.sd, dst_s.sl, d_first, n_valid, nT, pos, tc);
       else
-        store_seq<kLanes>(t.tAcc, t.ld, abase, p.acc.sd, p.acc.sl, d_first, n_valid, nT, pos, tc);
+        store_seq<kLanes>(t.tAcc, t.ld, static_cast<float*>(dst), dst_s.sd, dst_s.sl, d_first, n_valid, nT, pos, tc);
     }
 
     if (p.n_chunks > 1) {
@@ -651,6 +659,46 @@ __global__ void scan_merge_kernel(Params p) {
   }
 }
 
+/// The merge when out (and z) are laid out exactly like one slice of acc (the usual case: a
+/// contiguous output): kVec elements per thread as 16-byte accesses, one index division per
+/// thread. The per-element kernel above is ~2x the bytes floor on VMamba's stage 1.
+template <typename T, int kVec>
+__global__ void scan_merge_vec_kernel(Params p) {
+  const i64 per_batch = static_cast<i64>(p.dim) * p.seqlen;  // a multiple of kVec
+  const i64 total = p.batch * per_batch / kVec;
+  for (i64 v = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; v < total;
+       v += static_cast<i64>(gridDim.x) * blockDim.x) {
+    const i64 b = v * kVec / per_batch, r = v * kVec - b * per_batch;
+    using Vec = ::mcv::kernels::cuda::Packed<T, kVec>;
+    const T* a = static_cast<const T*>(p.acc.ptr) + b * p.acc.sb + r;
+    float y[kVec] = {};
+    for (int k = 0; k < p.dirs; ++k) {
+      const Vec q = *reinterpret_cast<const Vec*>(a + k * p.acc.sk);
+#pragma unroll
+      for (int c = 0; c < kVec; ++c) y[c] += to_float(q.e[c]);
+    }
+    Vec z{}, o;
+    if (p.z.ptr) z = *reinterpret_cast<const Vec*>(static_cast<const T*>(p.z.ptr) + b * p.z.sb + r);
+#pragma unroll
+    for (int c = 0; c < kVec; ++c) {
+      float v2 = y[c] * p.out_scale;
+      if (p.z.ptr) v2 *= silu_f(to_float(z.e[c]));
+      o.e[c] = from_float<T>(v2);
+    }
+    *reinterpret_cast<Vec*>(static_cast<T*>(const_cast<void*>(p.out.ptr)) + b * p.out.sb + r) = o;
+  }
+}
+
+template <typename T, int kVec>
+bool merge_vectorisable(const Params& p) {
+  const auto same_as_slice = [&](const SeqP& s) {
+    return s.sd == p.acc.sd && s.sl == p.acc.sl && s.sb % kVec == 0 &&
+           reinterpret_cast<std::uintptr_t>(s.ptr) % (sizeof(T) * kVec) == 0;
+  };
+  return (static_cast<i64>(p.dim) * p.seqlen) % kVec == 0 && p.acc.sk % kVec == 0 && same_as_slice(p.acc) &&
+         same_as_slice(p.out) && (!p.z.ptr || same_as_slice(p.z));
+}
+
 /// Fallback for input-independent (fixed) B or C: one thread per channel, direct strided loads,
 /// states in a local array. Simple and slow; no model of this library uses fixed B/C.
 template <typename T, int kNMax>
@@ -733,9 +781,15 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
     cuda_check_launch("selective_scan: scan_correct_kernel");
   }
   if (p.par_dirs) {
+    constexpr int kVec = 16 / sizeof(T);
     const i64 total = static_cast<i64>(p.batch) * p.dim * p.seqlen;
-    const i64 blocks = std::min<i64>((total + 255) / 256, 1 << 20);
-    scan_merge_kernel<T><<<grid_size(blocks, "merge"), 256, 0, stream>>>(p);
+    if (merge_vectorisable<T, kVec>(p)) {
+      const i64 blocks = std::min<i64>((total / kVec + 255) / 256, 1 << 20);
+      scan_merge_vec_kernel<T, kVec><<<grid_size(blocks, "merge"), 256, 0, stream>>>(p);
+    } else {
+      const i64 blocks = std::min<i64>((total + 255) / 256, 1 << 20);
+      scan_merge_kernel<T><<<grid_size(blocks, "merge"), 256, 0, stream>>>(p);
+    }
     cuda_check_launch("selective_scan: scan_merge_kernel");
   }
 }
