@@ -73,18 +73,21 @@ __global__ void __launch_bounds__(256) conv1d_token_major_kernel(Conv1dParams p,
   float w[W][kVec], bias[kVec];
   const bool w_packed = p.w_f32 && p.w_sk == 1 && p.w_sd == W && (reinterpret_cast<std::uintptr_t>(p.w) & 15) == 0;
   if (w_packed) {
-    // kVec * W consecutive floats, a multiple of 4 starting at a multiple of 16 bytes.
+    // kVec * W consecutive floats, a multiple of 4 starting at a multiple of 16 bytes. Every
+    // register index stays a compile-time constant (a run-time flip index put w in local memory).
     const float4* src = reinterpret_cast<const float4*>(static_cast<const float*>(p.w) + d0 * W);
+    float raw[W][kVec];
 #pragma unroll
     for (int q = 0; q < kVec * W / 4; ++q) {
       const float4 v = src[q];
       const float e[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int tap = (q * 4 + r) % W;
-        w[p.flip ? W - 1 - tap : tap][(q * 4 + r) / W] = e[r];
-      }
+      for (int r = 0; r < 4; ++r) raw[(q * 4 + r) % W][(q * 4 + r) / W] = e[r];
     }
+#pragma unroll
+    for (int k = 0; k < W; ++k)
+#pragma unroll
+      for (int c = 0; c < kVec; ++c) w[k][c] = p.flip ? raw[W - 1 - k][c] : raw[k][c];
   } else {
 #pragma unroll
     for (int c = 0; c < kVec; ++c)
