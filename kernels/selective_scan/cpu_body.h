@@ -83,6 +83,7 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
         : Vec::zero();
     const T* delta = static_cast<const T*>(p.delta.data) + b * p.delta.sb + k * p.delta.sk +
                      d0 * p.delta.sd;
+    const T* uk = u + k * p.u.sk;  // sk = 0 unless each direction has its own u
     const std::int64_t gk = k * p.groups + g;
     const T* bsrc = static_cast<const T*>(p.B.data) + b * p.B.sb + gk * p.B.sg;
     const T* csrc = static_cast<const T*>(p.C.data) + b * p.C.sb + gk * p.C.sg;
@@ -99,7 +100,7 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
           for (std::int64_t n = 0; n < N; ++n) s.ct[j * N + n] = to_f32(csrc[n * p.C.sn + q * p.C.sl]);
         for (int c = 0; c < W; ++c) {
           const bool live = c < nc;
-          s.ut[j * W + c] = live ? to_f32(u[c * p.u.sd + q * p.u.sl]) : 0.0f;
+          s.ut[j * W + c] = live ? to_f32(uk[c * p.u.sd + q * p.u.sl]) : 0.0f;
           s.dtt[j * W + c] = live ? to_f32(delta[c * p.delta.sd + q * p.delta.sl]) : 0.0f;
         }
       }

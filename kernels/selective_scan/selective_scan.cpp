@@ -261,6 +261,13 @@ Problem make_problem(const Context& ctx, const SelectiveScanArgs& a) {
       fail("height/width", "(" + std::to_string(a.height) + ", " + std::to_string(a.width) +
                                ") disagree with u's grid " + shape_of(a.u));
     p.seqlen = p.height * p.width;
+  } else if (a.u.dim() == 4 && a.directions == ScanDirections::bidirectional) {
+    // One input per direction (Vim's backward branch has its own conv1d): (batch, 2, D, L).
+    if (a.u.size(1) != 2)
+      fail("u", "has shape " + shape_of(a.u) + ": a per-direction u for bidirectional is (batch, 2, D, L)");
+    p.batch = a.u.size(0);
+    p.dim = a.u.size(2);
+    p.seqlen = a.u.size(3);
   } else if (a.u.dim() == 3) {
     p.batch = a.u.size(0);
     p.dim = a.u.size(1);
@@ -275,7 +282,8 @@ Problem make_problem(const Context& ctx, const SelectiveScanArgs& a) {
     }
   } else {
     fail("u", "has shape " + shape_of(a.u) + ", expected (batch, D, L)" +
-                  std::string(grid ? " or (batch, D, H, W)" : ""));
+                  std::string(grid ? " or (batch, D, H, W)" : "") +
+                  std::string(a.directions == ScanDirections::bidirectional ? " or (batch, 2, D, L)" : ""));
   }
   if (p.batch < 1 || p.dim < 1 || p.seqlen < 1)
     fail("u", "is empty (" + shape_of(a.u) + "); batch, D and L must be >= 1");
@@ -304,7 +312,11 @@ Problem make_problem(const Context& ctx, const SelectiveScanArgs& a) {
     fail("A", "state size N = " + std::to_string(p.n_state) + " is outside 1.." +
                   std::to_string(kSelectiveScanMaxState));
 
-  p.u = seq_view(a.u, "u", p, grid);
+  if (a.u.dim() == 4 && !grid) {
+    p.u = {a.u.raw_data(), a.u.stride(0), a.u.stride(1), a.u.stride(2), a.u.stride(3)};
+  } else {
+    p.u = seq_view(a.u, "u", p, grid);
+  }
 
   if (!a.delta.defined()) fail("delta", "is required");
   check_device(ctx, a.delta, "delta");

@@ -123,6 +123,11 @@ std::vector<ScanCase> sweep_cases() {
         c.seqlen = dir == ScanDirections::cross2d ? 63 : 50;
         if (dir == ScanDirections::bidirectional) c.scale = 0.5f;
         cases.push_back(c);
+        if (dir == ScanDirections::bidirectional) {  // and with one u per direction (Vim)
+          c.u_per_dir = true;
+          c.seed += 100;
+          cases.push_back(c);
+        }
       }
   // Square grid, VMamba-like (no z, D and bias on), both layouts.
   for (Layout lay : {Layout::channel_major, Layout::token_major}) {

@@ -62,7 +62,7 @@ std::string ScanCase::name() const {
   if (dirs == ScanDirections::cross2d) s << "_" << height << "x" << width << (grid_rank4 ? "r4" : "");
   s << (has_D ? "_Dskip" : "") << (has_z ? "_z" : "") << (has_bias ? "_bias" : "") << (softplus ? "_sp" : "")
     << (final_state ? "_hT" : "") << (initial_state ? "_h0" : "") << (fixed_B ? "_fixB" : "")
-    << (fixed_C ? "_fixC" : "") << (rank3_bc ? "_bc3" : "");
+    << (fixed_C ? "_fixC" : "") << (rank3_bc ? "_bc3" : "") << (u_per_dir ? "_uK" : "");
   if (scale != 1.0f) s << "_s" << scale;
   if (a_scale != 1.0f) s << "_a" << a_scale;
   std::string out = s.str();
@@ -200,7 +200,7 @@ ScanInputs make_inputs(const ScanCase& c) {
   const int K = c.dirs_count();
   const bool grid4 = c.dirs == ScanDirections::cross2d && c.grid_rank4;
   ScanInputs in;
-  in.u = seq_stored(c, 0, rng, normal, grid4);
+  in.u = seq_stored(c, c.u_per_dir ? K : 0, rng, normal, grid4);
   // dt: with softplus, raw values around the Mamba init (softplus(bias) in [1e-3, 1e-1]);
   // without, positive values used as they are.
   std::function<float(std::mt19937_64&)> delta_gen;
@@ -274,10 +274,11 @@ SelectiveScanArgs make_args(const ScanCase& c, const ScanInputs& in, const Tenso
 
 Reference reference_scan(const SelectiveScanArgs& a) {
   const int K = kernels::scan_direction_count(a.directions);
-  const bool grid4 = a.u.dim() == 4;
-  const std::int64_t batch = a.u.size(0), D = a.u.size(1);
+  const bool u_per_dir = a.u.dim() == 4 && a.directions == ScanDirections::bidirectional;
+  const bool grid4 = a.u.dim() == 4 && !u_per_dir;
+  const std::int64_t batch = a.u.size(0), D = a.u.size(u_per_dir ? 2 : 1);
   const std::int64_t H = grid4 ? a.u.size(2) : a.height, W = grid4 ? a.u.size(3) : a.width;
-  const std::int64_t L = grid4 ? H * W : a.u.size(2);
+  const std::int64_t L = grid4 ? H * W : a.u.size(u_per_dir ? 3 : 2);
   const std::int64_t N = a.A.size(-1);
   const bool a3 = a.A.dim() == 3;
   auto seq = [&](const Tensor& t, std::int64_t b, std::int64_t d, std::int64_t q) {
@@ -316,7 +317,7 @@ Reference reference_scan(const SelectiveScanArgs& a) {
         for (std::int64_t t = 0; t < L; ++t) {
           const std::int64_t s = flip ? L - 1 - t : t;
           const std::int64_t q = column ? (s % H) * W + s / H : s;
-          const double u = seq(a.u, b, d, q);
+          const double u = u_per_dir ? value_at(a.u, {b, k, d, q}) : seq(a.u, b, d, q);
           double dt = (a.delta.dim() == 4 ? value_at(a.delta, {b, k, d, q}) : value_at(a.delta, {b, d, q}));
           if (a.delta_bias.defined()) dt += param(a.delta_bias, row);
           if (a.delta_softplus) dt = dt > 20.0 ? dt : std::log1p(std::exp(dt));

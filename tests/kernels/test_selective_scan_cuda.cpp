@@ -149,6 +149,19 @@ std::vector<CudaCase> cuda_cases() {
     c.final_state = true;
   });
   add([](CudaCase&, C& c) { c.dirs = ScanDirections::bidirectional; c.dim = 24; c.seqlen = 197; c.batch = 1; });
+  // Vim's call: one u per direction, token-major, batch 1 (chunked) and a full batch.
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::token_major; c.dim = 32;
+    c.seqlen = 197; c.batch = 1; c.scale = 0.5f; c.dtype = DType::f16;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::padded; c.dim = 40;
+    c.seqlen = 197; c.batch = 16; c.dtype = DType::bf16;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::gather; c.dim = 9; c.seqlen = 70;
+    k.serial = 1;
+  });
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 6; c.width = 7; c.seqlen = 42; c.layout = Layout::token_major;
     c.grid_rank4 = true; c.dim = 16; k.serial = 1;

@@ -409,6 +409,7 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
     const T* bbase = static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
     const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
     const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
+    const T* ukbase = ubase + k * p.u.sk;  // sk = 0 unless each direction has its own u
     // first: nothing summed before this direction; last_dir: this block writes the gated output
     // (with par_dirs every block writes its ungated slice of acc and the merge pass gates).
     const bool first = p.par_dirs || k == 0;
@@ -424,7 +425,7 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
                              : static_cast<void*>(abase);
     const SeqP& dst_s = to_out ? p.out : p.acc;
     const float gate_scale = last_dir ? p.out_scale : 1.0f;
-    const Parity pu = Parity::of(ubase, p.u.sd, p.u.sl), pd = Parity::of(dbase, p.delta.sd, p.delta.sl);
+    const Parity pu = Parity::of(ukbase, p.u.sd, p.u.sl), pd = Parity::of(dbase, p.delta.sd, p.delta.sl);
     const Parity pz = with_z ? Parity::of(zbase, p.z.sd, p.z.sl) : Parity{};
     float dtsum = 0.0f;
 
@@ -433,7 +434,7 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
       i64* pos = t.pos + parity * kTileSteps;
       if (tid < kTileSteps) pos[tid] = tid < nT ? dir_pos(p, k, t0 + tid) : 0;
       __syncthreads();
-      issue_seq<kLanes>(t.tU, t.ld, ubase, p.u.sd, p.u.sl, d_first, n_valid, nT, pos, tc);
+      issue_seq<kLanes>(t.tU, t.ld, ukbase, p.u.sd, p.u.sl, d_first, n_valid, nT, pos, tc);
       issue_seq<kLanes>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
       if (with_z && last_dir)
         issue_seq<kLanes>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
@@ -726,7 +727,7 @@ __global__ void scan_generic_kernel(Params p) {
     const i64 bsl = p.B_var ? p.B_sl : 0, csl = p.C_var ? p.C_sl : 0;
     for (int tstep = 0; tstep < p.seqlen; ++tstep) {
       const i64 q = dir_pos(p, k, tstep);
-      const float uu = to_float(u[q * p.u.sl]);
+      const float uu = to_float(u[k * p.u.sk + q * p.u.sl]);
       float dt = to_float(delta[q * p.delta.sl]) + bias;
       if (p.softplus) dt = softplus_f(dt);
       const float dtu = dt * uu;

@@ -87,10 +87,13 @@ class DepthwiseConv1d : public Module {
 /// Scratch of one mixer call, shared by every layer of a forward pass.
 struct MixerBuffers {
   Tensor xz;       ///< (B, L, 2 * d_inner)  in_proj output: x | z
-  Tensor xc[2];    ///< (B, L, d_inner)      conv + SiLU output per branch
-  Tensor xdbl[2];  ///< (B, L, dt_rank + 2N) x_proj output per branch: dt | B | C
+  // Per direction slot (0 forward, 1 reverse), as views of one (2, B, L, .) tensor each, so the
+  // bidirectional scan reads both directions' inputs through one direction stride.
+  Tensor xc[2];    ///< (B, L, d_inner)      conv + SiLU output
+  Tensor xdbl[2];  ///< (B, L, dt_rank + 2N) x_proj output: dt | B | C
   Tensor dt[2];    ///< (B, L, d_inner)      dt_proj output (bias added in the scan)
-  Tensor y[2];     ///< (B, L, d_inner)      gated scan output per branch
+  Tensor xc_all, xdbl_all, dt_all;  ///< the (2, B, L, .) tensors behind them
+  Tensor y;        ///< (B, L, d_inner)      gated scan output (both directions summed)
 };
 
 /// mamba_simple.Mamba with bimamba_type "v2" (or "none"), as its fused path computes it:
@@ -118,8 +121,16 @@ class Mixer : public Module {
     Param* D = nullptr;
     Tensor A;  ///< -exp(A_log), f32, on the device
   };
-  void run_branch(Context& ctx, const Branch& br, const Tensor& x, const Tensor& z, bool reverse, int slot,
-                  MixerBuffers& buf) const;
+  /// A, D and delta_bias of both branches stacked as the bidirectional scan takes them (K*D
+  /// rows, direction 0 = forward): [order] 0 = (branch 0, branch 1), 1 = (branch 1, branch 0)
+  /// for a reversed module, whose branch 1 is the one scanning forward.
+  struct Stacked {
+    Tensor A, D, delta_bias;
+  };
+  /// u = silu(conv(x)), (dt, B, C) = x_proj(u), delta = dt_proj(dt) into direction slot `slot`;
+  /// reverse_conv: the anti-causal conv of a reverse-scanning branch.
+  void project_branch(Context& ctx, const Branch& br, const Tensor& x, int slot, bool reverse_conv,
+                      MixerBuffers& buf) const;
 
   std::int64_t d_inner_, dt_rank_, d_state_;
   bool two_branches_;  ///< v2 on the fast path
@@ -128,6 +139,7 @@ class Mixer : public Module {
   Linear* out_proj_ = nullptr;
   Param* gamma_ = nullptr;
   Branch branch_[2];
+  Stacked stacked_[2];
 };
 
 class Block : public Module {

@@ -2,6 +2,7 @@
 // path of hustvl/Vim: PatchEmbed -> class token(s) inserted -> + pos_embed -> Blocks (fused
 // add + RMSNorm, bidirectional Mamba "v2" mixer) -> final fused add + norm -> class token -> head.
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -86,27 +87,55 @@ Mixer::Mixer(const VimConfig& c)
   out_proj_ = &make_child<Linear>("out_proj", di, d, c.bias);
 }
 
+namespace {
+
+/// (2 * rows, ...) f32 tensor holding a then b, on a's device (parameters, at load time).
+Tensor stack_rows(const Tensor& a, const Tensor& b) {
+  const Tensor ha = a.to(Device::cpu()), hb = b.to(Device::cpu());
+  Shape shape = ha.shape();
+  shape[0] *= 2;
+  Tensor out = Tensor::empty(shape, DType::f32);
+  const std::int64_t n = ha.numel();
+  const Tensor ca = ha.contiguous(), cb = hb.contiguous();
+  std::copy(ca.data<float>(), ca.data<float>() + n, out.data<float>());
+  std::copy(cb.data<float>(), cb.data<float>() + n, out.data<float>() + n);
+  return a.device().is_cpu() ? out : out.to(a.device());
+}
+
+}  // namespace
+
 void Mixer::on_loaded(Context&) {
   for (int b = 0; b < (two_branches_ ? 2 : 1); ++b) branch_[b].A = negative_exp(branch_[b].A_log->value);
+  if (!two_branches_) return;
+  for (int order = 0; order < 2; ++order) {
+    const Branch& f = branch_[order];  // scans forward
+    const Branch& r = branch_[1 - order];
+    stacked_[order].A = stack_rows(f.A, r.A);
+    stacked_[order].D = stack_rows(f.D->value, r.D->value);
+    stacked_[order].delta_bias = stack_rows(f.dt_proj->bias->value, r.dt_proj->bias->value);
+  }
 }
 
 MixerBuffers Mixer::make_buffers(std::int64_t batch, std::int64_t len, DType dtype, Device device) const {
   MixerBuffers buf;
+  const std::int64_t slots = two_branches_ ? 2 : 1;
   buf.xz = Tensor::empty({batch, len, 2 * d_inner_}, dtype, device);
-  for (int b = 0; b < (two_branches_ ? 2 : 1); ++b) {
-    buf.xc[b] = Tensor::empty({batch, len, d_inner_}, dtype, device);
-    buf.xdbl[b] = Tensor::empty({batch, len, dt_rank_ + 2 * d_state_}, dtype, device);
-    buf.dt[b] = Tensor::empty({batch, len, d_inner_}, dtype, device);
-    buf.y[b] = Tensor::empty({batch, len, d_inner_}, dtype, device);
+  buf.xc_all = Tensor::empty({slots, batch, len, d_inner_}, dtype, device);
+  buf.xdbl_all = Tensor::empty({slots, batch, len, dt_rank_ + 2 * d_state_}, dtype, device);
+  buf.dt_all = Tensor::empty({slots, batch, len, d_inner_}, dtype, device);
+  for (std::int64_t s = 0; s < slots; ++s) {
+    buf.xc[s] = buf.xc_all.select(0, s);
+    buf.xdbl[s] = buf.xdbl_all.select(0, s);
+    buf.dt[s] = buf.dt_all.select(0, s);
   }
+  buf.y = Tensor::empty({batch, len, d_inner_}, dtype, device);
   return buf;
 }
 
-void Mixer::run_branch(Context& ctx, const Branch& br, const Tensor& x, const Tensor& z, bool reverse, int slot,
-                       MixerBuffers& buf) const {
-  const std::int64_t r = dt_rank_, n = d_state_;
-  // u = silu(conv1d(x)): the causal conv, or for a reversed branch the anti-causal one, which is
-  // the official flip -> causal_conv1d -> flip without the copies.
+void Mixer::project_branch(Context& ctx, const Branch& br, const Tensor& x, int slot, bool reverse_conv,
+                           MixerBuffers& buf) const {
+  // u = silu(conv1d(x)): the causal conv, or for a reverse-scanning branch the anti-causal one,
+  // which is the official flip -> causal_conv1d -> flip without the copies.
   k::Conv1dArgs conv;
   conv.x = x;
   conv.weight = br.conv->weight->value;
@@ -114,7 +143,7 @@ void Mixer::run_branch(Context& ctx, const Branch& br, const Tensor& x, const Te
   conv.out = buf.xc[slot];
   conv.layout = k::Conv1dLayout::token_major;
   conv.padding = k::Conv1dPadding::causal;
-  conv.reverse = reverse;
+  conv.reverse = reverse_conv;
   conv.silu = true;
   k::conv1d(ctx, conv);
 
@@ -129,26 +158,10 @@ void Mixer::run_branch(Context& ctx, const Branch& br, const Tensor& x, const Te
   // delta = dt_proj.weight @ dt; dt_proj.bias is added inside the scan (delta_bias), as
   // mamba_inner_fn does.
   k::LinearArgs dp;
-  dp.x = buf.xdbl[slot].slice(2, 0, r);
+  dp.x = buf.xdbl[slot].slice(2, 0, dt_rank_);
   dp.weight = br.dt_proj->weight->value;
   dp.out = buf.dt[slot];
   k::linear(ctx, dp);
-
-  k::SelectiveScanArgs s;
-  s.u = buf.xc[slot].transpose(1, 2);
-  s.delta = buf.dt[slot].transpose(1, 2);
-  s.A = br.A;
-  s.B = buf.xdbl[slot].slice(2, r, r + n).permute({0, 2, 1});
-  s.C = buf.xdbl[slot].slice(2, r + n, r + 2 * n).permute({0, 2, 1});
-  s.D = br.D->value;
-  s.z = z.transpose(1, 2);
-  s.delta_bias = br.dt_proj->bias->value;
-  s.delta_softplus = true;
-  s.directions = reverse ? k::ScanDirections::reverse : k::ScanDirections::forward;
-  // (y_f + y_b) / 2 == y_f / 2 + y_b / 2 exactly (a power-of-two scale), applied before the gate.
-  s.out_scale = two_branches_ && divide_out_ ? 0.5f : 1.0f;
-  s.out = buf.y[slot].transpose(1, 2);
-  k::selective_scan(ctx, s);
 }
 
 void Mixer::forward(Context& ctx, const Tensor& x, const Tensor& out, MixerBuffers& buf, bool reversed) const {
@@ -160,15 +173,45 @@ void Mixer::forward(Context& ctx, const Tensor& x, const Tensor& out, MixerBuffe
   k::linear(ctx, in);
   const Tensor xs = buf.xz.slice(2, 0, d_inner_);
   const Tensor z = buf.xz.slice(2, d_inner_, 2 * d_inner_);
+  const std::int64_t r = dt_rank_, n = d_state_;
 
-  run_branch(ctx, branch_[0], xs, z, reversed, 0, buf);
+  k::SelectiveScanArgs s;
+  s.z = z.transpose(1, 2);
+  s.delta_softplus = true;
+  s.out = buf.y.transpose(1, 2);
   if (two_branches_) {
-    run_branch(ctx, branch_[1], xs, z, !reversed, 1, buf);
-    k::add(ctx, buf.y[0], buf.y[1], buf.y[0]);
+    // Both branches in one bidirectional scan: slot 0 scans forward, slot 1 in reverse, each
+    // with its own u, delta, B, C, A, D and delta_bias; the sum (y_f + y_b) [/ 2] is gated once
+    // ((y_f + y_b) / 2 == y_f / 2 + y_b / 2 exactly: a power-of-two scale before the gate).
+    const int order = reversed ? 1 : 0;
+    project_branch(ctx, branch_[order], xs, 0, /*reverse_conv=*/false, buf);
+    project_branch(ctx, branch_[1 - order], xs, 1, /*reverse_conv=*/true, buf);
+    s.u = buf.xc_all.permute({1, 0, 3, 2});
+    s.delta = buf.dt_all.permute({1, 0, 3, 2});
+    s.B = buf.xdbl_all.slice(3, r, r + n).permute({1, 0, 3, 2});
+    s.C = buf.xdbl_all.slice(3, r + n, r + 2 * n).permute({1, 0, 3, 2});
+    s.A = stacked_[order].A;
+    s.D = stacked_[order].D;
+    s.delta_bias = stacked_[order].delta_bias;
+    s.directions = k::ScanDirections::bidirectional;
+    s.out_scale = divide_out_ ? 0.5f : 1.0f;
+  } else {
+    const Branch& br = branch_[0];
+    // On a flipped sequence (reversed) the causal conv becomes anti-causal, the scan reverse.
+    project_branch(ctx, br, xs, 0, reversed, buf);
+    s.u = buf.xc[0].transpose(1, 2);
+    s.delta = buf.dt[0].transpose(1, 2);
+    s.B = buf.xdbl[0].slice(2, r, r + n).permute({0, 2, 1});
+    s.C = buf.xdbl[0].slice(2, r + n, r + 2 * n).permute({0, 2, 1});
+    s.A = br.A;
+    s.D = br.D->value;
+    s.delta_bias = br.dt_proj->bias->value;
+    s.directions = reversed ? k::ScanDirections::reverse : k::ScanDirections::forward;
   }
+  k::selective_scan(ctx, s);
 
   k::LinearArgs o;
-  o.x = buf.y[0];
+  o.x = buf.y;
   o.weight = out_proj_->weight->value;
   o.bias = value_or_none(out_proj_->bias);
   o.out = out;

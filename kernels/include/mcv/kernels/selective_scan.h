@@ -59,7 +59,8 @@ const char* scan_directions_name(ScanDirections directions);
 /// delta_bias and the states are f32. All tensors live on the context's device.
 struct SelectiveScanArgs {
   /// (batch, D, L). cross2d: also (batch, D, H, W) when H and W merge (stride_H == W*stride_W),
-  /// e.g. an NCHW tensor or an NHWC one passed as `x.permute({0, 3, 1, 2})`.
+  /// e.g. an NCHW tensor or an NHWC one passed as `x.permute({0, 3, 1, 2})`. bidirectional: also
+  /// (batch, 2, D, L), a separate input per direction (Vim's backward branch convolves its own).
   Tensor u;
   /// K = 1: (batch, D, L) (or (batch, 1, D, L)); K > 1: (batch, K, D, L). Natural / grid order.
   Tensor delta;
@@ -70,7 +71,7 @@ struct SelectiveScanArgs {
   Tensor B;
   Tensor C;  ///< Same forms as B (each of B and C may independently be fixed or variable).
   Tensor D;           ///< Optional skip weights, (K*D) or (K, D), f32.
-  Tensor z;           ///< Optional gate, same shape as u, read at natural positions.
+  Tensor z;           ///< Optional gate, (batch, D, L) (or u's grid shape), read at natural positions.
   Tensor delta_bias;  ///< Optional, (K*D) or (K, D), f32.
   /// Optional h_0: (batch, D, N) when K = 1, else (batch, K, D, N); f32.
   Tensor initial_state;
@@ -82,7 +83,8 @@ struct SelectiveScanArgs {
   /// Multiplies the summed outputs (before the z gate, which is linear in it).
   float out_scale = 1.0f;
 
-  /// Output, same shape and dtype as u (any non-overlapping strides; must not overlap an input).
+  /// Output, (batch, D, L) (or u's grid shape), u's dtype (any non-overlapping strides; must not
+  /// overlap an input).
   Tensor out;
   /// Optional output h_L of every direction: (batch, D, N) when K = 1, else (batch, K, D, N); f32.
   Tensor final_state;
