@@ -89,7 +89,10 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const
   for (int r = 0; r < kOut; ++r)
 #pragma unroll
     for (int c = 0; c < kVec; ++c) acc[r][c] = 0.0f;
-  for (int i = 0; i < p.kh; ++i) {
+  // Square kernels (kh == kKw): the row loop unrolls, so every row's loads issue together instead
+  // of one memory latency per kernel row.
+#pragma unroll
+  for (int i = 0; i < kKw; ++i) {
     const int iy = oy - p.ph + i;
     if (iy < 0 || iy >= H) continue;
     float w[kKw][kVec];
@@ -135,7 +138,7 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const
 template <typename T, int kVec>
 bool depthwise_vectorisable(const ConvParams& p) {
   return p.depthwise() && !p.force_direct && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 &&
-         (p.kw == 3 || p.kw == 5 || p.kw == 7) && p.cin % kVec == 0 && kc::vec_aligned<T, kVec>(p.x) &&
+         (p.kw == 3 || p.kw == 5 || p.kw == 7) && p.kh == p.kw && p.cin % kVec == 0 && kc::vec_aligned<T, kVec>(p.x) &&
          kc::vec_aligned<T, kVec>(p.out) && p.h * p.w * p.cin < (std::int64_t{1} << 31) && p.ow < (1 << 30) &&
          p.cin * p.kh * p.kw < (std::int64_t{1} << 31);
 }

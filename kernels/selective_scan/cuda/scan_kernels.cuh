@@ -660,44 +660,53 @@ __global__ void scan_merge_kernel(Params p) {
   }
 }
 
-/// The merge when out (and z) are laid out exactly like one slice of acc (the usual case: a
-/// contiguous output): kVec elements per thread as 16-byte accesses, one index division per
-/// thread. The per-element kernel above is ~2x the bytes floor on VMamba's stage 1.
+/// The merge when every tensor (acc slices, out, z) is contiguous along acc's inner axis (D for
+/// token-major, L for channel-major) and that axis is a multiple of kVec: kVec elements per
+/// thread as 16-byte accesses, one index division per thread, each tensor with its own outer
+/// and batch strides (Vim's z is a slice of the in_proj output). The per-element kernel above is
+/// ~3x the bytes floor.
 template <typename T, int kVec>
 __global__ void scan_merge_vec_kernel(Params p) {
-  const i64 per_batch = static_cast<i64>(p.dim) * p.seqlen;  // a multiple of kVec
-  const i64 total = p.batch * per_batch / kVec;
+  const bool token_major = p.acc.sd == 1;
+  const i64 inner = token_major ? p.dim : p.seqlen, outer = token_major ? p.seqlen : p.dim;
+  const i64 vecs_per_row = inner / kVec;
+  const i64 total = static_cast<i64>(p.batch) * outer * vecs_per_row;
+  using Vec = ::mcv::kernels::cuda::Packed<T, kVec>;
   for (i64 v = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; v < total;
        v += static_cast<i64>(gridDim.x) * blockDim.x) {
-    const i64 b = v * kVec / per_batch, r = v * kVec - b * per_batch;
-    using Vec = ::mcv::kernels::cuda::Packed<T, kVec>;
-    const T* a = static_cast<const T*>(p.acc.ptr) + b * p.acc.sb + r;
+    const i64 row = v / vecs_per_row, i = (v - row * vecs_per_row) * kVec;
+    const i64 b = row / outer, o = row - b * outer;
+    // Offset of (b, outer o, inner i) in a tensor whose inner stride is 1.
+    auto at = [&](const SeqP& s) { return b * s.sb + o * (token_major ? s.sl : s.sd) + i; };
+    const T* a = static_cast<const T*>(p.acc.ptr) + at(p.acc);
     float y[kVec] = {};
     for (int k = 0; k < p.dirs; ++k) {
       const Vec q = *reinterpret_cast<const Vec*>(a + k * p.acc.sk);
 #pragma unroll
       for (int c = 0; c < kVec; ++c) y[c] += to_float(q.e[c]);
     }
-    Vec z{}, o;
-    if (p.z.ptr) z = *reinterpret_cast<const Vec*>(static_cast<const T*>(p.z.ptr) + b * p.z.sb + r);
+    Vec z{}, out;
+    if (p.z.ptr) z = *reinterpret_cast<const Vec*>(static_cast<const T*>(p.z.ptr) + at(p.z));
 #pragma unroll
     for (int c = 0; c < kVec; ++c) {
-      float v2 = y[c] * p.out_scale;
-      if (p.z.ptr) v2 *= silu_f(to_float(z.e[c]));
-      o.e[c] = from_float<T>(v2);
+      float r = y[c] * p.out_scale;
+      if (p.z.ptr) r *= silu_f(to_float(z.e[c]));
+      out.e[c] = from_float<T>(r);
     }
-    *reinterpret_cast<Vec*>(static_cast<T*>(const_cast<void*>(p.out.ptr)) + b * p.out.sb + r) = o;
+    *reinterpret_cast<Vec*>(static_cast<T*>(const_cast<void*>(p.out.ptr)) + at(p.out)) = out;
   }
 }
 
 template <typename T, int kVec>
 bool merge_vectorisable(const Params& p) {
-  const auto same_as_slice = [&](const SeqP& s) {
-    return s.sd == p.acc.sd && s.sl == p.acc.sl && s.sb % kVec == 0 &&
+  const bool token_major = p.acc.sd == 1;
+  const i64 inner = token_major ? p.dim : p.seqlen;
+  const auto fits = [&](const SeqP& s) {
+    const i64 inner_stride = token_major ? s.sd : s.sl, outer_stride = token_major ? s.sl : s.sd;
+    return inner_stride == 1 && outer_stride % kVec == 0 && s.sb % kVec == 0 &&
            reinterpret_cast<std::uintptr_t>(s.ptr) % (sizeof(T) * kVec) == 0;
   };
-  return (static_cast<i64>(p.dim) * p.seqlen) % kVec == 0 && p.acc.sk % kVec == 0 && same_as_slice(p.acc) &&
-         same_as_slice(p.out) && (!p.z.ptr || same_as_slice(p.z));
+  return inner % kVec == 0 && p.acc.sk % kVec == 0 && fits(p.acc) && fits(p.out) && (!p.z.ptr || fits(p.z));
 }
 
 /// Fallback for input-independent (fixed) B or C: one thread per channel, direct strided loads,
