@@ -126,11 +126,13 @@ class Mixer : public Module {
   /// for a reversed module, whose branch 1 is the one scanning forward.
   struct Stacked {
     Tensor A, D, delta_bias;
+    Tensor x_proj_w;   ///< (2, dt_rank + 2N, d_inner): both slots' x_proj in one batched matmul
+    Tensor dt_proj_w;  ///< (2, d_inner, dt_rank)
   };
-  /// u = silu(conv(x)), (dt, B, C) = x_proj(u), delta = dt_proj(dt) into direction slot `slot`;
-  /// reverse_conv: the anti-causal conv of a reverse-scanning branch.
-  void project_branch(Context& ctx, const Branch& br, const Tensor& x, int slot, bool reverse_conv,
-                      MixerBuffers& buf) const;
+  /// u = silu(conv(x)) into direction slot `slot` (reverse_conv: the anti-causal conv of a
+  /// reverse-scanning branch).
+  void conv_branch(Context& ctx, const Branch& br, const Tensor& x, int slot, bool reverse_conv,
+                   MixerBuffers& buf) const;
 
   std::int64_t d_inner_, dt_rank_, d_state_;
   bool two_branches_;  ///< v2 on the fast path

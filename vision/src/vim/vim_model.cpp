@@ -102,6 +102,16 @@ Tensor stack_rows(const Tensor& a, const Tensor& b) {
   return a.device().is_cpu() ? out : out.to(a.device());
 }
 
+/// (2, ...) tensor holding a and b (same shape, dtype and device), copied on their device.
+Tensor stack_slots(const Tensor& a, const Tensor& b) {
+  Shape shape = a.shape();
+  shape.insert(shape.begin(), 2);
+  Tensor out = Tensor::empty(shape, a.dtype(), a.device());
+  out.select(0, 0).copy_from(a);
+  out.select(0, 1).copy_from(b);
+  return out;
+}
+
 }  // namespace
 
 void Mixer::on_loaded(Context&) {
@@ -113,6 +123,8 @@ void Mixer::on_loaded(Context&) {
     stacked_[order].A = stack_rows(f.A, r.A);
     stacked_[order].D = stack_rows(f.D->value, r.D->value);
     stacked_[order].delta_bias = stack_rows(f.dt_proj->bias->value, r.dt_proj->bias->value);
+    stacked_[order].x_proj_w = stack_slots(f.x_proj->weight->value, r.x_proj->weight->value);
+    stacked_[order].dt_proj_w = stack_slots(f.dt_proj->weight->value, r.dt_proj->weight->value);
   }
 }
 
@@ -132,8 +144,8 @@ MixerBuffers Mixer::make_buffers(std::int64_t batch, std::int64_t len, DType dty
   return buf;
 }
 
-void Mixer::project_branch(Context& ctx, const Branch& br, const Tensor& x, int slot, bool reverse_conv,
-                           MixerBuffers& buf) const {
+void Mixer::conv_branch(Context& ctx, const Branch& br, const Tensor& x, int slot, bool reverse_conv,
+                        MixerBuffers& buf) const {
   // u = silu(conv1d(x)): the causal conv, or for a reverse-scanning branch the anti-causal one,
   // which is the official flip -> causal_conv1d -> flip without the copies.
   k::Conv1dArgs conv;
@@ -146,22 +158,6 @@ void Mixer::project_branch(Context& ctx, const Branch& br, const Tensor& x, int 
   conv.reverse = reverse_conv;
   conv.silu = true;
   k::conv1d(ctx, conv);
-
-  // (dt | B | C) = x_proj(u); every token is projected at its natural position, which is what the
-  // flipped official branch computes too (the projections are per token).
-  k::LinearArgs xp;
-  xp.x = buf.xc[slot];
-  xp.weight = br.x_proj->weight->value;
-  xp.out = buf.xdbl[slot];
-  k::linear(ctx, xp);
-
-  // delta = dt_proj.weight @ dt; dt_proj.bias is added inside the scan (delta_bias), as
-  // mamba_inner_fn does.
-  k::LinearArgs dp;
-  dp.x = buf.xdbl[slot].slice(2, 0, dt_rank_);
-  dp.weight = br.dt_proj->weight->value;
-  dp.out = buf.dt[slot];
-  k::linear(ctx, dp);
 }
 
 void Mixer::forward(Context& ctx, const Tensor& x, const Tensor& out, MixerBuffers& buf, bool reversed) const {
@@ -184,8 +180,24 @@ void Mixer::forward(Context& ctx, const Tensor& x, const Tensor& out, MixerBuffe
     // with its own u, delta, B, C, A, D and delta_bias; the sum (y_f + y_b) [/ 2] is gated once
     // ((y_f + y_b) / 2 == y_f / 2 + y_b / 2 exactly: a power-of-two scale before the gate).
     const int order = reversed ? 1 : 0;
-    project_branch(ctx, branch_[order], xs, 0, /*reverse_conv=*/false, buf);
-    project_branch(ctx, branch_[1 - order], xs, 1, /*reverse_conv=*/true, buf);
+    const Stacked& st = stacked_[order];
+    conv_branch(ctx, branch_[order], xs, 0, /*reverse_conv=*/false, buf);
+    conv_branch(ctx, branch_[1 - order], xs, 1, /*reverse_conv=*/true, buf);
+    // (dt | B | C) = x_proj(u) and delta = dt_proj.weight @ dt for both slots, each as one
+    // batched matmul over the slot axis (every token is projected at its natural position, which
+    // is what the flipped official branch computes too; dt_proj.bias is added inside the scan,
+    // as mamba_inner_fn does).
+    const std::int64_t rows = buf.xz.size(0) * buf.xz.size(1);
+    k::MatmulArgs xp;
+    xp.a = buf.xc_all.view({2, rows, d_inner_});
+    xp.b = st.x_proj_w.transpose(1, 2);
+    xp.out = buf.xdbl_all.view({2, rows, r + 2 * n});
+    k::matmul(ctx, xp);
+    k::MatmulArgs dp;
+    dp.a = buf.xdbl_all.view({2, rows, r + 2 * n}).slice(2, 0, r);
+    dp.b = st.dt_proj_w.transpose(1, 2);
+    dp.out = buf.dt_all.view({2, rows, d_inner_});
+    k::matmul(ctx, dp);
     s.u = buf.xc_all.permute({1, 0, 3, 2});
     s.delta = buf.dt_all.permute({1, 0, 3, 2});
     s.B = buf.xdbl_all.slice(3, r, r + n).permute({1, 0, 3, 2});
@@ -198,7 +210,17 @@ void Mixer::forward(Context& ctx, const Tensor& x, const Tensor& out, MixerBuffe
   } else {
     const Branch& br = branch_[0];
     // On a flipped sequence (reversed) the causal conv becomes anti-causal, the scan reverse.
-    project_branch(ctx, br, xs, 0, reversed, buf);
+    conv_branch(ctx, br, xs, 0, reversed, buf);
+    k::LinearArgs xp;
+    xp.x = buf.xc[0];
+    xp.weight = br.x_proj->weight->value;
+    xp.out = buf.xdbl[0];
+    k::linear(ctx, xp);
+    k::LinearArgs dp;
+    dp.x = buf.xdbl[0].slice(2, 0, r);
+    dp.weight = br.dt_proj->weight->value;
+    dp.out = buf.dt[0];
+    k::linear(ctx, dp);
     s.u = buf.xc[0].transpose(1, 2);
     s.delta = buf.dt[0].transpose(1, 2);
     s.B = buf.xdbl[0].slice(2, r, r + n).permute({0, 2, 1});
