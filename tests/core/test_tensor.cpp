@@ -155,6 +155,21 @@ TEST(Arena, ScopeAllocatesFromArenaAndResetGrows) {
   EXPECT_NE(outside.storage()->data(), nullptr);
 }
 
+TEST(Arena, RewindHandsBackScratchTakenSinceTheMark) {
+  Context ctx(Device::cpu());
+  Arena& arena = ctx.workspace();
+  arena.reserve(4096);
+  void* kept = arena.allocate(100);
+  const std::size_t mark = arena.mark();
+  void* scratch = arena.allocate(1000);
+  EXPECT_NE(scratch, kept);
+  arena.rewind(mark);
+  EXPECT_EQ(arena.allocate(1000), scratch);  // the same space again
+  EXPECT_EQ(arena.high_water(), 256u + 1024u);
+  arena.rewind(arena.mark() + 512);  // a mark past the fill changes nothing
+  EXPECT_EQ(arena.mark(), 256u + 1024u);
+}
+
 TEST(ThreadPool, CoversRangeOnceAndPropagatesErrors) {
   ThreadPool pool(3);
   std::vector<int> hits(1000, 0);

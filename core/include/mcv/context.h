@@ -29,6 +29,13 @@ class Arena {
   void* allocate(std::size_t bytes);
   /// Forgets all allocations (the caller guarantees no work still uses them).
   void reset();
+  /// The current fill, to hand back an op's scratch with rewind() once its work is queued: work
+  /// on the context's one stream runs in order, so whatever reuses the space runs after it.
+  std::size_t mark() const { return used_; }
+  /// Returns the space taken since `mark` (blocks added past the main one stay until reset).
+  void rewind(std::size_t mark) {
+    if (mark <= used_) used_ = mark;
+  }
   /// Pre-sizes the arena (one allocation).
   void reserve(std::size_t bytes);
   std::size_t capacity() const;

@@ -143,8 +143,11 @@ void run_cuda(Context& ctx, const Problem& pr) {
     }
   }
 
-  // Scratch from the context's workspace arena: no cudaMalloc in the op once it is sized.
+  // Scratch from the context's workspace arena: no cudaMalloc in the op once it is sized. It is
+  // handed back once the kernels are queued (stream order), so the per-direction slices of one
+  // layer's scan are reused by the next instead of adding up over a forward pass.
   Arena& ws = ctx.workspace();
+  const std::size_t ws_mark = ws.mark();
   if (p.dirs > 1) {
     // Serial directions: one f32 running sum. par_dirs: one slice per direction in the I/O type,
     // as the official CrossScan path stores its per-direction outputs (half the bytes of f32;
@@ -171,6 +174,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     case DType::bf16: cuda::launch_scan_bf16(p, cfg, stream); break;
     default: throw Error("selective_scan", "unsupported dtype on the CUDA path");
   }
+  ws.rewind(ws_mark);
 }
 
 }  // namespace mcv::kernels::scan
