@@ -4,6 +4,7 @@
 /// the cuBLAS/cuBLASLt/cuDNN handles (created lazily, never global), and a workspace arena; on the
 /// CPU it names the thread pool. Ops take a Context&; two contexts on one GPU run independently.
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -31,10 +32,16 @@ class Arena {
   void reset();
   /// The current fill, to hand back an op's scratch with rewind() once its work is queued: work
   /// on the context's one stream runs in order, so whatever reuses the space runs after it.
-  std::size_t mark() const { return used_; }
-  /// Returns the space taken since `mark` (blocks added past the main one stay until reset).
-  void rewind(std::size_t mark) {
-    if (mark <= used_) used_ = mark;
+  struct Mark {
+    std::size_t used = 0, overflow_used = 0;
+  };
+  Mark mark() const { return {used_, overflow_used_}; }
+  /// Returns the space taken since `m`. Overflow blocks added since stay allocated until reset
+  /// but no longer count as live, so the high-water mark (what the next reset reserves) is the
+  /// true peak of simultaneously live scratch.
+  void rewind(const Mark& m) {
+    used_ = std::min(used_, m.used);
+    overflow_used_ = std::min(overflow_used_, m.overflow_used);
   }
   /// Pre-sizes the arena (one allocation).
   void reserve(std::size_t bytes);

@@ -147,7 +147,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // handed back once the kernels are queued (stream order), so the per-direction slices of one
   // layer's scan are reused by the next instead of adding up over a forward pass.
   Arena& ws = ctx.workspace();
-  const std::size_t ws_mark = ws.mark();
+  const Arena::Mark ws_mark = ws.mark();
   if (p.dirs > 1) {
     // Serial directions: one f32 running sum. par_dirs: one slice per direction in the I/O type,
     // as the official CrossScan path stores its per-direction outputs (half the bytes of f32;

@@ -28,7 +28,7 @@ struct ModelBenchResult {
   int batch = 0, height = 0, width = 0;
   double median_ms = 0, min_ms = 0;
   double images_per_second = 0;
-  std::size_t peak_memory_bytes = 0;  ///< CUDA: peak device memory of the caching allocator
+  std::size_t peak_memory_bytes = 0;  ///< CUDA: peak device memory of the caching allocator in the timed passes (weights, input and the sized arena included)
   bool cuda_graph = false;
   bool finite = true;                 ///< the logits were all finite
 };
