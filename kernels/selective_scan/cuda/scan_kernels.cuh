@@ -665,10 +665,14 @@ __global__ void scan_merge_kernel(Params p) {
 /// thread as 16-byte accesses, one index division per thread, each tensor with its own outer
 /// and batch strides (Vim's z is a slice of the in_proj output). The per-element kernel above is
 /// ~3x the bytes floor.
+/// flat: every tensor is contiguous over the whole (D, L) block of a batch (then the block is one
+/// inner axis, e.g. channel-major with L = 197, not a multiple of kVec).
 template <typename T, int kVec>
-__global__ void scan_merge_vec_kernel(Params p) {
+__global__ void scan_merge_vec_kernel(Params p, bool flat) {
   const bool token_major = p.acc.sd == 1;
-  const i64 inner = token_major ? p.dim : p.seqlen, outer = token_major ? p.seqlen : p.dim;
+  const i64 dl = static_cast<i64>(p.dim) * p.seqlen;
+  const i64 inner = flat ? dl : token_major ? p.dim : p.seqlen;
+  const i64 outer = flat ? 1 : token_major ? p.seqlen : p.dim;
   const i64 vecs_per_row = inner / kVec;
   const i64 total = static_cast<i64>(p.batch) * outer * vecs_per_row;
   using Vec = ::mcv::kernels::cuda::Packed<T, kVec>;
@@ -697,16 +701,23 @@ __global__ void scan_merge_vec_kernel(Params p) {
   }
 }
 
+/// 0: per-element merge; 1: vectorised along the inner axis; 2: vectorised over the flat block.
 template <typename T, int kVec>
-bool merge_vectorisable(const Params& p) {
+int merge_vector_mode(const Params& p) {
   const bool token_major = p.acc.sd == 1;
-  const i64 inner = token_major ? p.dim : p.seqlen;
+  const i64 inner = token_major ? p.dim : p.seqlen, dl = static_cast<i64>(p.dim) * p.seqlen;
+  const auto base_ok = [&](const SeqP& s) {
+    return s.sb % kVec == 0 && reinterpret_cast<std::uintptr_t>(s.ptr) % (sizeof(T) * kVec) == 0;
+  };
   const auto fits = [&](const SeqP& s) {
     const i64 inner_stride = token_major ? s.sd : s.sl, outer_stride = token_major ? s.sl : s.sd;
-    return inner_stride == 1 && outer_stride % kVec == 0 && s.sb % kVec == 0 &&
-           reinterpret_cast<std::uintptr_t>(s.ptr) % (sizeof(T) * kVec) == 0;
+    return base_ok(s) && inner_stride == 1 && outer_stride % kVec == 0;
   };
-  return inner % kVec == 0 && p.acc.sk % kVec == 0 && fits(p.acc) && fits(p.out) && (!p.z.ptr || fits(p.z));
+  const auto flat = [&](const SeqP& s) { return base_ok(s) && s.sd == p.acc.sd && s.sl == p.acc.sl; };
+  if (p.acc.sk % kVec != 0) return 0;
+  if (inner % kVec == 0 && fits(p.acc) && fits(p.out) && (!p.z.ptr || fits(p.z))) return 1;
+  if (dl % kVec == 0 && flat(p.acc) && flat(p.out) && (!p.z.ptr || flat(p.z))) return 2;
+  return 0;
 }
 
 /// Fallback for input-independent (fixed) B or C: one thread per channel, direct strided loads,
@@ -793,9 +804,9 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   if (p.par_dirs) {
     constexpr int kVec = 16 / sizeof(T);
     const i64 total = static_cast<i64>(p.batch) * p.dim * p.seqlen;
-    if (merge_vectorisable<T, kVec>(p)) {
+    if (const int mode = merge_vector_mode<T, kVec>(p)) {
       const i64 blocks = std::min<i64>((total / kVec + 255) / 256, 1 << 20);
-      scan_merge_vec_kernel<T, kVec><<<grid_size(blocks, "merge"), 256, 0, stream>>>(p);
+      scan_merge_vec_kernel<T, kVec><<<grid_size(blocks, "merge"), 256, 0, stream>>>(p, mode == 2);
     } else {
       const i64 blocks = std::min<i64>((total + 255) / 256, 1 << 20);
       scan_merge_kernel<T><<<grid_size(blocks, "merge"), 256, 0, stream>>>(p);
