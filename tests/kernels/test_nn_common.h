@@ -85,4 +85,30 @@ inline double act_ref(Activation a, double x) {
 
 inline const char* dtype_label(DType t) { return dtype_name(t); }
 
+inline Shape with_last(Shape s, std::int64_t c) {
+  s.push_back(c);
+  return s;
+}
+
+/// A poisoned (lead..., C) output view inside a wider buffer (offset 1 and 3 extra columns when
+/// misaligned); expect_pads_untouched checks nothing outside the view was written.
+struct Output {
+  Tensor wide, view;
+  std::int64_t c0 = 0, C = 0;
+  Output(const Shape& lead, std::int64_t C_, DType dt, Device d, bool misaligned)
+      : wide(poisoned(with_last(lead, C_ + (misaligned ? 3 : 0)), dt, d)), c0(misaligned ? 1 : 0), C(C_) {
+    view = wide.slice(-1, c0, c0 + C);
+  }
+  void expect_pads_untouched(const std::string& what) const {
+    const std::int64_t width = wide.size(-1);
+    if (width == C) return;
+    const Tensor w = wide.to(Device::cpu());
+    for (const auto& [a, b] : {std::pair<std::int64_t, std::int64_t>{0, c0}, {c0 + C, width}}) {
+      if (a == b) continue;
+      const Tensor pad = w.slice(-1, a, b);
+      EXPECT_EQ(test::compare(pad, pad).non_finite, pad.numel()) << what << ": wrote outside the view";
+    }
+  }
+};
+
 }  // namespace mcv::nn_test

@@ -423,10 +423,6 @@ void expect_close_max(const Tensor& got, const Tensor& want, DType dt, const std
   EXPECT_LE(test::compare(got, want).max_abs, rel_max * std::max(peak, 1.0)) << what;
 }
 
-Shape with_last(Shape s, std::int64_t c) {
-  s.push_back(c);
-  return s;
-}
 
 /// A (lead..., C) operand: all of `wide` (aligned), or columns [1, C + 1) of (lead..., C + 3)
 /// (misaligned: 1-element offset, odd row stride for even C: the kernels' scalar path).
@@ -444,26 +440,6 @@ Operand operand(const Shape& lead, std::int64_t C, DType dt, std::uint64_t seed,
   return {rnd(with_last(lead, C + (misaligned ? 3 : 0)), dt, seed, scale), misaligned ? 1 : 0, C};
 }
 
-/// A poisoned output laid out as Operand; expect_pads_untouched checks nothing outside the view
-/// was written.
-struct Output {
-  Tensor wide, view;
-  std::int64_t c0 = 0, C = 0;
-  Output(const Shape& lead, std::int64_t C_, DType dt, Device d, bool misaligned)
-      : wide(poisoned(with_last(lead, C_ + (misaligned ? 3 : 0)), dt, d)), c0(misaligned ? 1 : 0), C(C_) {
-    view = wide.slice(-1, c0, c0 + C);
-  }
-  void expect_pads_untouched(const std::string& what) const {
-    const std::int64_t width = wide.size(-1);
-    if (width == C) return;
-    const Tensor w = wide.to(Device::cpu());
-    for (const auto& [a, b] : {std::pair<std::int64_t, std::int64_t>{0, c0}, {c0 + C, width}}) {
-      if (a == b) continue;
-      const Tensor pad = w.slice(-1, a, b);
-      EXPECT_EQ(test::compare(pad, pad).non_finite, pad.numel()) << what << ": wrote outside the view";
-    }
-  }
-};
 
 // One elementwise op on (B, L, C) = lead + C, CPU against GPU. b_mode: 0 b of a's shape, 1 a
 // (C) vector, 2 a (1, L, C) broadcast. b (and gamma) f32 with b_f32.
