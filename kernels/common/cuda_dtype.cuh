@@ -36,34 +36,43 @@ __device__ __forceinline__ __half from_float<__half>(float v) { return __float2h
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
-/// kVec elements of T that travel as one aligned vector load or store (16 bytes for 8 x f16 or
-/// 4 x f32): memory-bound kernels issue an eighth of the load instructions of scalar code.
-template <typename T, int kVec>
-struct alignas(sizeof(T) * kVec) Packed {
-  T e[kVec];
+/// kN elements of U, aligned so that the compiler emits one vector access per 16 bytes:
+/// memory-bound kernels issue an eighth of the load instructions of 16-bit scalar code.
+template <typename U, int kN>
+struct alignas(sizeof(U) * kN < 16 ? sizeof(U) * kN : 16) Pack {
+  U e[kN];
 };
 
-/// Elements [0, kVec) at p as f32; p must be aligned to kVec * sizeof(T) (callers check).
-template <int kVec, typename T>
-__device__ __forceinline__ void load_vec(const T* p, float (&v)[kVec]) {
-  const Packed<T, kVec> q = *reinterpret_cast<const Packed<T, kVec>*>(p);
+/// v[i] = float(p[i]) for i < kN; p aligned to min(16, kN * sizeof(U)) bytes (callers check). An
+/// f32 parameter beside 16-bit data (kN = 8) reads as two 16-byte words.
+template <int kN, typename U>
+__device__ __forceinline__ void load_vec(const U* p, float (&v)[kN]) {
+  constexpr int kPer = sizeof(U) * kN < 16 ? kN : 16 / static_cast<int>(sizeof(U));
 #pragma unroll
-  for (int i = 0; i < kVec; ++i) v[i] = to_float(q.e[i]);
+  for (int j = 0; j < kN; j += kPer) {
+    const Pack<U, kPer> w = *reinterpret_cast<const Pack<U, kPer>*>(p + j);
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) v[j + k] = to_float(w.e[k]);
+  }
 }
 
-/// Stores v rounded to T at p (aligned to kVec * sizeof(T)).
-template <int kVec, typename T>
-__device__ __forceinline__ void store_vec(T* p, const float (&v)[kVec]) {
-  Packed<T, kVec> q;
+/// p[i] = v[i] rounded to U for i < kN; same alignment as load_vec.
+template <int kN, typename U>
+__device__ __forceinline__ void store_vec(U* p, const float (&v)[kN]) {
+  constexpr int kPer = sizeof(U) * kN < 16 ? kN : 16 / static_cast<int>(sizeof(U));
 #pragma unroll
-  for (int i = 0; i < kVec; ++i) q.e[i] = from_float<T>(v[i]);
-  *reinterpret_cast<Packed<T, kVec>*>(p) = q;
+  for (int j = 0; j < kN; j += kPer) {
+    Pack<U, kPer> w;
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) w.e[k] = from_float<U>(v[j + k]);
+    *reinterpret_cast<Pack<U, kPer>*>(p + j) = w;
+  }
 }
 
-/// Whether p is aligned for a Packed<T, kVec> access.
-template <typename T, int kVec>
+/// Whether p is aligned for load_vec / store_vec of kN elements of U.
+template <typename U, int kN>
 inline bool vec_aligned(const void* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % (sizeof(T) * kVec) == 0;
+  return reinterpret_cast<std::uintptr_t>(p) % std::min<std::size_t>(16, sizeof(U) * kN) == 0;
 }
 
 /// Element i of a tensor stored as f32 (is_f32) or as T.

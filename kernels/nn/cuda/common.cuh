@@ -25,6 +25,9 @@ namespace mcv::kernels::nn_detail::cu {
 using cuda::from_float;
 using cuda::grid_for;
 using cuda::load_param;
+using cuda::load_vec;
+using cuda::Pack;
+using cuda::store_vec;
 using cuda::store_param;
 using cuda::to_float;
 
@@ -99,35 +102,6 @@ struct FastDiv {
   __host__ __device__ __forceinline__ std::uint32_t mod(std::uint32_t n) const { return n - div(n) * d; }
 };
 
-/// kN elements of U, aligned so that the compiler emits one vector access per 16 bytes.
-template <typename U, int kN>
-struct alignas(sizeof(U) * kN < 16 ? sizeof(U) * kN : 16) Pack {
-  U e[kN];
-};
-
-/// v[i] = float(p[i]) for i < kN; p aligned to min(16, kN * sizeof(U)) bytes.
-template <int kN, typename U>
-__device__ __forceinline__ void load_vec(const U* p, float (&v)[kN]) {
-  constexpr int kPer = sizeof(U) * kN < 16 ? kN : 16 / static_cast<int>(sizeof(U));
-#pragma unroll
-  for (int j = 0; j < kN; j += kPer) {
-    const Pack<U, kPer> w = *reinterpret_cast<const Pack<U, kPer>*>(p + j);
-#pragma unroll
-    for (int k = 0; k < kPer; ++k) v[j + k] = to_float(w.e[k]);
-  }
-}
-/// p[i] = v[i] rounded to U for i < kN; same alignment as load_vec.
-template <int kN, typename U>
-__device__ __forceinline__ void store_vec(U* p, const float (&v)[kN]) {
-  constexpr int kPer = sizeof(U) * kN < 16 ? kN : 16 / static_cast<int>(sizeof(U));
-#pragma unroll
-  for (int j = 0; j < kN; j += kPer) {
-    Pack<U, kPer> w;
-#pragma unroll
-    for (int k = 0; k < kPer; ++k) w.e[k] = from_float<U>(v[j + k]);
-    *reinterpret_cast<Pack<U, kPer>*>(p + j) = w;
-  }
-}
 /// load_vec / store_vec of a tensor stored as f32 (is_f32) or as T, at element offset i.
 template <typename T, int kN>
 __device__ __forceinline__ void load_vec(const void* p, bool is_f32, std::int64_t i, float (&v)[kN]) {

@@ -675,7 +675,7 @@ __global__ void scan_merge_vec_kernel(Params p, bool flat) {
   const i64 outer = flat ? 1 : token_major ? p.seqlen : p.dim;
   const i64 vecs_per_row = inner / kVec;
   const i64 total = static_cast<i64>(p.batch) * outer * vecs_per_row;
-  using Vec = ::mcv::kernels::cuda::Packed<T, kVec>;
+  using Vec = ::mcv::kernels::cuda::Pack<T, kVec>;
   for (i64 v = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x; v < total;
        v += static_cast<i64>(gridDim.x) * blockDim.x) {
     const i64 row = v / vecs_per_row, i = (v - row * vecs_per_row) * kVec;
