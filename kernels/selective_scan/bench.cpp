@@ -214,6 +214,14 @@ class Bench {
       r.floor_ms = std::max(r.bytes / (copy_gbps_ * 1e6), transcendentals(p) / mufu_per_s * 1e3);
       r.ratio = ms / r.floor_ms;
       r.note = r.bytes / (copy_gbps_ * 1e6) >= transcendentals(p) / mufu_per_s * 1e3 ? "bytes-bound" : "exp-bound";
+    } else {
+      // CPU: the work rate (docs/PERFORMANCE.md relates it to the machine's peak FMA rate).
+      const double channel_steps = static_cast<double>(p.batch) * p.dim * p.len * p.k();
+      std::ostringstream n;
+      n.precision(3);
+      n << channel_steps * p.n / (ms * 1e6) << " G state updates/s, " << channel_steps / (ms * 1e6)
+        << " G channel-steps/s";
+      r.note = n.str();
     }
     r.reference_ms = dt == DType::bf16 ? ref : 0.0;
     return r;
