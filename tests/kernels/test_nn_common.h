@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -108,6 +109,30 @@ struct Output {
       const Tensor pad = w.slice(-1, a, b);
       EXPECT_EQ(test::compare(pad, pad).non_finite, pad.numel()) << what << ": wrote outside the view";
     }
+  }
+};
+
+/// rel_l2 as expect_close, plus every element within `rel_max` of the largest |want| (a single
+/// wrong row of a large tensor can hide inside the L2 norm).
+inline void expect_close_max(const Tensor& got, const Tensor& want, DType dt, const std::string& what) {
+  expect_close(got, want, cuda_tolerance(dt), what);
+  const std::vector<double> w = values(want);
+  double peak = 0;
+  for (double v : w) peak = std::max(peak, std::abs(v));
+  const double rel_max = dt == DType::f32 ? 2e-5 : dt == DType::f16 ? 2.5e-3 : 1.6e-2;
+  EXPECT_LE(test::compare(got, want).max_abs, rel_max * std::max(peak, 1.0)) << what;
+}
+
+/// A (..., C) operand: all of `wide` (aligned), or columns [1, C + 1) of a wider (..., C + 3)
+/// tensor (misaligned: a 1-element offset and an odd row stride for even C, so the kernels take
+/// their scalar path); `on` gives the view on a device.
+struct Operand {
+  Tensor wide;
+  std::int64_t c0 = 0, C = 0;
+  Tensor on(Device d) const {
+    if (!wide.defined()) return Tensor();
+    const Tensor w = d.is_cpu() ? wide : wide.to(d);
+    return w.slice(-1, c0, c0 + C);
   }
 };
 

@@ -412,29 +412,8 @@ TEST(NnElementwiseCuda, MatchesCpu) {
 
 // ---- CUDA: vector and scalar paths of the elementwise ops and the linear epilogue ----
 
-/// rel_l2 as expect_close, plus every element within `rel_max` of the largest |want| (a single
-/// wrong row of a large tensor can hide inside the L2 norm).
-void expect_close_max(const Tensor& got, const Tensor& want, DType dt, const std::string& what) {
-  expect_close(got, want, cuda_tolerance(dt), what);
-  const std::vector<double> w = values(want);
-  double peak = 0;
-  for (double v : w) peak = std::max(peak, std::abs(v));
-  const double rel_max = dt == DType::f32 ? 2e-5 : dt == DType::f16 ? 2.5e-3 : 1.6e-2;
-  EXPECT_LE(test::compare(got, want).max_abs, rel_max * std::max(peak, 1.0)) << what;
-}
 
 
-/// A (lead..., C) operand: all of `wide` (aligned), or columns [1, C + 1) of (lead..., C + 3)
-/// (misaligned: 1-element offset, odd row stride for even C: the kernels' scalar path).
-struct Operand {
-  Tensor wide;
-  std::int64_t c0 = 0, C = 0;
-  Tensor on(Device d) const {
-    if (!wide.defined()) return Tensor();
-    const Tensor w = d.is_cpu() ? wide : wide.to(d);
-    return w.slice(-1, c0, c0 + C);
-  }
-};
 Operand operand(const Shape& lead, std::int64_t C, DType dt, std::uint64_t seed, bool misaligned,
                 float scale = 1.0f) {
   return {rnd(with_last(lead, C + (misaligned ? 3 : 0)), dt, seed, scale), misaligned ? 1 : 0, C};

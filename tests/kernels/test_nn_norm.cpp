@@ -284,29 +284,7 @@ TEST(NnNormCuda, MatchesCpu) {
 
 // ---- CUDA: the register-row kernels' vector and scalar paths ----
 
-/// rel_l2 as expect_close, plus every element within `rel_max` of the largest |want|: a single
-/// wrong row of a large tensor can hide inside the L2 norm, not inside the max.
-void expect_close_max(const Tensor& got, const Tensor& want, DType dt, const std::string& what) {
-  expect_close(got, want, cuda_tolerance(dt), what);
-  const std::vector<double> w = values(want);
-  double peak = 0;
-  for (double v : w) peak = std::max(peak, std::abs(v));
-  const double rel_max = dt == DType::f32 ? 2e-5 : dt == DType::f16 ? 2.5e-3 : 1.6e-2;
-  EXPECT_LE(test::compare(got, want).max_abs, rel_max * std::max(peak, 1.0)) << what;
-}
 
-/// A (rows, C) operand: the whole of `wide` (aligned), or columns [1, C + 1) of a (rows, C + 3)
-/// tensor (misaligned: a 1-element offset and an odd row stride for even C, so the kernels take
-/// their scalar path). 1-D parameters use columns [1, C + 1) of C + 1.
-struct Operand {
-  Tensor wide;
-  std::int64_t c0 = 0, C = 0;
-  Tensor on(Device d) const {
-    if (!wide.defined()) return Tensor();
-    const Tensor w = d.is_cpu() ? wide : wide.to(d);
-    return w.slice(-1, c0, c0 + C);
-  }
-};
 Operand operand(std::int64_t rows, std::int64_t C, DType dt, std::uint64_t seed, bool misaligned, float scale = 1.0f,
                 float offset = 0.0f) {
   const Shape shape = rows > 0 ? Shape{rows, C + (misaligned ? 3 : 0)} : Shape{C + (misaligned ? 1 : 0)};

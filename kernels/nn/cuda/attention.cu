@@ -87,63 +87,45 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const std::uint32_t (&a
 #endif
 }
 
-// dst[r * kLd + c] = src[r * rs + c * cs] for r < kRows, c < kCols, zero where r >= rows_valid
-// or c >= cols_valid (tile padding). 16-bit elements are copied as raw bits (0 is +0.0 in both).
-// The trip count is a compile-time constant so the loop unrolls and each thread has several
-// loads in flight before its first shared store (at batch 1 these loads are the latency).
-template <int kRows, int kCols, int kLd>
+// Copies src[r * rs + c * cs] (r < kRows, c < kCols) into a shared tile: dst[r * kLd + c], or with
+// kTransposed dst[c * kLd + r] (V^T, so a B fragment of P V is one 32-bit word, like K's for
+// Q K^T); zero where r >= rows_valid or c >= cols_valid (tile padding). 16-bit elements are copied
+// as raw bits (0 is +0.0 in both). vec: 16-byte global loads of 8 elements, for head dims
+// contiguous (cs == 1), row strides and cols_valid multiples of 8 and a 16-byte aligned src; an
+// eighth of the load instructions of element loads, which dominated the kernel at batch 128
+// (MambaVision-T: 0.26 ms per 196-token call). Trip counts are compile-time constants so the loops
+// unroll and each thread has several loads in flight before its first shared store (at batch 1
+// these loads are the latency).
+template <int kRows, int kCols, int kLd, bool kTransposed>
 __device__ __forceinline__ void load_tile(std::uint16_t* dst, const std::uint16_t* src, std::int64_t rows_valid,
-                                          std::int64_t cols_valid, std::int64_t rs, std::int64_t cs) {
-#pragma unroll 4
-  for (int idx = threadIdx.x; idx < kRows * kCols; idx += kMmaWarps * 32) {
-    const int r = idx / kCols, c = idx % kCols;
-    dst[r * kLd + c] = r < rows_valid && c < cols_valid ? src[r * rs + c * cs] : std::uint16_t{0};
-  }
-}
-
-// As load_tile, transposed: dst[c * kLd + r] = src[r * rs + c * cs] (V^T, so a B fragment of
-// P V is one 32-bit word, like K's for Q K^T).
-template <int kRows, int kCols, int kLd>
-__device__ __forceinline__ void load_tile_t(std::uint16_t* dst, const std::uint16_t* src, std::int64_t rows_valid,
-                                            std::int64_t cols_valid, std::int64_t rs, std::int64_t cs) {
-#pragma unroll 4
-  for (int idx = threadIdx.x; idx < kRows * kCols; idx += kMmaWarps * 32) {
-    const int r = idx / kCols, c = idx % kCols;
-    dst[c * kLd + r] = r < rows_valid && c < cols_valid ? src[r * rs + c * cs] : std::uint16_t{0};
-  }
-}
-
-// load_tile / load_tile_t with 16-byte global loads (8 elements), for head dims contiguous
-// (cs == 1), row strides and cols_valid multiples of 8 and a 16-byte aligned src: an eighth of
-// the load instructions of the element-wise forms, which dominated the kernel at batch 128
-// (MambaVision-T: 0.26 ms per 196-token call with scalar loads).
-template <int kRows, int kCols, int kLd>
-__device__ __forceinline__ void load_tile_v8(std::uint16_t* dst, const std::uint16_t* src, std::int64_t rows_valid,
-                                             std::int64_t cols_valid, std::int64_t rs) {
-  constexpr int kChunks = kCols / 8;
+                                          std::int64_t cols_valid, std::int64_t rs, std::int64_t cs, bool vec) {
+  auto at = [](int r, int c) { return kTransposed ? c * kLd + r : r * kLd + c; };
+  if (vec) {
+    constexpr int kChunks = kCols / 8;
 #pragma unroll 2
-  for (int idx = threadIdx.x; idx < kRows * kChunks; idx += kMmaWarps * 32) {
-    const int r = idx / kChunks, c = (idx % kChunks) * 8;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r < rows_valid && c < cols_valid) v = *reinterpret_cast<const uint4*>(src + r * rs + c);
-    *reinterpret_cast<uint4*>(dst + r * kLd + c) = v;
-  }
-}
-
-template <int kRows, int kCols, int kLd>
-__device__ __forceinline__ void load_tile_t_v8(std::uint16_t* dst, const std::uint16_t* src, std::int64_t rows_valid,
-                                               std::int64_t cols_valid, std::int64_t rs) {
-  constexpr int kChunks = kCols / 8;
-#pragma unroll 2
-  for (int idx = threadIdx.x; idx < kRows * kChunks; idx += kMmaWarps * 32) {
-    const int r = idx % kRows, c = (idx / kRows) * 8;  // consecutive threads: consecutive rows
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r < rows_valid && c < cols_valid) v = *reinterpret_cast<const uint4*>(src + r * rs + c);
-    const std::uint32_t w[4] = {v.x, v.y, v.z, v.w};
+    for (int idx = threadIdx.x; idx < kRows * kChunks; idx += kMmaWarps * 32) {
+      // Transposed, consecutive threads take consecutive rows: their 2-byte shared stores land in
+      // neighbouring words of one destination row.
+      const int r = kTransposed ? idx % kRows : idx / kChunks;
+      const int c = (kTransposed ? idx / kRows : idx % kChunks) * 8;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (r < rows_valid && c < cols_valid) v = *reinterpret_cast<const uint4*>(src + r * rs + c);
+      if constexpr (kTransposed) {
+        const std::uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      dst[(c + 2 * i) * kLd + r] = static_cast<std::uint16_t>(w[i] & 0xffffu);
-      dst[(c + 2 * i + 1) * kLd + r] = static_cast<std::uint16_t>(w[i] >> 16);
+        for (int i = 0; i < 4; ++i) {
+          dst[at(r, c + 2 * i)] = static_cast<std::uint16_t>(w[i] & 0xffffu);
+          dst[at(r, c + 2 * i + 1)] = static_cast<std::uint16_t>(w[i] >> 16);
+        }
+      } else {
+        *reinterpret_cast<uint4*>(dst + at(r, c)) = v;
+      }
+    }
+  } else {
+#pragma unroll 4
+    for (int idx = threadIdx.x; idx < kRows * kCols; idx += kMmaWarps * 32) {
+      const int r = idx / kCols, c = idx % kCols;
+      dst[at(r, c)] = r < rows_valid && c < cols_valid ? src[r * rs + c * cs] : std::uint16_t{0};
     }
   }
 }
@@ -177,10 +159,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 4) attention_mma_kernel(Attent
   const bool vec = p.qs[3] == 1 && p.ks[3] == 1 && p.vs[3] == 1 && p.d % 8 == 0 && p.dv % 8 == 0 &&
                    p.qs[2] % 8 == 0 && p.ks[2] % 8 == 0 && p.vs[2] % 8 == 0 && aligned16(qg) && aligned16(kg) &&
                    aligned16(vg);
-  if (vec)
-    load_tile_v8<kMmaRows, kD, kLd>(qo, qg, rows_valid, p.d, p.qs[2]);
-  else
-    load_tile<kMmaRows, kD, kLd>(qo, qg, rows_valid, p.d, p.qs[2], p.qs[3]);
+  load_tile<kMmaRows, kD, kLd, false>(qo, qg, rows_valid, p.d, p.qs[2], p.qs[3], vec);
   __syncthreads();
   std::uint32_t qa[kKt][4];
   {
@@ -202,13 +181,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 4) attention_mma_kernel(Attent
   for (std::int64_t key0 = 0; key0 < p.tk; key0 += kMmaKeys) {
     const std::int64_t n = min(static_cast<std::int64_t>(kMmaKeys), p.tk - key0);
     __syncthreads();  // every warp is done with the previous chunk
-    if (vec) {
-      load_tile_v8<kMmaKeys, kD, kLd>(ks, kg + key0 * p.ks[2], n, p.d, p.ks[2]);
-      load_tile_t_v8<kMmaKeys, kD, kLdv>(vt, vg + key0 * p.vs[2], n, p.dv, p.vs[2]);
-    } else {
-      load_tile<kMmaKeys, kD, kLd>(ks, kg + key0 * p.ks[2], n, p.d, p.ks[2], p.ks[3]);
-      load_tile_t<kMmaKeys, kD, kLdv>(vt, vg + key0 * p.vs[2], n, p.dv, p.vs[2], p.vs[3]);
-    }
+    load_tile<kMmaKeys, kD, kLd, false>(ks, kg + key0 * p.ks[2], n, p.d, p.ks[2], p.ks[3], vec);
+    load_tile<kMmaKeys, kD, kLdv, true>(vt, vg + key0 * p.vs[2], n, p.dv, p.vs[2], p.vs[3], vec);
     __syncthreads();
     if (!active) continue;
 

@@ -29,6 +29,7 @@ using cuda::load_vec;
 using cuda::Pack;
 using cuda::store_vec;
 using cuda::store_param;
+using cuda::vec_aligned;
 using cuda::to_float;
 
 __device__ __forceinline__ float activate(Activation a, float v) {

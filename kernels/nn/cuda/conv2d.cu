@@ -18,8 +18,6 @@ namespace mcv::kernels::nn_detail {
 
 namespace {
 
-namespace kc = ::mcv::kernels::cuda;
-
 constexpr std::size_t kCudnnMaxWorkspace = 32u << 20;
 
 template <typename T>
@@ -97,14 +95,14 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const
     if (iy < 0 || iy >= H) continue;
     float w[kKw][kVec];
 #pragma unroll
-    for (int j = 0; j < kKw; ++j) kc::load_vec<kVec>(wt + (i * kKw + j) * C + c0, w[j]);
+    for (int j = 0; j < kKw; ++j) cu::load_vec<kVec>(wt + (i * kKw + j) * C + c0, w[j]);
     const T* row = x + static_cast<std::int64_t>(iy) * W * C;
 #pragma unroll
     for (int q = 0; q < kOut + kKw - 1; ++q) {
       const int ix = ox0 - p.pw + q;
       if (ix < 0 || ix >= W) continue;
       float v[kVec];
-      kc::load_vec<kVec>(row + static_cast<std::int64_t>(ix) * C, v);
+      cu::load_vec<kVec>(row + static_cast<std::int64_t>(ix) * C, v);
 #pragma unroll
       for (int r = 0; r < kOut; ++r) {
         const int j = q - r;
@@ -129,7 +127,7 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const
       if (p.residual) v += cu::load_param<T>(p.residual, p.residual_f32, at + c);
       y[c] = v;
     }
-    kc::store_vec<kVec>(static_cast<T*>(p.out) + at, y);
+    cu::store_vec<kVec>(static_cast<T*>(p.out) + at, y);
   }
 }
 
@@ -138,8 +136,8 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const
 template <typename T, int kVec>
 bool depthwise_vectorisable(const ConvParams& p) {
   return p.depthwise() && !p.force_direct && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 &&
-         (p.kw == 3 || p.kw == 5 || p.kw == 7) && p.kh == p.kw && p.cin % kVec == 0 && kc::vec_aligned<T, kVec>(p.x) &&
-         kc::vec_aligned<T, kVec>(p.out) && p.h * p.w * p.cin < (std::int64_t{1} << 31) && p.ow < (1 << 30) &&
+         (p.kw == 3 || p.kw == 5 || p.kw == 7) && p.kh == p.kw && p.cin % kVec == 0 && cu::vec_aligned<T, kVec>(p.x) &&
+         cu::vec_aligned<T, kVec>(p.out) && p.h * p.w * p.cin < (std::int64_t{1} << 31) && p.ow < (1 << 30) &&
          p.cin * p.kh * p.kw < (std::int64_t{1} << 31);
 }
 
@@ -156,7 +154,7 @@ bool run_depthwise_vectorised(Context& ctx, const ConvParams& p) {
   const cudaStream_t stream = ctx.cuda().stream;
   const int taps = p.kh * p.kw, c = static_cast<int>(p.cin);
   T* wt = static_cast<T*>(ctx.workspace().allocate(static_cast<std::size_t>(taps) * c * sizeof(T)));
-  MCV_CHECK((kc::vec_aligned<T, kVec>(wt)), "conv2d: workspace allocation is not 16-byte aligned");
+  MCV_CHECK((cu::vec_aligned<T, kVec>(wt)), "conv2d: workspace allocation is not 16-byte aligned");
   depthwise_weights_hwc_kernel<T><<<(taps * c + 255) / 256, 256, 0, stream>>>(static_cast<const T*>(p.weight), wt, c,
                                                                                taps);
   cuda_check_launch("depthwise_weights_hwc_kernel");

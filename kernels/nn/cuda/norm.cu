@@ -249,25 +249,21 @@ __global__ void layer_norm_2d_kernel(LayerNorm2dParams p) {
 }
 
 // out[r, c] = act(x[r, c] * s[c] + shift[c]), kVec columns per thread (flat 32-bit loop as the
-// elementwise ops).
+// elementwise ops). One launch covers a range of rows: the op's parameters with x and out moved
+// to its first row.
 struct BatchNormRun {
+  BatchNormParams op;
   std::uint32_t total = 0;  // rows * (cols / kVec)
   cu::FastDiv vcols;        // cols / kVec
-  const void* x = nullptr;
-  std::int64_t ldx = 0;
-  Vec weight, bias, mean, var;
-  float eps = 1e-5f;
-  Activation act = Activation::none;
-  void* out = nullptr;
-  std::int64_t ldo = 0;
 };
 
 template <typename T, int kVec>
-__global__ void batch_norm_kernel(BatchNormRun p) {
+__global__ void batch_norm_kernel(BatchNormRun run) {
+  const BatchNormParams& p = run.op;
   const T* x = static_cast<const T*>(p.x);
   T* out = static_cast<T*>(p.out);
-  for (std::uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < p.total; i += gridDim.x * blockDim.x) {
-    const std::uint32_t r = p.vcols.div(i), c = (i - r * p.vcols.d) * kVec;
+  for (std::uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < run.total; i += gridDim.x * blockDim.x) {
+    const std::uint32_t r = run.vcols.div(i), c = (i - r * run.vcols.d) * kVec;
     float v[kVec], mean[kVec], var[kVec], w[kVec], b[kVec];
     cu::load_vec<kVec>(x + r * p.ldx + c, v);
     cu::load_vec<T, kVec>(p.mean.data, p.mean.f32, c, mean);
@@ -334,18 +330,11 @@ void cuda_batch_norm(Context& ctx, const BatchNormParams& p) {
                                    {p.var.data, p.var.f32 ? 4 : kT, 0}});
     cu::for_row_ranges(p.rows, p.cols, vec, 1, [&](std::int64_t r0, std::int64_t n) {
       BatchNormRun a;
+      a.op = p;
+      a.op.x = static_cast<const T*>(p.x) + r0 * p.ldx;
+      a.op.out = static_cast<T*>(p.out) + r0 * p.ldo;
       a.total = static_cast<std::uint32_t>(n * (p.cols / vec));
       a.vcols = cu::FastDiv(static_cast<std::uint32_t>(p.cols / vec));
-      a.x = static_cast<const T*>(p.x) + r0 * p.ldx;
-      a.ldx = p.ldx;
-      a.weight = p.weight;
-      a.bias = p.bias;
-      a.mean = p.mean;
-      a.var = p.var;
-      a.eps = p.eps;
-      a.act = p.act;
-      a.out = static_cast<T*>(p.out) + r0 * p.ldo;
-      a.ldo = p.ldo;
       const cu::FlatGrid g = cu::flat_grid(a.total);
       if (vec == cu::kVec16<T>)
         batch_norm_kernel<T, cu::kVec16<T>><<<g.blocks, g.threads, 0, ctx.cuda().stream>>>(a);

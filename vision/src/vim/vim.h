@@ -121,8 +121,8 @@ class Mixer : public Module {
     Param* D = nullptr;
     Tensor A;  ///< -exp(A_log), f32, on the device
   };
-  /// A, D and delta_bias of both branches stacked as the bidirectional scan takes them (K*D
-  /// rows, direction 0 = forward): [order] 0 = (branch 0, branch 1), 1 = (branch 1, branch 0)
+  /// A, D and delta_bias of both branches stacked as the bidirectional scan takes them ((K, D, N)
+  /// and (K, D), direction 0 = forward): [order] 0 = (branch 0, branch 1), 1 = (branch 1, branch 0)
   /// for a reversed module, whose branch 1 is the one scanning forward.
   struct Stacked {
     Tensor A, D, delta_bias;

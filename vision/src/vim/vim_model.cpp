@@ -89,19 +89,6 @@ Mixer::Mixer(const VimConfig& c)
 
 namespace {
 
-/// (2 * rows, ...) f32 tensor holding a then b, on a's device (parameters, at load time).
-Tensor stack_rows(const Tensor& a, const Tensor& b) {
-  const Tensor ha = a.to(Device::cpu()), hb = b.to(Device::cpu());
-  Shape shape = ha.shape();
-  shape[0] *= 2;
-  Tensor out = Tensor::empty(shape, DType::f32);
-  const std::int64_t n = ha.numel();
-  const Tensor ca = ha.contiguous(), cb = hb.contiguous();
-  std::copy(ca.data<float>(), ca.data<float>() + n, out.data<float>());
-  std::copy(cb.data<float>(), cb.data<float>() + n, out.data<float>() + n);
-  return a.device().is_cpu() ? out : out.to(a.device());
-}
-
 /// (2, ...) tensor holding a and b (same shape, dtype and device), copied on their device.
 Tensor stack_slots(const Tensor& a, const Tensor& b) {
   Shape shape = a.shape();
@@ -120,9 +107,9 @@ void Mixer::on_loaded(Context&) {
   for (int order = 0; order < 2; ++order) {
     const Branch& f = branch_[order];  // scans forward
     const Branch& r = branch_[1 - order];
-    stacked_[order].A = stack_rows(f.A, r.A);
-    stacked_[order].D = stack_rows(f.D->value, r.D->value);
-    stacked_[order].delta_bias = stack_rows(f.dt_proj->bias->value, r.dt_proj->bias->value);
+    stacked_[order].A = stack_slots(f.A, r.A);
+    stacked_[order].D = stack_slots(f.D->value, r.D->value);
+    stacked_[order].delta_bias = stack_slots(f.dt_proj->bias->value, r.dt_proj->bias->value);
     stacked_[order].x_proj_w = stack_slots(f.x_proj->weight->value, r.x_proj->weight->value);
     stacked_[order].dt_proj_w = stack_slots(f.dt_proj->weight->value, r.dt_proj->weight->value);
   }
