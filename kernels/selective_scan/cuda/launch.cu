@@ -138,7 +138,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
       chunks = static_cast<int>(std::min<long long>((chunk_target + threads - 1) / threads,
                                                     (p.seqlen + min_chunk - 1) / min_chunk));
     if ((p.dirs == 1 || p.par_dirs) && chunks > 1) {
-      p.chunk_len = round_up((p.seqlen + chunks - 1) / chunks, cuda::kTileSteps);
+      p.chunk_len = round_up((p.seqlen + chunks - 1) / chunks, cuda::kChunkQuantum);
       p.n_chunks = (p.seqlen + p.chunk_len - 1) / p.chunk_len;
     }
   }

@@ -6,7 +6,7 @@
 //    recurrence for it in registers, for every direction in turn, so no cross-thread scan over L
 //    is needed; parallelism comes from batch x channels (and from L-chunks for long sequences
 //    with few channels, see below).
-//  - A block holds up to 128 channels of ONE (batch, group). Per tile of kTileSteps steps the
+//  - A block holds up to 128 channels of ONE (batch, group). Per tile of kT (tile_steps) steps the
 //    block stages in shared memory: u, delta, z (and the f32 partial sums of earlier directions)
 //    as [step][channel] f32, and the group's B_t, C_t as [step][n] f32. B/C are per (batch,
 //    group), so every channel of the block reads them as broadcast LDS.128 - that is where the
@@ -102,10 +102,10 @@ __device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
   return t;
 }
 
-/// Per-thread coordinates in a [kTileSteps][C] tile for the two coalescing orders.
+/// Per-thread coordinates in a [kT (tile_steps)][C] tile for the two coalescing orders.
 struct TileCoords {
   int cf_c, cf_j0;  // channel-fastest: channel tid % C, steps tid / C + m * lanes
-  int sf_j, sf_c0;  // step-fastest: step tid % kTileSteps, channels tid / kTileSteps + m * cstep
+  int sf_j, sf_c0;  // step-fastest: step tid % kT (tile_steps), channels tid / kT (tile_steps) + m * cstep
   int sf_cstep;
 };
 
@@ -159,10 +159,10 @@ __device__ __forceinline__ float tile_value(const float* tile, int at, const Par
 
 /// Starts the copies tile[j][c] <- base[(d_first + c) * sd + pos[j] * sl] (zero outside the
 /// valid range). Coalesced whichever axis is contiguous.
-template <int kLanes, typename T>
+template <int kLanes, int kT, typename T>
 __device__ __forceinline__ void issue_seq(float* tile, int ld, const T* base, i64 sd, i64 sl, int d_first,
                                           int n_valid, int nT, const i64* pos, const TileCoords& tc) {
-  constexpr int kPer = kTileSteps / kLanes;
+  constexpr int kPer = kT / kLanes;
   if (sd == 1) {
     const T* row = base + d_first + tc.cf_c;
     const bool cok = tc.cf_c < n_valid;
@@ -186,10 +186,10 @@ __device__ __forceinline__ void issue_seq(float* tile, int ld, const T* base, i6
 }
 
 /// Stores tile[j][c] to base[(d_first + c) * sd + pos[j] * sl] for the valid range.
-template <int kLanes, typename T>
+template <int kLanes, int kT, typename T>
 __device__ __forceinline__ void store_seq(const float* tile, int ld, T* base, i64 sd, i64 sl, int d_first,
                                           int n_valid, int nT, const i64* pos, const TileCoords& tc) {
-  constexpr int kPer = kTileSteps / kLanes;
+  constexpr int kPer = kT / kLanes;
   if (sd == 1) {
     if (tc.cf_c >= n_valid) return;
     T* row = base + d_first + tc.cf_c;
@@ -211,19 +211,19 @@ __device__ __forceinline__ void store_seq(const float* tile, int ld, T* base, i6
 
 /// Starts the copies of the group's B or C for the tile: tile[j][n] (row stride kNb + 4), zero
 /// past n_state.
-template <int kNb, typename T>
+template <int kNb, int kT, typename T>
 __device__ __forceinline__ void issue_bc(float* tile, const T* base, i64 sn, i64 sl, int n_state, int nT,
                                          const i64* pos) {
   constexpr int kLdb = kNb + 4;
-  constexpr int kTotal = kTileSteps * kNb;
+  constexpr int kTotal = kT * kNb;
   for (int i = threadIdx.x; i < kTotal; i += blockDim.x) {
     int j, n;
     if (sn == 1) {
       n = i % kNb;
       j = i / kNb;
     } else {
-      j = i % kTileSteps;
-      n = i / kTileSteps;
+      j = i % kT;
+      n = i / kT;
     }
     const bool ok = j < nT && n < n_state;
     cp_async_word(tile + j * kLdb + n, ok ? base + n * sn + pos[j] * sl : base, ok);
@@ -231,11 +231,11 @@ __device__ __forceinline__ void issue_bc(float* tile, const T* base, i64 sn, i64
 }
 
 /// Turns a copied B/C tile of 16-bit words into f32 in place (no-op for f32).
-template <int kNb, typename T>
+template <int kNb, int kT, typename T>
 __device__ __forceinline__ void convert_bc(float* tile, const T* base, i64 sn, i64 sl, const i64* pos) {
   if constexpr (!std::is_same_v<T, float>) {
     constexpr int kLdb = kNb + 4;
-    constexpr int kTotal = kTileSteps * kNb;
+    constexpr int kTotal = kT * kNb;
     const Parity q = Parity::of(base, sn, sl);
     for (int i = threadIdx.x; i < kTotal; i += blockDim.x) {
       const int j = i / kNb, n = i % kNb;
@@ -246,33 +246,33 @@ __device__ __forceinline__ void convert_bc(float* tile, const T* base, i64 sn, i
 }
 
 struct TileLayout {
-  float *tB, *tC;  // [kTileSteps][kNb + 4]: the group's B_t[n], C_t[n]
-  // [kTileSteps][channels + 1] (odd row length: both load orders are bank-conflict free).
+  float *tB, *tC;  // [kT (tile_steps)][kNb + 4]: the group's B_t[n], C_t[n]
+  // [kT (tile_steps)][channels + 1] (odd row length: both load orders are bank-conflict free).
   // After the pre-pass: tU = dt*u, tDt = dt, tZ = output gate, tAcc = D*u (+ earlier directions'
   // sum); after the recurrence tAcc holds the tile's output.
   float *tU, *tDt, *tZ, *tAcc;
-  i64* pos;  // [2][kTileSteps], alternating per tile
+  i64* pos;  // [2][kT (tile_steps)], alternating per tile
   int ld;
 };
 
-template <int kNb>
+template <int kNb, int kT>
 __device__ __forceinline__ TileLayout carve_smem(unsigned char* raw, int channels) {
   TileLayout t;
   constexpr int kLdb = kNb + 4;
   t.ld = channels + 1;
   float* f = reinterpret_cast<float*>(raw);
   t.tB = f;
-  f += kTileSteps * kLdb;
+  f += kT * kLdb;
   t.tC = f;
-  f += kTileSteps * kLdb;
+  f += kT * kLdb;
   t.tU = f;
-  f += kTileSteps * t.ld;
+  f += kT * t.ld;
   t.tDt = f;
-  f += kTileSteps * t.ld;
+  f += kT * t.ld;
   t.tZ = f;
-  f += kTileSteps * t.ld;
+  f += kT * t.ld;
   t.tAcc = f;
-  f += kTileSteps * t.ld;
+  f += kT * t.ld;
   t.pos = reinterpret_cast<i64*>(f);  // every tile above is a multiple of 32 floats: aligned
   return t;
 }
@@ -300,14 +300,15 @@ __device__ __forceinline__ i64 chunk_cell(const Params& p, int chunk, int kb, in
   return ((static_cast<i64>(chunk) * p.dir_blocks() + kb) * p.batch + b) * p.dim + d;
 }
 
+template <int kT>
 __device__ __forceinline__ TileCoords tile_coords(int channels) {
   TileCoords tc;
   const int tid = threadIdx.x;
   tc.cf_c = tid % channels;
   tc.cf_j0 = tid / channels;
-  tc.sf_j = tid % kTileSteps;
-  tc.sf_c0 = tid / kTileSteps;
-  tc.sf_cstep = blockDim.x / kTileSteps;
+  tc.sf_j = tid % kT;
+  tc.sf_c0 = tid / kT;
+  tc.sf_cstep = blockDim.x / kT;
   return tc;
 }
 
@@ -353,7 +354,7 @@ __device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS]
 
 /// The main scan: all directions of `channels` channels of one (batch, group[, chunk]).
 ///
-/// Per tile of kTileSteps steps: positions -> loads (global -> f32 smem) -> pre-pass (the
+/// Per tile of kT (tile_steps) steps: positions -> loads (global -> f32 smem) -> pre-pass (the
 /// per-step scalar work: softplus, dt*u, D*u + earlier directions, gate; steps split over the
 /// lanes, independent across steps so its long precise-math chains overlap) -> recurrence (only
 /// the state updates, unrolled over steps) -> store. Keeping softplus/silu out of the recurrence
@@ -361,13 +362,14 @@ __device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS]
 /// (measured 5-10x slower on H100).
 template <typename T, int kS, int kLanes>
 __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channels, int bpg) {
+  constexpr int kT = tile_steps(kS);
   constexpr int kNb = kS * kLanes;
   constexpr int kLdb = kNb + 4;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const bool with_z = p.z.ptr != nullptr;
-  const TileLayout t = carve_smem<kNb>(smem_raw, channels);
+  const TileLayout t = carve_smem<kNb, kT>(smem_raw, channels);
   const BlockCoords bc = block_coords(p, bpg, 0);
-  const TileCoords tc = tile_coords(channels);
+  const TileCoords tc = tile_coords<kT>(channels);
 
   const int tid = threadIdx.x;
   const int ch = tid / kLanes, lane = tid % kLanes;
@@ -429,26 +431,26 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
     const Parity pz = with_z ? Parity::of(zbase, p.z.sd, p.z.sl) : Parity{};
     float dtsum = 0.0f;
 
-    for (int t0 = t_begin; t0 < t_end; t0 += kTileSteps, parity ^= 1) {
-      const int nT = min(kTileSteps, t_end - t0);
-      i64* pos = t.pos + parity * kTileSteps;
-      if (tid < kTileSteps) pos[tid] = tid < nT ? dir_pos(p, k, t0 + tid) : 0;
+    for (int t0 = t_begin; t0 < t_end; t0 += kT, parity ^= 1) {
+      const int nT = min(kT, t_end - t0);
+      i64* pos = t.pos + parity * kT;
+      if (tid < kT) pos[tid] = tid < nT ? dir_pos(p, k, t0 + tid) : 0;
       __syncthreads();
-      issue_seq<kLanes>(t.tU, t.ld, ukbase, p.u.sd, p.u.sl, d_first, n_valid, nT, pos, tc);
-      issue_seq<kLanes>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
+      issue_seq<kLanes, kT>(t.tU, t.ld, ukbase, p.u.sd, p.u.sl, d_first, n_valid, nT, pos, tc);
+      issue_seq<kLanes, kT>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
       if (with_z && last_dir)
-        issue_seq<kLanes>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
+        issue_seq<kLanes, kT>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
       if (!first)
-        issue_seq<kLanes>(t.tAcc, t.ld, static_cast<const float*>(abase), p.acc.sd, p.acc.sl, d_first,
+        issue_seq<kLanes, kT>(t.tAcc, t.ld, static_cast<const float*>(abase), p.acc.sd, p.acc.sl, d_first,
                           n_valid, nT, pos, tc);
-      issue_bc<kNb>(t.tB, bbase, p.B_sn, p.B_sl, p.n_state, nT, pos);
-      issue_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
+      issue_bc<kNb, kT>(t.tB, bbase, p.B_sn, p.B_sl, p.n_state, nT, pos);
+      issue_bc<kNb, kT>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
       cp_async_wait_all();
       __syncthreads();
 
       // Pre-pass: B/C to f32, and this thread's share of the tile's steps (in place).
-      convert_bc<kNb>(t.tB, bbase, p.B_sn, p.B_sl, pos);
-      convert_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, pos);
+      convert_bc<kNb, kT>(t.tB, bbase, p.B_sn, p.B_sl, pos);
+      convert_bc<kNb, kT>(t.tC, cbase, p.C_sn, p.C_sl, pos);
 #pragma unroll 4
       for (int j = lane; j < nT; j += kLanes) {
         const int at = j * t.ld + ch;
@@ -473,18 +475,18 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
       };
       // Two steps in flight give the scheduler independent exp/FMA chains; more only adds
       // registers (the B/C rows of every unrolled step are live at once).
-      if (nT == kTileSteps) {
+      if (nT == kT) {
 #pragma unroll 2
-        for (int j = 0; j < kTileSteps; ++j) step(j);
+        for (int j = 0; j < kT; ++j) step(j);
       } else {
 #pragma unroll 1
         for (int j = 0; j < nT; ++j) step(j);
       }
       __syncthreads();
       if (to_t)
-        store_seq<kLanes>(t.tAcc, t.ld, static_cast<T*>(dst), dst_s.sd, dst_s.sl, d_first, n_valid, nT, pos, tc);
+        store_seq<kLanes, kT>(t.tAcc, t.ld, static_cast<T*>(dst), dst_s.sd, dst_s.sl, d_first, n_valid, nT, pos, tc);
       else
-        store_seq<kLanes>(t.tAcc, t.ld, static_cast<float*>(dst), dst_s.sd, dst_s.sl, d_first, n_valid, nT, pos, tc);
+        store_seq<kLanes, kT>(t.tAcc, t.ld, static_cast<float*>(dst), dst_s.sd, dst_s.sl, d_first, n_valid, nT, pos, tc);
     }
 
     if (p.n_chunks > 1) {
@@ -517,13 +519,14 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
 /// walk of dependent loads: 8 us per scan at batch 1.)
 template <typename T, int kS, int kLanes>
 __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int channels, int bpg) {
+  constexpr int kT = tile_steps(kS);
   constexpr int kNb = kS * kLanes;
   constexpr int kLdb = kNb + 4;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const bool with_z = p.z.ptr != nullptr;
-  const TileLayout t = carve_smem<kNb>(smem_raw, channels);
+  const TileLayout t = carve_smem<kNb, kT>(smem_raw, channels);
   const BlockCoords bc = block_coords(p, bpg, 1);
-  const TileCoords tc = tile_coords(channels);
+  const TileCoords tc = tile_coords<kT>(channels);
 
   const int tid = threadIdx.x;
   const int ch = tid / kLanes, lane = tid % kLanes;
@@ -580,20 +583,20 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
 
   bool live = gmax > 0.0f;
   int parity = 0;
-  for (int t0 = t_begin; t0 < t_end; t0 += kTileSteps, parity ^= 1) {
+  for (int t0 = t_begin; t0 < t_end; t0 += kT, parity ^= 1) {
     if (!__syncthreads_or(live)) break;
-    const int nT = min(kTileSteps, t_end - t0);
-    i64* pos = t.pos + parity * kTileSteps;
-    if (tid < kTileSteps) pos[tid] = tid < nT ? dir_pos(p, k, t0 + tid) : 0;
+    const int nT = min(kT, t_end - t0);
+    i64* pos = t.pos + parity * kT;
+    if (tid < kT) pos[tid] = tid < nT ? dir_pos(p, k, t0 + tid) : 0;
     __syncthreads();
-    issue_seq<kLanes>(t.tAcc, t.ld, static_cast<const T*>(obase), target.sd, target.sl, d_first, n_valid, nT, pos,
+    issue_seq<kLanes, kT>(t.tAcc, t.ld, static_cast<const T*>(obase), target.sd, target.sl, d_first, n_valid, nT, pos,
                       tc);
-    issue_seq<kLanes>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
-    if (with_gate_z) issue_seq<kLanes>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
-    issue_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
+    issue_seq<kLanes, kT>(t.tDt, t.ld, dbase, p.delta.sd, p.delta.sl, d_first, n_valid, nT, pos, tc);
+    if (with_gate_z) issue_seq<kLanes, kT>(t.tZ, t.ld, zbase, p.z.sd, p.z.sl, d_first, n_valid, nT, pos, tc);
+    issue_bc<kNb, kT>(t.tC, cbase, p.C_sn, p.C_sl, p.n_state, nT, pos);
     cp_async_wait_all();
     __syncthreads();
-    convert_bc<kNb>(t.tC, cbase, p.C_sn, p.C_sl, pos);
+    convert_bc<kNb, kT>(t.tC, cbase, p.C_sn, p.C_sl, pos);
 #pragma unroll 4
     for (int j = lane; j < nT; j += kLanes) {
       const int at = j * t.ld + ch;
@@ -618,15 +621,15 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
       corr = lane_sum<kLanes>(corr);
       if (lane == 0) t.tAcc[at] = fmaf(corr, t.tZ[at], t.tAcc[at]);
     };
-    if (nT == kTileSteps) {
+    if (nT == kT) {
 #pragma unroll 2
-      for (int j = 0; j < kTileSteps; ++j) step(j);
+      for (int j = 0; j < kT; ++j) step(j);
     } else {
 #pragma unroll 1
       for (int j = 0; j < nT; ++j) step(j);
     }
     __syncthreads();
-    store_seq<kLanes>(t.tAcc, t.ld, obase, target.sd, target.sl, d_first, n_valid, nT, pos, tc);
+    store_seq<kLanes, kT>(t.tAcc, t.ld, obase, target.sd, target.sl, d_first, n_valid, nT, pos, tc);
     float m = 0.0f;
 #pragma unroll
     for (int s = 0; s < kS; ++s) m = fmaxf(m, fabsf(g[s]));
