@@ -25,9 +25,10 @@ struct CudaCase {
   int lanes = 0;   ///< MCV_SCAN_LANES (0: heuristic)
   int chunks = 0;  ///< MCV_SCAN_CHUNKS (0: heuristic)
   int serial = 0;  ///< MCV_SCAN_SERIAL_DIRS (1: every direction in one thread, in turn)
+  bool tiled = false;  ///< MCV_SCAN_PIPE=0: the older tiled kernel where the pipelined one would run
   std::string name() const {
     return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
-           (serial ? "_serial" : "");
+           (serial ? "_serial" : "") + (tiled ? "_tiled" : "");
   }
 };
 
@@ -35,8 +36,9 @@ void PrintTo(const CudaCase& c, std::ostream* os) { *os << c.name(); }
 
 class EnvGuard {
  public:
-  EnvGuard(const char* name, int value) : name_(name) {
-    if (value) setenv(name, std::to_string(value).c_str(), 1);
+  EnvGuard(const char* name, int value) : EnvGuard(name, value ? std::to_string(value).c_str() : nullptr) {}
+  EnvGuard(const char* name, const char* value) : name_(name) {
+    if (value) setenv(name, value, 1);
     else unsetenv(name);
   }
   ~EnvGuard() { unsetenv(name_); }
@@ -63,7 +65,7 @@ void check_cuda_against_cpu(const CudaCase& cc) {
   const Stored st_gpu = c.final_state ? make_state(c, Device::cuda(0)) : Stored{};
   {
     EnvGuard lanes("MCV_SCAN_LANES", cc.lanes), chunks("MCV_SCAN_CHUNKS", cc.chunks),
-        serial("MCV_SCAN_SERIAL_DIRS", cc.serial);
+        serial("MCV_SCAN_SERIAL_DIRS", cc.serial), pipe("MCV_SCAN_PIPE", cc.tiled ? "0" : nullptr);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -169,6 +171,33 @@ std::vector<CudaCase> cuda_cases() {
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::bidirectional; c.dim = 16; c.seqlen = 197; c.dtype = DType::bf16; k.serial = 1;
   });
+  // The older tiled kernel (MCV_SCAN_PIPE=0) on the layouts the pipelined one takes by default:
+  // channel-major rows (odd L, every N bucket), token-major, reversed and bidirectional, chunked.
+  add([](CudaCase& k, C& c) { c.seqlen = 197; c.n_state = 16; c.dim = 200; k.lanes = 1; k.tiled = true; });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 197; c.n_state = 8; c.dim = 33; c.dtype = DType::bf16; c.dirs = ScanDirections::reverse; k.tiled = true;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::token_major; c.dim = 32;
+    c.seqlen = 197; c.batch = 1; c.dtype = DType::f16; k.tiled = true;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 8; c.width = 12; c.seqlen = 96; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 16; c.n_state = 1; k.tiled = true;
+  });
+  add([](CudaCase& k, C& c) { c.dim = 8; c.seqlen = 4000; c.n_state = 4; c.a_scale = 0.001f; k.chunks = 7; k.tiled = true; });
+  // The pipelined kernel at full block width (128 channels, one lane): every tile full and
+  // partial, odd and even L, both 16-bit types and f32, forward and reverse, with a final state.
+  add([](CudaCase& k, C& c) { c.seqlen = 197; c.n_state = 16; c.dim = 384; c.batch = 3; c.dtype = DType::bf16; k.lanes = 1; });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 64; c.n_state = 16; c.dim = 256; c.batch = 2; c.dtype = DType::f16; c.dirs = ScanDirections::reverse;
+    c.final_state = true; k.lanes = 1;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 33; c.n_state = 1; c.dim = 130; c.groups = 2; c.dtype = DType::bf16; c.layout = Layout::token_major;
+    c.dirs = ScanDirections::reverse; k.lanes = 1;
+  });
+  add([](CudaCase& k, C& c) { c.seqlen = 250; c.n_state = 8; c.dim = 160; c.batch = 2; k.lanes = 1; c.initial_state = true; });
   // Options (fixed B/C take the generic kernel).
   add([](CudaCase&, C& c) { c.has_D = c.has_z = c.has_bias = c.softplus = c.final_state = false; });
   add([](CudaCase&, C& c) { c.fixed_B = true; c.dtype = DType::bf16; c.n_state = 64; });
@@ -188,11 +217,11 @@ TEST_P(SelectiveScanCuda, MatchesCpu) {
 INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_cases()),
                          [](const ::testing::TestParamInfo<CudaCase>& i) { return i.param.name(); });
 
-// One small run of each kernel (tiled with 1/2/16 lanes, chunked + combine + correction, generic,
-// several directions) for compute-sanitizer memcheck/racecheck.
+// One small run of each kernel (pipelined and tiled, with 1/2/16 lanes, chunked + correction,
+// generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(7);
+  std::vector<CudaCase> cases(9);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -211,6 +240,13 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[6].c.width = 5;
   cases[6].c.seqlen = 20;
   cases[6].c.layout = Layout::gather;
+  cases[7].c.dim = 130;  // the pipelined kernel with a partial block, reversed, bf16
+  cases[7].c.dtype = DType::bf16;
+  cases[7].c.dirs = ScanDirections::reverse;
+  cases[7].lanes = 1;
+  cases[8].c.dim = 40;  // the older tiled kernel
+  cases[8].lanes = 1;
+  cases[8].tiled = true;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

@@ -79,6 +79,11 @@ void run_cuda(Context& ctx, const Problem& pr) {
 
   cuda::LaunchConfig cfg;
   const int sms = std::max(1, cu.props.multiProcessorCount);
+  cfg.smem_optin = static_cast<std::size_t>(cu.props.sharedMemPerBlockOptin);
+  // The pipelined kernel wherever the layouts allow (scan_pipe.cuh); MCV_SCAN_PIPE=0 keeps the
+  // older tiled kernel everywhere (for comparisons and its tests).
+  const char* pipe_env = std::getenv("MCV_SCAN_PIPE");
+  cfg.allow_pipe = !(pipe_env && std::string(pipe_env) == "0");
   // Several directions run in separate blocks (summed by a merge pass) rather than one after the
   // other in each channel's thread: K times the parallelism for the latency-bound recurrence.
   // MCV_SCAN_SERIAL_DIRS=1 restores the serial form (for comparisons).

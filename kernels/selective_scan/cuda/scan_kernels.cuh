@@ -37,70 +37,14 @@
 #include <type_traits>
 #include <cstdint>
 
+
 #include "common/cuda_dtype.cuh"
 #include "mcv/cuda/context.cuh"
+#include "selective_scan/cuda/scan_device.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
+#include "selective_scan/cuda/scan_pipe.cuh"
 
 namespace mcv::kernels::scan::cuda {
-
-using i64 = std::int64_t;
-
-template <typename T> __device__ __forceinline__ float to_float(T v);
-template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
-constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ float ex2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
-/// The rare branch of softplus_f, out of line so its registers do not burden the hot loop.
-static __device__ __noinline__ float log1p_out_of_line(float e) { return log1pf(e); }
-
-/// torch's softplus (threshold 20). Mamba's dt mostly has exp(x) < 1/8 (dt < 0.13), where
-/// log1p(e) is a degree-8 Taylor polynomial (relative error < 1e-8), far cheaper than log1pf.
-__device__ __forceinline__ float softplus_f(float x) {
-  if (x > 20.0f) return x;
-  const float e = expf(x);
-  if (e < 0.125f) {
-    float q = -1.0f / 8.0f;
-    q = fmaf(q, e, 1.0f / 7.0f);
-    q = fmaf(q, e, -1.0f / 6.0f);
-    q = fmaf(q, e, 1.0f / 5.0f);
-    q = fmaf(q, e, -1.0f / 4.0f);
-    q = fmaf(q, e, 1.0f / 3.0f);
-    q = fmaf(q, e, -1.0f / 2.0f);
-    return fmaf(q * e, e, e);
-  }
-  return log1p_out_of_line(e);
-}
-
-/// z * sigmoid(z) with MUFU ex2/rcp: relative error ~1e-7 for |z| < 10 (the gate multiplies the
-/// output once, so this is below the f32 parity target).
-__device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1.0f + ex2_approx(-z * kLog2e)); }
-
-__device__ __forceinline__ bool dir_flipped(int mode, int k) {
-  return mode == 1 || (mode == 2 && k == 1) || (mode == 3 && k >= 2);
-}
-
-/// Natural (grid) position visited at step t by direction k.
-__device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
-  if (dir_flipped(p.mode, k)) t = p.seqlen - 1 - t;
-  if (p.mode == 3 && (k & 1)) {
-    const int h = t % p.height, w = t / p.height;
-    return static_cast<i64>(h) * p.width + w;
-  }
-  return t;
-}
 
 /// Per-thread coordinates in a [kT (tile_steps)][C] tile for the two coalescing orders.
 struct TileCoords {
@@ -109,30 +53,6 @@ struct TileCoords {
   int sf_cstep;
 };
 
-/// Asynchronous 4-byte copy (cp.async, no registers, every copy of a tile in flight at once)
-/// of the aligned word holding the element at `src` into `dst`; zero-fills when !ok. 16-bit
-/// elements are picked out of their word afterwards by address parity (word_value): a 2-byte
-/// cp.async does not exist, and rows (odd L, reversed or column-major orders) need not be aligned.
-template <typename T>
-__device__ __forceinline__ void cp_async_word(void* dst, const T* src, bool ok) {
-  const auto addr = reinterpret_cast<std::uintptr_t>(src) & ~std::uintptr_t{3};
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(addr), "r"(ok ? 4 : 0) : "memory");
-}
-
-__device__ __forceinline__ void cp_async_wait_all() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-}
-
-template <typename T> __device__ __forceinline__ float word_value(unsigned w, unsigned high);
-template <> __device__ __forceinline__ float word_value<float>(unsigned w, unsigned) { return __uint_as_float(w); }
-template <> __device__ __forceinline__ float word_value<__nv_bfloat16>(unsigned w, unsigned high) {
-  return __uint_as_float(high ? (w & 0xffff0000u) : (w << 16));
-}
-template <> __device__ __forceinline__ float word_value<__half>(unsigned w, unsigned high) {
-  return __half2float(__ushort_as_half(static_cast<unsigned short>(high ? (w >> 16) : (w & 0xffffu))));
-}
 
 /// Parity of a 16-bit element's index within its word: base pointer parity plus the parities of
 /// the strides that move it (enough to know which half of the copied word it is).
@@ -277,29 +197,6 @@ __device__ __forceinline__ TileLayout carve_smem(unsigned char* raw, int channel
   return t;
 }
 
-/// Block index -> (channel block, group, batch, direction when par_dirs, chunk).
-struct BlockCoords {
-  int cb, g, b, k, chunk;
-};
-__device__ __forceinline__ BlockCoords block_coords(const Params& p, int bpg, int chunk_offset) {
-  int blk = blockIdx.x;
-  BlockCoords c;
-  c.cb = blk % bpg;
-  blk /= bpg;
-  c.g = blk % p.groups;
-  blk /= p.groups;
-  c.b = blk % p.batch;
-  blk /= p.batch;
-  c.k = blk % p.dir_blocks();
-  c.chunk = blk / p.dir_blocks() + chunk_offset;
-  return c;
-}
-
-/// Index of (chunk, direction block, batch, channel) in chunk_h / chunk_dtsum (times n_state).
-__device__ __forceinline__ i64 chunk_cell(const Params& p, int chunk, int kb, int b, int d) {
-  return ((static_cast<i64>(chunk) * p.dir_blocks() + kb) * p.batch + b) * p.dim + d;
-}
-
 template <int kT>
 __device__ __forceinline__ TileCoords tile_coords(int channels) {
   TileCoords tc;
@@ -310,46 +207,6 @@ __device__ __forceinline__ TileCoords tile_coords(int channels) {
   tc.sf_c0 = tid / kT;
   tc.sf_cstep = blockDim.x / kT;
   return tc;
-}
-
-/// Sum over the kLanes threads of a channel (adjacent lanes of one warp).
-template <int kLanes>
-__device__ __forceinline__ float lane_sum(float v) {
-#pragma unroll
-  for (int off = kLanes / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-
-/// One step of the recurrence for this thread's kS states: h = exp2(dt*a2) * h + B*dtu and
-/// returns sum C*h (partial over this thread's states, in 4 independent chains).
-template <int kS>
-__device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS], const float* brow, const float* crow,
-                                           float dt, float dtu) {
-  if constexpr (kS % 4 == 0) {
-    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    const float4* b4 = reinterpret_cast<const float4*>(brow);
-    const float4* c4 = reinterpret_cast<const float4*>(crow);
-#pragma unroll
-    for (int q = 0; q < kS / 4; ++q) {
-      const float4 bv = b4[q], cv = c4[q];
-      const float bn[4] = {bv.x, bv.y, bv.z, bv.w}, cn[4] = {cv.x, cv.y, cv.z, cv.w};
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const int s = q * 4 + r;
-        h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], bn[r] * dtu);
-        part[r] = fmaf(cn[r], h[s], part[r]);
-      }
-    }
-    return (part[0] + part[1]) + (part[2] + part[3]);
-  } else {
-    float y = 0.0f;
-#pragma unroll
-    for (int s = 0; s < kS; ++s) {
-      h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], brow[s] * dtu);
-      y = fmaf(crow[s], h[s], y);
-    }
-    return y;
-  }
 }
 
 /// The main scan: all directions of `channels` channels of one (batch, group[, chunk]).
@@ -792,13 +649,21 @@ void configure_smem(Kernel kernel, std::size_t bytes) {
 template <typename T, int kS, int kLanes>
 void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const int channels = cfg.channels_per_block, threads = channels * kLanes;
-  const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);
-  configure_smem(scan_tiled_kernel<T, kS, kLanes>, smem);
   const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group * p.dir_blocks();
-  scan_tiled_kernel<T, kS, kLanes><<<grid_size(per_chunk * p.n_chunks, "scan"), threads, smem, stream>>>(
-      p, channels, cfg.blocks_per_group);
-  cuda_check_launch("selective_scan: scan_tiled_kernel");
+  const unsigned blocks = grid_size(per_chunk * p.n_chunks, "scan");
+  if (cfg.allow_pipe && pipe_supported<T>(p, channels, kS * kLanes, cfg.smem_optin)) {
+    const std::size_t smem = pipe_smem_bytes<T>(channels, kS * kLanes);
+    configure_smem(scan_pipe_kernel<T, kS, kLanes>, smem);
+    scan_pipe_kernel<T, kS, kLanes><<<blocks, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
+    cuda_check_launch("selective_scan: scan_pipe_kernel");
+  } else {
+    const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);
+    configure_smem(scan_tiled_kernel<T, kS, kLanes>, smem);
+    scan_tiled_kernel<T, kS, kLanes><<<blocks, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
+    cuda_check_launch("selective_scan: scan_tiled_kernel");
+  }
   if (p.n_chunks > 1) {
+    const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);
     configure_smem(scan_correct_kernel<T, kS, kLanes>, smem);
     scan_correct_kernel<T, kS, kLanes><<<grid_size(per_chunk * (p.n_chunks - 1), "correct"), threads, smem, stream>>>(
         p, channels, cfg.blocks_per_group);

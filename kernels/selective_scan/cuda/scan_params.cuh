@@ -70,6 +70,8 @@ struct LaunchConfig {
   int blocks_per_group = 0;
   bool generic = false;        ///< fixed B or C: the simple per-channel kernel
   int generic_nmax = 16;
+  bool allow_pipe = true;      ///< the pipelined kernel where it applies (MCV_SCAN_PIPE=0: never)
+  std::size_t smem_optin = 48 * 1024;  ///< the device's shared memory per block limit
 };
 
 /// Steps staged per shared-memory tile. 16 for the N=16 bucket: half the shared memory per

@@ -1,0 +1,167 @@
+#pragma once
+// Device helpers shared by the CUDA selective-scan kernels (scan_pipe.cuh, scan_kernels.cuh):
+// dtype conversions, the MUFU-based math, direction -> position maps, block coordinates, word
+// copies with cp.async and the per-step state update.
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "selective_scan/cuda/scan_params.cuh"
+
+namespace mcv::kernels::scan::cuda {
+
+using i64 = std::int64_t;
+
+template <typename T> __device__ __forceinline__ float to_float(T v);
+template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T> __device__ __forceinline__ T from_float(float v);
+template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float ex2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+constexpr float kLn2 = 0.6931471805599453f;
+
+/// torch's softplus (threshold 20) as max(x, 0) + log1p(e), e = exp(-|x|), without a call or
+/// log1pf: Mamba's dt mostly has e < 1/8 (dt < 0.13), where log1p(e) is a degree-8 Taylor
+/// polynomial (relative error < 1e-8); otherwise 1 + e >= 1.125 and MUFU lg2 is within ~1e-7.
+/// (An out-of-line log1pf in the hot loop made the compiler save registers around the call.)
+__device__ __forceinline__ float softplus_f(float x) {
+  const float e = ex2_approx(-fabsf(x) * kLog2e);
+  float l;
+  if (e < 0.125f) {
+    float q = -1.0f / 8.0f;
+    q = fmaf(q, e, 1.0f / 7.0f);
+    q = fmaf(q, e, -1.0f / 6.0f);
+    q = fmaf(q, e, 1.0f / 5.0f);
+    q = fmaf(q, e, -1.0f / 4.0f);
+    q = fmaf(q, e, 1.0f / 3.0f);
+    q = fmaf(q, e, -1.0f / 2.0f);
+    l = fmaf(q * e, e, e);
+  } else {
+    l = __log2f(1.0f + e) * kLn2;
+  }
+  return x > 20.0f ? x : fmaxf(x, 0.0f) + l;
+}
+
+/// z * sigmoid(z) with MUFU ex2/rcp: relative error ~1e-7 for |z| < 10 (the gate multiplies the
+/// output once, so this is below the f32 parity target).
+__device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1.0f + ex2_approx(-z * kLog2e)); }
+
+__device__ __forceinline__ bool dir_flipped(int mode, int k) {
+  return mode == 1 || (mode == 2 && k == 1) || (mode == 3 && k >= 2);
+}
+
+/// Natural (grid) position visited at step t by direction k.
+__device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
+  if (dir_flipped(p.mode, k)) t = p.seqlen - 1 - t;
+  if (p.mode == 3 && (k & 1)) {
+    const int h = t % p.height, w = t / p.height;
+    return static_cast<i64>(h) * p.width + w;
+  }
+  return t;
+}
+
+/// Asynchronous 4-byte copy (cp.async, no registers, every copy of a tile in flight at once)
+/// of the aligned word holding the element at `src` into `dst`; zero-fills when !ok. 16-bit
+/// elements are picked out of their word afterwards by address parity (word_value): a 2-byte
+/// cp.async does not exist, and rows (odd L, reversed or column-major orders) need not be aligned.
+template <typename T>
+__device__ __forceinline__ void cp_async_word(void* dst, const T* src, bool ok) {
+  const auto addr = reinterpret_cast<std::uintptr_t>(src) & ~std::uintptr_t{3};
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(addr), "r"(ok ? 4 : 0) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+}
+
+template <typename T> __device__ __forceinline__ float word_value(unsigned w, unsigned high);
+template <> __device__ __forceinline__ float word_value<float>(unsigned w, unsigned) { return __uint_as_float(w); }
+template <> __device__ __forceinline__ float word_value<__nv_bfloat16>(unsigned w, unsigned high) {
+  return __uint_as_float(high ? (w & 0xffff0000u) : (w << 16));
+}
+template <> __device__ __forceinline__ float word_value<__half>(unsigned w, unsigned high) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(high ? (w >> 16) : (w & 0xffffu))));
+}
+
+/// Block index -> (channel block, group, batch, direction when par_dirs, chunk).
+struct BlockCoords {
+  int cb, g, b, k, chunk;
+};
+__device__ __forceinline__ BlockCoords block_coords(const Params& p, int bpg, int chunk_offset) {
+  int blk = blockIdx.x;
+  BlockCoords c;
+  c.cb = blk % bpg;
+  blk /= bpg;
+  c.g = blk % p.groups;
+  blk /= p.groups;
+  c.b = blk % p.batch;
+  blk /= p.batch;
+  c.k = blk % p.dir_blocks();
+  c.chunk = blk / p.dir_blocks() + chunk_offset;
+  return c;
+}
+
+/// Index of (chunk, direction block, batch, channel) in chunk_h / chunk_dtsum (times n_state).
+__device__ __forceinline__ i64 chunk_cell(const Params& p, int chunk, int kb, int b, int d) {
+  return ((static_cast<i64>(chunk) * p.dir_blocks() + kb) * p.batch + b) * p.dim + d;
+}
+
+/// Sum over the kLanes threads of a channel (adjacent lanes of one warp).
+template <int kLanes>
+__device__ __forceinline__ float lane_sum(float v) {
+#pragma unroll
+  for (int off = kLanes / 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+/// One step of the recurrence for this thread's kS states: h = exp2(dt*a2) * h + B*dtu and
+/// returns sum C*h (partial over this thread's states, in 4 independent chains).
+template <int kS>
+__device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS], const float* brow, const float* crow,
+                                           float dt, float dtu) {
+  if constexpr (kS % 4 == 0) {
+    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const float4* b4 = reinterpret_cast<const float4*>(brow);
+    const float4* c4 = reinterpret_cast<const float4*>(crow);
+#pragma unroll
+    for (int q = 0; q < kS / 4; ++q) {
+      const float4 bv = b4[q], cv = c4[q];
+      const float bn[4] = {bv.x, bv.y, bv.z, bv.w}, cn[4] = {cv.x, cv.y, cv.z, cv.w};
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int s = q * 4 + r;
+        h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], bn[r] * dtu);
+        part[r] = fmaf(cn[r], h[s], part[r]);
+      }
+    }
+    return (part[0] + part[1]) + (part[2] + part[3]);
+  } else {
+    float y = 0.0f;
+#pragma unroll
+    for (int s = 0; s < kS; ++s) {
+      h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], brow[s] * dtu);
+      y = fmaf(crow[s], h[s], y);
+    }
+    return y;
+  }
+}
+
+
+}  // namespace mcv::kernels::scan::cuda

@@ -1,0 +1,419 @@
+#pragma once
+// The pipelined selective-scan kernel: the default for every one-direction-per-block scan whose
+// per-step tensors (u, delta, z) are stored in rows (channel-major with L contiguous, or
+// token-major with D contiguous); scan_kernels.cuh keeps the older tiled kernel for the rest
+// (gathers, channel-major column-order cross-scans, serial directions).
+//
+// Why a second kernel: the tiled kernel ran, per tile, loads -> wait -> pre-pass -> recurrence
+// -> store with three block barriers and nothing overlapping the loads, and spent ~260
+// instructions per warp-step against ~100 of the recurrence itself (ncu: issue 40 % busy at 12
+// warps/SM, latency-bound). Here, per tile of kPipeSteps steps:
+//  - the next tile's raw u/delta/z rows are copied with 4-byte cp.async into a second buffer
+//    while this tile computes (one word per two 16-bit elements, rows at any alignment: the
+//    consumer indexes the 16-bit elements of the copied words directly);
+//  - the next tile's B/C words are copied the same way and turned into f32 by the thread that
+//    copied them (its own cp.async results need no barrier), into a second f32 buffer;
+//  - each thread runs the whole step chain for its own channel from the raw rows: softplus and
+//    dt*u for the tile's steps into registers first (independent, so their latencies overlap),
+//    then the recurrence with the skip/gate epilogue, writing f32 outputs to a [channel][step]
+//    buffer;
+//  - ONE block barrier per tile, after which the outputs of this tile are stored coalesced.
+
+#include "selective_scan/cuda/scan_device.cuh"
+
+namespace mcv::kernels::scan::cuda {
+
+/// Steps per tile of the pipelined kernel.
+constexpr int kPipeSteps = 16;
+
+/// How a per-step tensor is staged: rows along L per channel (L contiguous), rows along D per
+/// step (D contiguous), or neither (the pipelined kernel does not take it).
+enum RowKind : int { kChannelRows = 0, kStepRows = 1, kNoRows = 2 };
+__host__ __device__ inline int row_kind(const SeqP& s) {
+  return s.sl == 1 ? kChannelRows : s.sd == 1 ? kStepRows : kNoRows;
+}
+
+/// Shared-memory geometry of one staged per-step tensor, in 32-bit words.
+template <typename T>
+struct RawGeom {
+  static constexpr int kE = 4 / static_cast<int>(sizeof(T));  ///< elements per word
+  /// A channel row of kPipeSteps elements at any alignment (odd: conflict-free across channels).
+  static constexpr int kRowWords = kPipeSteps / kE + 1;
+  __host__ __device__ static int step_row_words(int channels) { return (channels + kE - 1) / kE; }
+  __host__ __device__ static int words(int channels) {
+    const int a = channels * kRowWords, b = kPipeSteps * step_row_words(channels);
+    return ((a > b ? a : b) + 3) & ~3;
+  }
+};
+
+/// Dynamic shared memory of the pipelined kernel: two buffers of raw u/delta/z, the B/C word
+/// staging, two f32 B/C tiles and two f32 output tiles.
+template <typename T>
+inline std::size_t pipe_smem_bytes(int channels, int n_b) {
+  const std::size_t raw = 6ull * RawGeom<T>::words(channels);
+  const std::size_t bc_raw = (2ull * kPipeSteps * n_b + 3) & ~std::size_t{3};
+  const std::size_t bcf = 4ull * kPipeSteps * (n_b + 4);
+  const std::size_t obuf = 2ull * channels * (kPipeSteps + 1);
+  return (raw + bc_raw + bcf + obuf) * sizeof(float);
+}
+
+/// Buffer b of each double-buffered area is base + b * stride, computed from the shared array
+/// (not picked from an array of pointers) so that the compiler keeps shared-memory loads.
+struct PipeLayout {
+  unsigned* raw;     ///< per buffer (stride raw_stride): u, delta, z areas of raw_words each
+  unsigned* bc_raw;  ///< [B | C][kPipeSteps][kNb] copied words
+  float* bcf;        ///< per buffer (stride bcf_stride): [B | C][kPipeSteps][kNb + 4] f32
+  float* obuf;       ///< per buffer (stride obuf_stride): [channel][kPipeSteps + 1] f32 outputs
+  int raw_words, raw_stride, bcf_stride, obuf_stride;
+};
+
+template <typename T, int kNb>
+__device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channels) {
+  PipeLayout t;
+  unsigned* w = reinterpret_cast<unsigned*>(smem);
+  t.raw_words = RawGeom<T>::words(channels);
+  t.raw_stride = 3 * t.raw_words;
+  t.raw = w;
+  w += 2 * t.raw_stride;
+  t.bc_raw = w;
+  w += (2 * kPipeSteps * kNb + 3) & ~3;
+  t.bcf_stride = 2 * kPipeSteps * (kNb + 4);  // a multiple of 4 words: LDS.128 stays aligned
+  t.bcf = reinterpret_cast<float*>(w);
+  w += 2 * t.bcf_stride;
+  t.obuf_stride = channels * (kPipeSteps + 1);
+  t.obuf = reinterpret_cast<float*>(w);
+  return t;
+}
+
+/// The steps [t0, t0 + nT) of direction k: when the direction visits positions in order
+/// (everything but cross2d's column-major orders) they are the range [p_lo, p_lo + nT),
+/// walked backwards when rev.
+struct TileSpan {
+  int t0, nT, p_lo;
+  bool rev, affine;
+};
+__device__ __forceinline__ TileSpan tile_span(const Params& p, int k, int t0, int nT) {
+  TileSpan s;
+  s.t0 = t0;
+  s.nT = nT;
+  s.rev = dir_flipped(p.mode, k);
+  s.affine = !(p.mode == 3 && (k & 1));
+  s.p_lo = s.rev ? p.seqlen - t0 - nT : t0;
+  return s;
+}
+
+__device__ __forceinline__ void cp_async4(unsigned* dst, std::uintptr_t src) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(src) : "memory");
+}
+
+/// Starts the copies of one per-step tensor's tile (channels d_first .. d_first + n_valid) into
+/// `dst`. Channel rows: row c holds the aligned words covering positions [p_lo, p_lo + nT) of
+/// channel c (words holding none of them are skipped, so nothing past the tensor is read beyond
+/// the word of its last element). Step rows: row j holds the words of channels d_first.. at the
+/// step's position (word-aligned: checked on the host by pipe_supported).
+template <typename T>
+__device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const SeqP& s, int kind, int d_first,
+                                           int n_valid, int channels, const TileSpan& sp, const Params& p, int k) {
+  using G = RawGeom<T>;
+  if (kind == kChannelRows) {
+    // Thread -> (word w, rows c0, c0 + cstep, ...): consecutive threads copy consecutive words.
+    const int cstep = blockDim.x / G::kRowWords;
+    const int w = threadIdx.x % G::kRowWords, c0 = threadIdx.x / G::kRowWords;
+    if (c0 >= cstep) return;
+    const std::uintptr_t end_off = static_cast<std::uintptr_t>(sp.nT) * sizeof(T);
+    const T* row = base + static_cast<i64>(d_first + c0) * s.sd + sp.p_lo;
+    const i64 row_step = static_cast<i64>(cstep) * s.sd;
+    unsigned* d = dst + c0 * G::kRowWords + w;
+    for (int c = c0; c < n_valid; c += cstep, row += row_step, d += cstep * G::kRowWords) {
+      const std::uintptr_t a0 = reinterpret_cast<std::uintptr_t>(row);
+      const std::uintptr_t src = (a0 & ~std::uintptr_t{3}) + 4u * w;
+      if (src < a0 + end_off) cp_async4(d, src);
+    }
+  } else {
+    const int words = G::step_row_words(n_valid), ld = G::step_row_words(channels);
+    const int w = threadIdx.x;
+    if (w >= words) return;
+    const T* first = base + d_first;
+    for (int j = 0; j < sp.nT; ++j) {
+      const i64 pos = sp.affine ? (sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j) : dir_pos(p, k, sp.t0 + j);
+      cp_async4(dst + j * ld + w, reinterpret_cast<std::uintptr_t>(first + pos * s.sl) + 4u * w);
+    }
+  }
+}
+
+/// Where this thread's channel `ch` finds step j of a staged tensor: element base + j * step of
+/// the raw area viewed as T.
+struct RowRef {
+  int base, step;
+};
+template <typename T>
+__device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, int kind, int d, int ch, int channels,
+                                          const TileSpan& sp) {
+  using G = RawGeom<T>;
+  RowRef r;
+  if (kind == kChannelRows) {
+    const std::uintptr_t a0 = reinterpret_cast<std::uintptr_t>(tensor_base + static_cast<i64>(d) * s.sd + sp.p_lo);
+    const int misalign = static_cast<int>((a0 & 3u) / sizeof(T));
+    r.base = ch * G::kRowWords * G::kE + misalign + (sp.rev ? sp.nT - 1 : 0);
+    r.step = sp.rev ? -1 : 1;
+  } else {
+    r.base = ch;
+    r.step = G::step_row_words(channels) * G::kE;
+  }
+  return r;
+}
+
+/// Position of step j of the span.
+__device__ __forceinline__ i64 span_pos(const TileSpan& sp, const Params& p, int k, int j) {
+  return sp.affine ? (sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j) : dir_pos(p, k, sp.t0 + j);
+}
+
+/// B or C element i of the tile (i < kPipeSteps * kNb) -> step j, state n, in the order that
+/// reads the tensor's contiguous axis with consecutive threads. issue_bc_pipe and
+/// convert_bc_pipe use the same map, so each thread converts exactly the words it copied.
+template <int kNb>
+__device__ __forceinline__ void bc_index(int i, i64 sn, int& j, int& n) {
+  if (sn == 1) {
+    n = i % kNb;
+    j = i / kNb;
+  } else {
+    j = i % kPipeSteps;
+    n = i / kPipeSteps;
+  }
+}
+
+/// Starts the copies of the words holding the tile's B (or C) elements into raw[j][n].
+template <typename T, int kNb>
+__device__ __forceinline__ void issue_bc_pipe(unsigned* raw, const T* base, i64 sn, i64 sl, int n_state,
+                                              const TileSpan& sp, const Params& p, int k) {
+  constexpr int kPer = kPipeSteps * kNb;
+  for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
+    int j, n;
+    bc_index<kNb>(i, sn, j, n);
+    if (j < sp.nT && n < n_state) {
+      const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(base + n * sn + span_pos(sp, p, k, j) * sl);
+      cp_async4(raw + j * kNb + n, a & ~std::uintptr_t{3});
+    }
+  }
+}
+
+/// This thread's copied B (or C) words -> f32 dst[j][n] (row kNb + 4); zero past n_state, so
+/// the padding states of a bucket add nothing.
+template <typename T, int kNb>
+__device__ __forceinline__ void convert_bc_pipe(float* dst, const unsigned* raw, const T* base, i64 sn, i64 sl,
+                                                int n_state, const TileSpan& sp, const Params& p, int k) {
+  constexpr int kPer = kPipeSteps * kNb;
+  for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
+    int j, n;
+    bc_index<kNb>(i, sn, j, n);
+    float v = 0.0f;
+    if (j < sp.nT && n < n_state) {
+      const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(base + n * sn + span_pos(sp, p, k, j) * sl);
+      v = word_value<T>(raw[j * kNb + n], static_cast<unsigned>(a >> 1) & 1u);
+    }
+    dst[j * (kNb + 4) + n] = v;
+  }
+}
+
+/// Stores a tile's outputs obuf[c][j] to dst (channel d_first + c, step j of the span): along
+/// rows of L when dst is L-contiguous and the positions are a range, else step by step
+/// (coalesced along D when D is contiguous).
+template <typename T>
+__device__ __forceinline__ void store_pipe(const float* obuf, T* base, const SeqP& s, int d_first, int n_valid,
+                                           const TileSpan& sp, const Params& p, int k) {
+  constexpr int kLd = kPipeSteps + 1;
+  if (s.sl == 1 && sp.affine) {
+    const int total = n_valid * kPipeSteps;
+    for (int i = threadIdx.x; i < total; i += blockDim.x) {
+      const int c = i / kPipeSteps, j = i % kPipeSteps;
+      if (j < sp.nT) {
+        const int pos = sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j;
+        base[static_cast<i64>(d_first + c) * s.sd + pos] = from_float<T>(obuf[c * kLd + j]);
+      }
+    }
+  } else {
+    for (int j = 0; j < sp.nT; ++j) {
+      const i64 off = span_pos(sp, p, k, j) * s.sl;
+      for (int c = threadIdx.x; c < n_valid; c += blockDim.x)
+        base[static_cast<i64>(d_first + c) * s.sd + off] = from_float<T>(obuf[c * kLd + j]);
+    }
+  }
+}
+
+/// The pipelined scan: one direction (k = the block's direction with par_dirs) of `channels`
+/// channels of one (batch, group[, chunk]); kLanes threads per channel split its states.
+template <typename T, int kS, int kLanes>
+__global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channels, int bpg) {
+  constexpr int kT = kPipeSteps;
+  constexpr int kNb = kS * kLanes;
+  constexpr int kLdb = kNb + 4;
+  constexpr int kLdo = kT + 1;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const PipeLayout t = carve_pipe<T, kNb>(smem_raw, channels);
+  const BlockCoords bc = block_coords(p, bpg, 0);
+
+  const int tid = threadIdx.x;
+  const int ch = tid / kLanes, lane = tid % kLanes;
+  const int c_first = bc.cb * channels;
+  const int n_valid = min(channels, p.cpg - c_first);
+  const int d_first = bc.g * p.cpg + c_first;
+  const int d = d_first + ch;
+  const bool active = ch < n_valid;
+  const int k = bc.k;  // 0 unless par_dirs
+  int t_begin = 0, t_end = p.seqlen;
+  if (p.n_chunks > 1) {
+    t_begin = bc.chunk * p.chunk_len;
+    t_end = min(p.seqlen, t_begin + p.chunk_len);
+  }
+
+  const i64 row = static_cast<i64>(k) * p.dim + d;
+  float a2[kS], h[kS];
+#pragma unroll
+  for (int s = 0; s < kS; ++s) {
+    const int n = lane * kS + s;
+    const bool ok = active && n < p.n_state;
+    a2[s] = ok ? p.A[row * p.A_sc + n * p.A_sn] * kLog2e : 0.0f;
+    h[s] = (ok && p.h0 && bc.chunk == 0)
+               ? p.h0[bc.b * p.h0_sb + k * p.h0_sk + static_cast<i64>(d) * p.h0_sd + n * p.h0_sn]
+               : 0.0f;
+  }
+  const float dskip = (active && p.Dskip) ? p.Dskip[row * p.D_s] : 0.0f;
+  const float bias = (active && p.bias) ? p.bias[row * p.bias_s] : 0.0f;
+
+  const int gk = k * p.groups + bc.g;
+  const T* bbase = static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
+  const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
+  const T* ubase = static_cast<const T*>(p.u.ptr) + bc.b * p.u.sb + k * p.u.sk;
+  const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
+  // One direction: this block gates and writes out. par_dirs: its ungated slice of acc (the
+  // merge pass sums, scales and gates).
+  const bool gate_z = !p.par_dirs && p.z.ptr != nullptr;
+  const T* zbase = gate_z ? static_cast<const T*>(p.z.ptr) + bc.b * p.z.sb : nullptr;
+  const SeqP& dst_s = p.par_dirs ? p.acc : p.out;
+  T* obase = static_cast<T*>(const_cast<void*>(dst_s.ptr)) + bc.b * dst_s.sb + (p.par_dirs ? k * dst_s.sk : 0);
+  const float scale = p.par_dirs ? 1.0f : p.out_scale;
+  const int ku = row_kind(p.u), kd = row_kind(p.delta), kz = gate_z ? row_kind(p.z) : kChannelRows;
+
+  auto issue = [&](int t0, int buf) {
+    const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
+    unsigned* r = t.raw + buf * t.raw_stride;
+    issue_rows(r, ubase, p.u, ku, d_first, n_valid, channels, sp, p, k);
+    issue_rows(r + t.raw_words, dbase, p.delta, kd, d_first, n_valid, channels, sp, p, k);
+    if (gate_z) issue_rows(r + 2 * t.raw_words, zbase, p.z, kz, d_first, n_valid, channels, sp, p, k);
+    issue_bc_pipe<T, kNb>(t.bc_raw, bbase, p.B_sn, p.B_sl, p.n_state, sp, p, k);
+    issue_bc_pipe<T, kNb>(t.bc_raw + kT * kNb, cbase, p.C_sn, p.C_sl, p.n_state, sp, p, k);
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+  };
+  auto convert = [&](int t0, int buf) {
+    const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
+    float* f = t.bcf + buf * t.bcf_stride;
+    convert_bc_pipe<T, kNb>(f, t.bc_raw, bbase, p.B_sn, p.B_sl, p.n_state, sp, p, k);
+    convert_bc_pipe<T, kNb>(f + kT * kLdb, t.bc_raw + kT * kNb, cbase, p.C_sn, p.C_sl, p.n_state, sp, p, k);
+  };
+
+  const int n_tiles = (t_end - t_begin + kT - 1) / kT;
+  issue(t_begin, 0);
+  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+  convert(t_begin, 0);
+  __syncthreads();
+
+  float dtsum = 0.0f;
+  for (int i = 0; i < n_tiles; ++i) {
+    const int buf = i & 1, t0 = t_begin + i * kT;
+    const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
+    const bool more = i + 1 < n_tiles;
+    if (more) issue(t0 + kT, buf ^ 1);
+
+    {
+      const unsigned* r = t.raw + buf * t.raw_stride;
+      const T* ru = reinterpret_cast<const T*>(r);
+      const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
+      const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
+      const RowRef fu = row_ref(ubase, p.u, ku, d, ch, channels, sp);
+      const RowRef fd = row_ref(dbase, p.delta, kd, d, ch, channels, sp);
+      const RowRef fz = gate_z ? row_ref(zbase, p.z, kz, d, ch, channels, sp) : RowRef{0, 0};
+      const float* bt = t.bcf + buf * t.bcf_stride + lane * kS;
+      const float* ct = bt + kT * kLdb;
+      float* ob = t.obuf + buf * t.obuf_stride + ch * kLdo;
+      auto pre = [&](int j, float& dt, float& dtu) {
+        float x = to_float(rd[fd.base + j * fd.step]) + bias;
+        dt = p.softplus ? softplus_f(x) : x;
+        dtu = dt * to_float(ru[fu.base + j * fu.step]);
+      };
+      auto recur = [&](int j, float dt, float dtu) {
+        const float y = lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
+        float o = fmaf(dskip, to_float(ru[fu.base + j * fu.step]), y);
+        o *= gate_z ? scale * silu_f(to_float(rz[fz.base + j * fz.step])) : scale;
+        if (lane == 0) ob[j] = o;
+      };
+      if (sp.nT == kT) {
+        // Every step's softplus and dt*u first: independent chains whose latencies overlap, and
+        // the recurrence then issues back to back.
+        float dt[kT], dtu[kT];
+#pragma unroll
+        for (int j = 0; j < kT; ++j) pre(j, dt[j], dtu[j]);
+#pragma unroll
+        for (int j = 0; j < kT; ++j) {
+          dtsum += dt[j];
+          recur(j, dt[j], dtu[j]);
+        }
+      } else {
+#pragma unroll 1
+        for (int j = 0; j < sp.nT; ++j) {
+          float dt, dtu;
+          pre(j, dt, dtu);
+          dtsum += dt;
+          recur(j, dt, dtu);
+        }
+      }
+    }
+
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    if (more) convert(t0 + kT, buf ^ 1);
+    __syncthreads();
+    store_pipe(t.obuf + buf * t.obuf_stride, obase, dst_s, d_first, n_valid, sp, p, k);
+  }
+
+  if (p.n_chunks > 1) {
+    if (active) {  // every lane of a channel summed all of its steps' dt
+      const i64 cell = chunk_cell(p, bc.chunk, bc.k, bc.b, d);
+#pragma unroll
+      for (int s = 0; s < kS; ++s) {
+        const int n = lane * kS + s;
+        if (n < p.n_state) p.chunk_h[cell * p.n_state + n] = h[s];
+      }
+      if (lane == 0) p.chunk_dtsum[cell] = dtsum;
+    }
+  } else if (p.hT && active) {
+#pragma unroll
+    for (int s = 0; s < kS; ++s) {
+      const int n = lane * kS + s;
+      if (n < p.n_state) p.hT[bc.b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h[s];
+    }
+  }
+}
+
+/// Whether the pipelined kernel takes this launch: one direction per block, variable B/C, and
+/// u, delta (and z when this pass gates) stored in rows: L-contiguous rows need positions that
+/// are ranges (no column-major cross-scan order); D-contiguous 16-bit rows must start on a
+/// 4-byte word at every (batch, direction, position, channel block).
+template <typename T>
+inline bool pipe_supported(const Params& p, int channels, int n_b, std::size_t smem_limit) {
+  if (!p.B_var || !p.C_var || (p.dirs > 1 && !p.par_dirs)) return false;
+  if (pipe_smem_bytes<T>(channels, n_b) > smem_limit) return false;
+  const bool gate_z = !p.par_dirs && p.z.ptr != nullptr;
+  auto ok = [&](const SeqP& s) {
+    switch (row_kind(s)) {
+      case kChannelRows: return p.mode != 3;
+      case kStepRows:
+        if (sizeof(T) == 4) return true;
+        return reinterpret_cast<std::uintptr_t>(s.ptr) % 4 == 0 && s.sb % 2 == 0 && s.sk % 2 == 0 &&
+               s.sl % 2 == 0 && channels % 2 == 0 && (p.groups == 1 || p.cpg % 2 == 0);
+      default: return false;
+    }
+  };
+  return ok(p.u) && ok(p.delta) && (!gate_z || ok(p.z));
+}
+
+}  // namespace mcv::kernels::scan::cuda
