@@ -1,8 +1,32 @@
 #pragma once
-// Device activations shared by the CUDA ops. Precise libm calls (expf, log1pf): the oracles are f32
-// PyTorch without fast math. The selective-scan kernels keep their own MUFU-based approximations.
+// Device math shared by the CUDA ops: division by a run-time constant, activations. The
+// activations use precise libm calls (expf, log1pf): the oracles are f32 PyTorch without fast
+// math. The selective-scan kernels keep their own MUFU-based approximations.
+
+#include <cstdint>
 
 namespace mcv::kernels::cuda {
+
+/// n / d and n % d for 0 <= n < 2^31 and 1 <= d < 2^31 by a multiply-high (PyTorch's IntDivider):
+/// with s = ceil(log2 d) and m = floor(2^32 (2^s - d) / d) + 1, n / d = (umulhi(n, m) + n) >> s.
+/// About 4 instructions against ~20 for a 32-bit and ~70 for a 64-bit division.
+struct FastDiv {
+  std::uint32_t d = 1, m = 1, s = 0;
+  FastDiv() = default;
+  explicit FastDiv(std::uint32_t divisor) : d(divisor) {
+    while ((std::uint64_t{1} << s) < d) ++s;
+    m = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) * ((std::uint64_t{1} << s) - d)) / d + 1);
+  }
+  __host__ __device__ __forceinline__ std::uint32_t div(std::uint32_t n) const {
+#ifdef __CUDA_ARCH__
+    const std::uint32_t hi = __umulhi(n, m);
+#else
+    const std::uint32_t hi = static_cast<std::uint32_t>((static_cast<std::uint64_t>(n) * m) >> 32);
+#endif
+    return (hi + n) >> s;
+  }
+  __host__ __device__ __forceinline__ std::uint32_t mod(std::uint32_t n) const { return n - div(n) * d; }
+};
 
 /// PyTorch's softplus (beta 1, threshold 20).
 __device__ __forceinline__ float softplus(float v) { return v <= 20.0f ? log1pf(expf(v)) : v; }

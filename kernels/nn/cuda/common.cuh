@@ -22,6 +22,7 @@
 
 namespace mcv::kernels::nn_detail::cu {
 
+using cuda::FastDiv;
 using cuda::from_float;
 using cuda::grid_for;
 using cuda::load_param;
@@ -81,27 +82,6 @@ inline int sm_count() {
   }
   return n;
 }
-
-/// n / d and n % d for 0 <= n < 2^31 and 1 <= d < 2^31 by a multiply-high (PyTorch's IntDivider):
-/// with s = ceil(log2 d) and m = floor(2^32 (2^s - d) / d) + 1, n / d = (umulhi(n, m) + n) >> s.
-/// About 4 instructions against ~20 for a 32-bit and ~70 for a 64-bit division.
-struct FastDiv {
-  std::uint32_t d = 1, m = 1, s = 0;
-  FastDiv() = default;
-  explicit FastDiv(std::uint32_t divisor) : d(divisor) {
-    while ((std::uint64_t{1} << s) < d) ++s;
-    m = static_cast<std::uint32_t>(((std::uint64_t{1} << 32) * ((std::uint64_t{1} << s) - d)) / d + 1);
-  }
-  __host__ __device__ __forceinline__ std::uint32_t div(std::uint32_t n) const {
-#ifdef __CUDA_ARCH__
-    const std::uint32_t hi = __umulhi(n, m);
-#else
-    const std::uint32_t hi = static_cast<std::uint32_t>((static_cast<std::uint64_t>(n) * m) >> 32);
-#endif
-    return (hi + n) >> s;
-  }
-  __host__ __device__ __forceinline__ std::uint32_t mod(std::uint32_t n) const { return n - div(n) * d; }
-};
 
 /// load_vec / store_vec of a tensor stored as f32 (is_f32) or as T, at element offset i.
 template <typename T, int kN>

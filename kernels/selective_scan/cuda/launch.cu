@@ -41,6 +41,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
   p.mode = static_cast<int>(pr.directions);
   p.height = pr.directions == ScanDirections::cross2d ? static_cast<int>(pr.height) : 1;
   p.width = pr.directions == ScanDirections::cross2d ? static_cast<int>(pr.width) : 1;
+  p.height_div = ::mcv::kernels::cuda::FastDiv(static_cast<std::uint32_t>(p.height));
   p.softplus = pr.softplus;
   p.out_scale = pr.out_scale;
   p.u = seq(pr.u);

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "common/cuda_math.cuh"
+
 namespace mcv::kernels::scan::cuda {
 
 /// A per-step channel stream (u, delta, z, out, acc): element (b, k, d, l) at
@@ -22,6 +24,7 @@ struct Params {
   int cpg = 0;     ///< channels per group, D / G
   int mode = 0;    ///< ScanDirections as int: 0 forward, 1 reverse, 2 bidirectional, 3 cross2d
   int height = 1, width = 1;
+  ::mcv::kernels::cuda::FastDiv height_div;  ///< cross2d: t / height for the column-major orders
   bool softplus = false;
   float out_scale = 1.0f;
 

@@ -33,13 +33,17 @@ __host__ __device__ inline int row_kind(const SeqP& s) {
   return s.sl == 1 ? kChannelRows : s.sd == 1 ? kStepRows : kNoRows;
 }
 
-/// Shared-memory geometry of one staged per-step tensor, in 32-bit words.
+/// Shared-memory geometry of one staged per-step tensor, in 32-bit words. Rows are copied in
+/// aligned 8-byte units (cp.async of 8 bytes: half the copies of 4-byte words).
 template <typename T>
 struct RawGeom {
-  static constexpr int kE = 4 / static_cast<int>(sizeof(T));  ///< elements per word
-  /// A channel row of kPipeSteps elements at any alignment (odd: conflict-free across channels).
-  static constexpr int kRowWords = kPipeSteps / kE + 1;
-  __host__ __device__ static int step_row_words(int channels) { return (channels + kE - 1) / kE; }
+  static constexpr int kE = 4 / static_cast<int>(sizeof(T));         ///< elements per word
+  static constexpr int kUnitElems = 8 / static_cast<int>(sizeof(T));  ///< elements per 8-byte unit
+  /// A channel row of kPipeSteps elements at any alignment: 5 units (16-bit) or 9 (f32).
+  static constexpr int kRowUnits = kPipeSteps / kUnitElems + 1;
+  static constexpr int kRowWords = 2 * kRowUnits;
+  __host__ __device__ static int step_row_units(int channels) { return (channels + kUnitElems - 1) / kUnitElems; }
+  __host__ __device__ static int step_row_words(int channels) { return 2 * step_row_units(channels); }
   __host__ __device__ static int words(int channels) {
     const int a = channels * kRowWords, b = kPipeSteps * step_row_words(channels);
     return ((a > b ? a : b) + 3) & ~3;
@@ -106,39 +110,45 @@ __device__ __forceinline__ void cp_async4(unsigned* dst, std::uintptr_t src) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(src) : "memory");
 }
+__device__ __forceinline__ void cp_async8(unsigned* dst, std::uintptr_t src) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(src) : "memory");
+}
+
+/// Position of step j of the span.
+__device__ __forceinline__ i64 span_pos(const TileSpan& sp, const Params& p, int k, int j) {
+  return sp.affine ? (sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j) : dir_pos(p, k, sp.t0 + j);
+}
 
 /// Starts the copies of one per-step tensor's tile (channels d_first .. d_first + n_valid) into
-/// `dst`. Channel rows: row c holds the aligned words covering positions [p_lo, p_lo + nT) of
-/// channel c (words holding none of them are skipped, so nothing past the tensor is read beyond
-/// the word of its last element). Step rows: row j holds the words of channels d_first.. at the
-/// step's position (word-aligned: checked on the host by pipe_supported).
+/// `dst`. Channel rows: row c holds the aligned 8-byte units covering positions [p_lo, p_lo + nT)
+/// of channel c (units holding none of them are skipped). Step rows: row j holds the units of
+/// channels d_first.. at the step's position (8-byte aligned: checked by pipe_supported). Each
+/// thread keeps one unit column and walks rows by pointer increments.
 template <typename T>
 __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const SeqP& s, int kind, int d_first,
                                            int n_valid, int channels, const TileSpan& sp, const Params& p, int k) {
   using G = RawGeom<T>;
   if (kind == kChannelRows) {
-    // Thread -> (word w, rows c0, c0 + cstep, ...): consecutive threads copy consecutive words.
-    const int cstep = blockDim.x / G::kRowWords;
-    const int w = threadIdx.x % G::kRowWords, c0 = threadIdx.x / G::kRowWords;
+    const int cstep = blockDim.x / G::kRowUnits;
+    const int w = threadIdx.x % G::kRowUnits, c0 = threadIdx.x / G::kRowUnits;
     if (c0 >= cstep) return;
-    const std::uintptr_t end_off = static_cast<std::uintptr_t>(sp.nT) * sizeof(T);
-    const T* row = base + static_cast<i64>(d_first + c0) * s.sd + sp.p_lo;
-    const i64 row_step = static_cast<i64>(cstep) * s.sd;
-    unsigned* d = dst + c0 * G::kRowWords + w;
-    for (int c = c0; c < n_valid; c += cstep, row += row_step, d += cstep * G::kRowWords) {
-      const std::uintptr_t a0 = reinterpret_cast<std::uintptr_t>(row);
-      const std::uintptr_t src = (a0 & ~std::uintptr_t{3}) + 4u * w;
-      if (src < a0 + end_off) cp_async4(d, src);
+    const std::uintptr_t end = static_cast<std::uintptr_t>(sp.nT) * sizeof(T);
+    std::uintptr_t a0 = reinterpret_cast<std::uintptr_t>(base + static_cast<i64>(d_first + c0) * s.sd + sp.p_lo);
+    const std::uintptr_t row_step = static_cast<std::uintptr_t>(static_cast<i64>(cstep) * s.sd * sizeof(T));
+    unsigned* d = dst + c0 * G::kRowWords + 2 * w;
+    for (int c = c0; c < n_valid; c += cstep, a0 += row_step, d += cstep * G::kRowWords) {
+      const std::uintptr_t src = (a0 & ~std::uintptr_t{7}) + 8u * w;
+      if (src < a0 + end) cp_async8(d, src);
     }
   } else {
-    const int words = G::step_row_words(n_valid), ld = G::step_row_words(channels);
-    const int w = threadIdx.x;
-    if (w >= words) return;
+    const int units = G::step_row_units(n_valid), ld = G::step_row_words(channels);
+    const int jstep = blockDim.x / units;
+    const int u = threadIdx.x % units, j0 = threadIdx.x / units;
+    if (j0 >= jstep) return;
     const T* first = base + d_first;
-    for (int j = 0; j < sp.nT; ++j) {
-      const i64 pos = sp.affine ? (sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j) : dir_pos(p, k, sp.t0 + j);
-      cp_async4(dst + j * ld + w, reinterpret_cast<std::uintptr_t>(first + pos * s.sl) + 4u * w);
-    }
+    for (int j = j0; j < sp.nT; j += jstep)
+      cp_async8(dst + j * ld + 2 * u, reinterpret_cast<std::uintptr_t>(first + span_pos(sp, p, k, j) * s.sl) + 8u * u);
   }
 }
 
@@ -154,7 +164,7 @@ __device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, i
   RowRef r;
   if (kind == kChannelRows) {
     const std::uintptr_t a0 = reinterpret_cast<std::uintptr_t>(tensor_base + static_cast<i64>(d) * s.sd + sp.p_lo);
-    const int misalign = static_cast<int>((a0 & 3u) / sizeof(T));
+    const int misalign = static_cast<int>((a0 & 7u) / sizeof(T));
     r.base = ch * G::kRowWords * G::kE + misalign + (sp.rev ? sp.nT - 1 : 0);
     r.step = sp.rev ? -1 : 1;
   } else {
@@ -164,10 +174,6 @@ __device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, i
   return r;
 }
 
-/// Position of step j of the span.
-__device__ __forceinline__ i64 span_pos(const TileSpan& sp, const Params& p, int k, int j) {
-  return sp.affine ? (sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j) : dir_pos(p, k, sp.t0 + j);
-}
 
 /// B or C element i of the tile (i < kPipeSteps * kNb) -> step j, state n, in the order that
 /// reads the tensor's contiguous axis with consecutive threads. issue_bc_pipe and
@@ -183,17 +189,18 @@ __device__ __forceinline__ void bc_index(int i, i64 sn, int& j, int& n) {
   }
 }
 
-/// Starts the copies of the words holding the tile's B (or C) elements into raw[j][n].
+/// Starts the copies of the words holding the tile's B (or C) elements, each into the copying
+/// thread's own slot raw[i]. Element offsets fit 32 bits (pipe_supported).
 template <typename T, int kNb>
-__device__ __forceinline__ void issue_bc_pipe(unsigned* raw, const T* base, i64 sn, i64 sl, int n_state,
+__device__ __forceinline__ void issue_bc_pipe(unsigned* raw, const T* base, int sn, int sl, int n_state,
                                               const TileSpan& sp, const Params& p, int k) {
   constexpr int kPer = kPipeSteps * kNb;
   for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
     int j, n;
     bc_index<kNb>(i, sn, j, n);
     if (j < sp.nT && n < n_state) {
-      const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(base + n * sn + span_pos(sp, p, k, j) * sl);
-      cp_async4(raw + j * kNb + n, a & ~std::uintptr_t{3});
+      const int off = n * sn + static_cast<int>(span_pos(sp, p, k, j)) * sl;
+      cp_async4(raw + i, reinterpret_cast<std::uintptr_t>(base + off) & ~std::uintptr_t{3});
     }
   }
 }
@@ -201,37 +208,39 @@ __device__ __forceinline__ void issue_bc_pipe(unsigned* raw, const T* base, i64 
 /// This thread's copied B (or C) words -> f32 dst[j][n] (row kNb + 4); zero past n_state, so
 /// the padding states of a bucket add nothing.
 template <typename T, int kNb>
-__device__ __forceinline__ void convert_bc_pipe(float* dst, const unsigned* raw, const T* base, i64 sn, i64 sl,
+__device__ __forceinline__ void convert_bc_pipe(float* dst, const unsigned* raw, const T* base, int sn, int sl,
                                                 int n_state, const TileSpan& sp, const Params& p, int k) {
   constexpr int kPer = kPipeSteps * kNb;
+  const unsigned base_half = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(base) >> 1);
   for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
     int j, n;
     bc_index<kNb>(i, sn, j, n);
     float v = 0.0f;
     if (j < sp.nT && n < n_state) {
-      const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(base + n * sn + span_pos(sp, p, k, j) * sl);
-      v = word_value<T>(raw[j * kNb + n], static_cast<unsigned>(a >> 1) & 1u);
+      const int off = n * sn + static_cast<int>(span_pos(sp, p, k, j)) * sl;
+      v = word_value<T>(raw[i], (base_half + static_cast<unsigned>(off)) & 1u);
     }
     dst[j * (kNb + 4) + n] = v;
   }
 }
 
-/// Stores a tile's outputs obuf[c][j] to dst (channel d_first + c, step j of the span): along
-/// rows of L when dst is L-contiguous and the positions are a range, else step by step
-/// (coalesced along D when D is contiguous).
+/// Stores a tile's outputs obuf[c][j] to dst (channel d_first + c, step j of the span). Along L
+/// rows when dst is L-contiguous and the positions are a range (each thread keeps one step and
+/// walks channels by pointer increments), else step by step with consecutive threads on
+/// consecutive channels (coalesced when D is contiguous).
 template <typename T>
 __device__ __forceinline__ void store_pipe(const float* obuf, T* base, const SeqP& s, int d_first, int n_valid,
                                            const TileSpan& sp, const Params& p, int k) {
   constexpr int kLd = kPipeSteps + 1;
   if (s.sl == 1 && sp.affine) {
-    const int total = n_valid * kPipeSteps;
-    for (int i = threadIdx.x; i < total; i += blockDim.x) {
-      const int c = i / kPipeSteps, j = i % kPipeSteps;
-      if (j < sp.nT) {
-        const int pos = sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j;
-        base[static_cast<i64>(d_first + c) * s.sd + pos] = from_float<T>(obuf[c * kLd + j]);
-      }
-    }
+    const int cstep = blockDim.x / kPipeSteps;
+    const int j = threadIdx.x % kPipeSteps, c0 = threadIdx.x / kPipeSteps;
+    if (j >= sp.nT) return;
+    const int pos = sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j;
+    T* out = base + static_cast<i64>(d_first + c0) * s.sd + pos;
+    const i64 out_step = static_cast<i64>(cstep) * s.sd;
+    const float* o = obuf + c0 * kLd + j;
+    for (int c = c0; c < n_valid; c += cstep, out += out_step, o += cstep * kLd) *out = from_float<T>(*o);
   } else {
     for (int j = 0; j < sp.nT; ++j) {
       const i64 off = span_pos(sp, p, k, j) * s.sl;
@@ -293,7 +302,10 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   const SeqP& dst_s = p.par_dirs ? p.acc : p.out;
   T* obase = static_cast<T*>(const_cast<void*>(dst_s.ptr)) + bc.b * dst_s.sb + (p.par_dirs ? k * dst_s.sk : 0);
   const float scale = p.par_dirs ? 1.0f : p.out_scale;
+  const bool softplus = p.softplus;
   const int ku = row_kind(p.u), kd = row_kind(p.delta), kz = gate_z ? row_kind(p.z) : kChannelRows;
+  const int bsn = static_cast<int>(p.B_sn), bsl = static_cast<int>(p.B_sl);
+  const int csn = static_cast<int>(p.C_sn), csl = static_cast<int>(p.C_sl);
 
   auto issue = [&](int t0, int buf) {
     const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
@@ -301,15 +313,15 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
     issue_rows(r, ubase, p.u, ku, d_first, n_valid, channels, sp, p, k);
     issue_rows(r + t.raw_words, dbase, p.delta, kd, d_first, n_valid, channels, sp, p, k);
     if (gate_z) issue_rows(r + 2 * t.raw_words, zbase, p.z, kz, d_first, n_valid, channels, sp, p, k);
-    issue_bc_pipe<T, kNb>(t.bc_raw, bbase, p.B_sn, p.B_sl, p.n_state, sp, p, k);
-    issue_bc_pipe<T, kNb>(t.bc_raw + kT * kNb, cbase, p.C_sn, p.C_sl, p.n_state, sp, p, k);
+    issue_bc_pipe<T, kNb>(t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+    issue_bc_pipe<T, kNb>(t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
     asm volatile("cp.async.commit_group;\n" ::: "memory");
   };
   auto convert = [&](int t0, int buf) {
     const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
     float* f = t.bcf + buf * t.bcf_stride;
-    convert_bc_pipe<T, kNb>(f, t.bc_raw, bbase, p.B_sn, p.B_sl, p.n_state, sp, p, k);
-    convert_bc_pipe<T, kNb>(f + kT * kLdb, t.bc_raw + kT * kNb, cbase, p.C_sn, p.C_sl, p.n_state, sp, p, k);
+    convert_bc_pipe<T, kNb>(f, t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+    convert_bc_pipe<T, kNb>(f + kT * kLdb, t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
   };
 
   const int n_tiles = (t_end - t_begin + kT - 1) / kT;
@@ -336,15 +348,17 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       const float* bt = t.bcf + buf * t.bcf_stride + lane * kS;
       const float* ct = bt + kT * kLdb;
       float* ob = t.obuf + buf * t.obuf_stride + ch * kLdo;
+      // Branch-free per step (selects, not branches, for the run-time options), so that the
+      // unrolled steps form one basic block the compiler can interleave.
       auto pre = [&](int j, float& dt, float& dtu) {
-        float x = to_float(rd[fd.base + j * fd.step]) + bias;
-        dt = p.softplus ? softplus_f(x) : x;
+        const float x = to_float(rd[fd.base + j * fd.step]) + bias;
+        dt = select_f(softplus, softplus_f(x), x);
         dtu = dt * to_float(ru[fu.base + j * fu.step]);
       };
       auto recur = [&](int j, float dt, float dtu) {
         const float y = lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
-        float o = fmaf(dskip, to_float(ru[fu.base + j * fu.step]), y);
-        o *= gate_z ? scale * silu_f(to_float(rz[fz.base + j * fz.step])) : scale;
+        const float g = silu_f(to_float(rz[fz.base + j * fz.step]));  // z area unused (finite or not) when !gate_z
+        const float o = fmaf(dskip, to_float(ru[fu.base + j * fu.step]), y) * select_f(gate_z, scale * g, scale);
         if (lane == 0) ob[j] = o;
       };
       if (sp.nT == kT) {
@@ -403,17 +417,25 @@ inline bool pipe_supported(const Params& p, int channels, int n_b, std::size_t s
   if (!p.B_var || !p.C_var || (p.dirs > 1 && !p.par_dirs)) return false;
   if (pipe_smem_bytes<T>(channels, n_b) > smem_limit) return false;
   const bool gate_z = !p.par_dirs && p.z.ptr != nullptr;
+  // Step rows are copied in 8-byte units from channel d_first on: every row start (batch,
+  // direction, position, channel block) must be 8-byte aligned, and D a whole number of units
+  // (no unit crosses the end of a row).
+  constexpr int kUnit = RawGeom<T>::kUnitElems;
   auto ok = [&](const SeqP& s) {
     switch (row_kind(s)) {
       case kChannelRows: return p.mode != 3;
       case kStepRows:
-        if (sizeof(T) == 4) return true;
-        return reinterpret_cast<std::uintptr_t>(s.ptr) % 4 == 0 && s.sb % 2 == 0 && s.sk % 2 == 0 &&
-               s.sl % 2 == 0 && channels % 2 == 0 && (p.groups == 1 || p.cpg % 2 == 0);
+        return reinterpret_cast<std::uintptr_t>(s.ptr) % 8 == 0 && s.sb % kUnit == 0 && s.sk % kUnit == 0 &&
+               s.sl % kUnit == 0 && channels % kUnit == 0 && p.dim % kUnit == 0 &&
+               (p.groups == 1 || p.cpg % kUnit == 0);
       default: return false;
     }
   };
-  return ok(p.u) && ok(p.delta) && (!gate_z || ok(p.z));
+  // B/C element offsets within a (batch, group) in 32 bits.
+  const auto bc_span = [&](std::int64_t sn, std::int64_t sl) {
+    return sn >= 0 && sl >= 0 && (p.n_state - 1) * sn + (static_cast<std::int64_t>(p.seqlen) - 1) * sl < (1ll << 31);
+  };
+  return ok(p.u) && ok(p.delta) && (!gate_z || ok(p.z)) && bc_span(p.B_sn, p.B_sl) && bc_span(p.C_sn, p.C_sl);
 }
 
 }  // namespace mcv::kernels::scan::cuda
