@@ -4,6 +4,8 @@
 # runs the scan tests (GPU cases included), compute-sanitizer memcheck/racecheck on the small
 # every-kernel test, and the benchmark. Header-only deps come from .deps (tools/prepare-gpu-deps).
 #   tools/bench/selective_scan_gpu.sh [--no-tests] [--no-sanitizer] [--no-bench] [--tune]
+# Environment: MCV_SCAN_BUILD (build folder, default build/gpu-scan), MCV_SCAN_CUDA_FLAGS (extra
+# CMAKE_CUDA_FLAGS, e.g. -D switches for kernel experiments).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 tests=1 sanitizer=1 bench=1 tune=0
@@ -16,10 +18,11 @@ done
 out=${OUT:-build/scan-logs}
 mkdir -p "$out"
 deps=$PWD/.deps
-b=build/gpu-scan
+b=${MCV_SCAN_BUILD:-build/gpu-scan}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
 cmake -S . -B $b -G Ninja -DCMAKE_BUILD_TYPE=Release -DMCV_WITH_CUDA=ON -DMCV_DEPS_PREFIX="$deps" \
-  -DMCV_GTEST_SOURCE_DIR="$deps/googletest" -DMCV_ORACLE_DIR="$deps/oracles" >"$out/configure.log" 2>&1 \
+  -DMCV_GTEST_SOURCE_DIR="$deps/googletest" -DMCV_ORACLE_DIR="$deps/oracles" \
+  ${MCV_SCAN_CUDA_FLAGS:+"-DCMAKE_CUDA_FLAGS=$MCV_SCAN_CUDA_FLAGS"} >"$out/configure.log" 2>&1 \
   || { tail -30 "$out/configure.log"; exit 1; }
 t0=$(date +%s)
 gt=$(cd $b && ninja -t targets all | grep -oE '^lib/libgtest(_main)?\.so\.[0-9.]+' | sort -u)

@@ -115,11 +115,6 @@ __device__ __forceinline__ void cp_async8(unsigned* dst, std::uintptr_t src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(src) : "memory");
 }
 
-/// Position of step j of the span.
-__device__ __forceinline__ i64 span_pos(const TileSpan& sp, const Params& p, int k, int j) {
-  return sp.affine ? (sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j) : dir_pos(p, k, sp.t0 + j);
-}
-
 /// Starts the copies of one per-step tensor's tile (channels d_first .. d_first + n_valid) into
 /// `dst`. Channel rows: row c holds the aligned 8-byte units covering positions [p_lo, p_lo + nT)
 /// of channel c (units holding none of them are skipped). Step rows: row j holds the units of
@@ -133,22 +128,30 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
     const int cstep = blockDim.x / G::kRowUnits;
     const int w = threadIdx.x % G::kRowUnits, c0 = threadIdx.x / G::kRowUnits;
     if (c0 >= cstep) return;
-    const std::uintptr_t end = static_cast<std::uintptr_t>(sp.nT) * sizeof(T);
-    std::uintptr_t a0 = reinterpret_cast<std::uintptr_t>(base + static_cast<i64>(d_first + c0) * s.sd + sp.p_lo);
-    const std::uintptr_t row_step = static_cast<std::uintptr_t>(static_cast<i64>(cstep) * s.sd * sizeof(T));
+    // Unit w of a row starting m bytes into its first unit holds wanted elements iff 8w < m + nT * size.
+    const unsigned end = static_cast<unsigned>(sp.nT) * sizeof(T), w8 = 8u * w;
+    const char* a0 = reinterpret_cast<const char*>(base + static_cast<i64>(d_first + c0) * s.sd + sp.p_lo);
+    const i64 row_step = static_cast<i64>(cstep) * s.sd * static_cast<i64>(sizeof(T));
     unsigned* d = dst + c0 * G::kRowWords + 2 * w;
     for (int c = c0; c < n_valid; c += cstep, a0 += row_step, d += cstep * G::kRowWords) {
-      const std::uintptr_t src = (a0 & ~std::uintptr_t{7}) + 8u * w;
-      if (src < a0 + end) cp_async8(d, src);
+      const unsigned m = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(a0)) & 7u;
+      if (w8 < m + end) cp_async8(d, reinterpret_cast<std::uintptr_t>(a0 - m + w8));
     }
   } else {
     const int units = G::step_row_units(n_valid), ld = G::step_row_words(channels);
     const int jstep = blockDim.x / units;
     const int u = threadIdx.x % units, j0 = threadIdx.x / units;
     if (j0 >= jstep) return;
-    const T* first = base + d_first;
-    for (int j = j0; j < sp.nT; j += jstep)
-      cp_async8(dst + j * ld + 2 * u, reinterpret_cast<std::uintptr_t>(first + span_pos(sp, p, k, j) * s.sl) + 8u * u);
+    const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(base + d_first) + 8u * u;
+    constexpr i64 kBytes = sizeof(T);
+    if (sp.affine) {
+      const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, row = (sp.rev ? -s.sl : s.sl) * kBytes;
+      for (int j = j0; j < sp.nT; j += jstep)
+        cp_async8(dst + j * ld + 2 * u, first + static_cast<std::uintptr_t>(p0 * s.sl * kBytes + j * row));
+    } else {
+      for (int j = j0; j < sp.nT; j += jstep)
+        cp_async8(dst + j * ld + 2 * u, first + static_cast<std::uintptr_t>(dir_pos(p, k, sp.t0 + j) * s.sl * kBytes));
+    }
   }
 }
 
@@ -175,34 +178,45 @@ __device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, i
 }
 
 
-/// B or C element i of the tile (i < kPipeSteps * kNb) -> step j, state n, in the order that
-/// reads the tensor's contiguous axis with consecutive threads. issue_bc_pipe and
-/// convert_bc_pipe use the same map, so each thread converts exactly the words it copied.
-template <int kNb>
-__device__ __forceinline__ void bc_index(int i, i64 sn, int& j, int& n) {
-  if (sn == 1) {
-    n = i % kNb;
-    j = i / kNb;
+/// Calls fn(i, j, n, ok, off) for this thread's B (or C) elements of the tile: slot i <
+/// kPipeSteps * kNb, step j, state n (consecutive threads on the tensor's contiguous axis), ok
+/// when j < nT and n < n_state, off the element offset (32 bits: pipe_supported). issue_bc_pipe
+/// and convert_bc_pipe visit the same slots, so each thread converts exactly the words it
+/// copied. The position map is chosen once per call, not per element.
+template <int kNb, typename Fn>
+__device__ __forceinline__ void for_each_bc(int sn, int sl, int n_state, const TileSpan& sp, const Params& p, int k,
+                                            Fn&& fn) {
+  constexpr int kPer = kPipeSteps * kNb;
+  const bool n_fast = sn == 1;
+  auto coords = [&](int i, int& j, int& n) {
+    j = n_fast ? i / kNb : i % kPipeSteps;
+    n = n_fast ? i % kNb : i / kPipeSteps;
+  };
+  if (sp.affine) {
+    const int first = (sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo) * sl, step = sp.rev ? -sl : sl;
+    for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
+      int j, n;
+      coords(i, j, n);
+      fn(i, j, n, j < sp.nT && n < n_state, first + n * sn + j * step);
+    }
   } else {
-    j = i % kPipeSteps;
-    n = i / kPipeSteps;
+    for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
+      int j, n;
+      coords(i, j, n);
+      const bool ok = j < sp.nT && n < n_state;
+      fn(i, j, n, ok, ok ? n * sn + static_cast<int>(dir_pos(p, k, sp.t0 + j)) * sl : 0);
+    }
   }
 }
 
 /// Starts the copies of the words holding the tile's B (or C) elements, each into the copying
-/// thread's own slot raw[i]. Element offsets fit 32 bits (pipe_supported).
+/// thread's own slot raw[i].
 template <typename T, int kNb>
 __device__ __forceinline__ void issue_bc_pipe(unsigned* raw, const T* base, int sn, int sl, int n_state,
                                               const TileSpan& sp, const Params& p, int k) {
-  constexpr int kPer = kPipeSteps * kNb;
-  for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
-    int j, n;
-    bc_index<kNb>(i, sn, j, n);
-    if (j < sp.nT && n < n_state) {
-      const int off = n * sn + static_cast<int>(span_pos(sp, p, k, j)) * sl;
-      cp_async4(raw + i, reinterpret_cast<std::uintptr_t>(base + off) & ~std::uintptr_t{3});
-    }
-  }
+  for_each_bc<kNb>(sn, sl, n_state, sp, p, k, [&](int i, int, int, bool ok, int off) {
+    if (ok) cp_async4(raw + i, reinterpret_cast<std::uintptr_t>(base + off) & ~std::uintptr_t{3});
+  });
 }
 
 /// This thread's copied B (or C) words -> f32 dst[j][n] (row kNb + 4); zero past n_state, so
@@ -210,18 +224,10 @@ __device__ __forceinline__ void issue_bc_pipe(unsigned* raw, const T* base, int 
 template <typename T, int kNb>
 __device__ __forceinline__ void convert_bc_pipe(float* dst, const unsigned* raw, const T* base, int sn, int sl,
                                                 int n_state, const TileSpan& sp, const Params& p, int k) {
-  constexpr int kPer = kPipeSteps * kNb;
   const unsigned base_half = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(base) >> 1);
-  for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
-    int j, n;
-    bc_index<kNb>(i, sn, j, n);
-    float v = 0.0f;
-    if (j < sp.nT && n < n_state) {
-      const int off = n * sn + static_cast<int>(span_pos(sp, p, k, j)) * sl;
-      v = word_value<T>(raw[i], (base_half + static_cast<unsigned>(off)) & 1u);
-    }
-    dst[j * (kNb + 4) + n] = v;
-  }
+  for_each_bc<kNb>(sn, sl, n_state, sp, p, k, [&](int i, int j, int n, bool ok, int off) {
+    dst[j * (kNb + 4) + n] = ok ? word_value<T>(raw[i], (base_half + static_cast<unsigned>(off)) & 1u) : 0.0f;
+  });
 }
 
 /// Stores a tile's outputs obuf[c][j] to dst (channel d_first + c, step j of the span). Along L
@@ -242,10 +248,17 @@ __device__ __forceinline__ void store_pipe(const float* obuf, T* base, const Seq
     const float* o = obuf + c0 * kLd + j;
     for (int c = c0; c < n_valid; c += cstep, out += out_step, o += cstep * kLd) *out = from_float<T>(*o);
   } else {
-    for (int j = 0; j < sp.nT; ++j) {
-      const i64 off = span_pos(sp, p, k, j) * s.sl;
-      for (int c = threadIdx.x; c < n_valid; c += blockDim.x)
-        base[static_cast<i64>(d_first + c) * s.sd + off] = from_float<T>(obuf[c * kLd + j]);
+    // One channel per thread (blockDim >= n_valid), every step of the tile.
+    const int c = threadIdx.x;
+    if (c >= n_valid) return;
+    T* out = base + static_cast<i64>(d_first + c) * s.sd;
+    const float* o = obuf + c * kLd;
+    if (sp.affine) {
+      const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, step = sp.rev ? -s.sl : s.sl;
+      out += p0 * s.sl;
+      for (int j = 0; j < sp.nT; ++j, out += step) *out = from_float<T>(o[j]);
+    } else {
+      for (int j = 0; j < sp.nT; ++j) out[dir_pos(p, k, sp.t0 + j) * s.sl] = from_float<T>(o[j]);
     }
   }
 }
@@ -362,8 +375,9 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
         if (lane == 0) ob[j] = o;
       };
       if (sp.nT == kT) {
-        // Every step's softplus and dt*u first: independent chains whose latencies overlap, and
-        // the recurrence then issues back to back.
+        // Every step's softplus and dt*u first (independent chains whose latencies overlap),
+        // then the recurrence back to back. (H100, bf16: in groups of 8 steps, or capped at 128
+        // registers for a fourth block per SM, S1 took 0.131 / 0.140 ms against 0.119.)
         float dt[kT], dtu[kT];
 #pragma unroll
         for (int j = 0; j < kT; ++j) pre(j, dt[j], dtu[j]);
