@@ -129,6 +129,71 @@ __device__ __forceinline__ i64 chunk_cell(const Params& p, int chunk, int kb, in
   return ((static_cast<i64>(chunk) * p.dir_blocks() + kb) * p.batch + b) * p.dim + d;
 }
 
+/// A thread's channel in its block: local channel ch (kLanes threads each) and lane, the
+/// block's first channel d_first and its count of real channels n_valid, the channel d, and the
+/// block's steps [t_begin, t_end) (its chunk's when L is chunked).
+struct ThreadChannel {
+  int ch, lane, n_valid, d_first, d, t_begin, t_end;
+  bool active;
+};
+template <int kLanes>
+__device__ __forceinline__ ThreadChannel thread_channel(const Params& p, const BlockCoords& bc, int channels) {
+  ThreadChannel c;
+  c.ch = static_cast<int>(threadIdx.x) / kLanes;
+  c.lane = static_cast<int>(threadIdx.x) % kLanes;
+  const int c_first = bc.cb * channels;
+  c.n_valid = min(channels, p.cpg - c_first);
+  c.d_first = bc.g * p.cpg + c_first;
+  c.d = c.d_first + c.ch;
+  c.active = c.ch < c.n_valid;
+  c.t_begin = p.n_chunks > 1 ? bc.chunk * p.chunk_len : 0;
+  c.t_end = p.n_chunks > 1 ? min(p.seqlen, c.t_begin + p.chunk_len) : p.seqlen;
+  return c;
+}
+
+/// This thread's share of channel d's parameters for direction k: A * log2(e) and the initial
+/// state of its kS states (lane * kS + s; zero past n_state, and h0 only for the first chunk),
+/// the D skip and the delta bias.
+template <int kS>
+__device__ __forceinline__ void load_channel(const Params& p, int b, int k, int d, int lane, bool active,
+                                             bool first_chunk, float (&a2)[kS], float (&h)[kS], float& dskip,
+                                             float& bias) {
+  const i64 row = static_cast<i64>(k) * p.dim + d;
+#pragma unroll
+  for (int s = 0; s < kS; ++s) {
+    const int n = lane * kS + s;
+    const bool ok = active && n < p.n_state;
+    a2[s] = ok ? p.A[row * p.A_sc + n * p.A_sn] * kLog2e : 0.0f;
+    h[s] = (ok && p.h0 && first_chunk) ? p.h0[b * p.h0_sb + k * p.h0_sk + static_cast<i64>(d) * p.h0_sd + n * p.h0_sn]
+                                        : 0.0f;
+  }
+  dskip = (active && p.Dskip) ? p.Dskip[row * p.D_s] : 0.0f;
+  bias = (active && p.bias) ? p.bias[row * p.bias_s] : 0.0f;
+}
+
+/// After a channel's steps: its end state and dt sum (the channel's total) to the chunk
+/// scratch when L is chunked, else the final state hT when asked for.
+template <int kS>
+__device__ __forceinline__ void store_channel_end(const Params& p, const BlockCoords& bc, int k, int d, int lane,
+                                                  bool active, const float (&h)[kS], float dtsum) {
+  if (!active) return;
+  if (p.n_chunks > 1) {
+    const i64 cell = chunk_cell(p, bc.chunk, bc.k, bc.b, d);
+#pragma unroll
+    for (int s = 0; s < kS; ++s) {
+      const int n = lane * kS + s;
+      if (n < p.n_state) p.chunk_h[cell * p.n_state + n] = h[s];
+    }
+    if (lane == 0) p.chunk_dtsum[cell] = dtsum;
+  } else if (p.hT) {
+#pragma unroll
+    for (int s = 0; s < kS; ++s) {
+      const int n = lane * kS + s;
+      if (n < p.n_state) p.hT[bc.b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h[s];
+    }
+  }
+}
+
 /// Sum over the kLanes threads of a channel (adjacent lanes of one warp).
 template <int kLanes>
 __device__ __forceinline__ float lane_sum(float v) {

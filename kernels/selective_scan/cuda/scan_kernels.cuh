@@ -229,18 +229,10 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
   const TileCoords tc = tile_coords<kT>(channels);
 
   const int tid = threadIdx.x;
-  const int ch = tid / kLanes, lane = tid % kLanes;
-  const int c_first = bc.cb * channels;
-  const int n_valid = min(channels, p.cpg - c_first);
-  const int d_first = bc.g * p.cpg + c_first;
-  const int d = d_first + ch;
-  const bool active = ch < n_valid;
-
-  int t_begin = 0, t_end = p.seqlen;
-  if (p.n_chunks > 1) {
-    t_begin = bc.chunk * p.chunk_len;
-    t_end = min(p.seqlen, t_begin + p.chunk_len);
-  }
+  const ThreadChannel tch = thread_channel<kLanes>(p, bc, channels);
+  const int ch = tch.ch, lane = tch.lane, n_valid = tch.n_valid, d_first = tch.d_first, d = tch.d;
+  const bool active = tch.active;
+  const int t_begin = tch.t_begin, t_end = tch.t_end;
 
   const T* ubase = static_cast<const T*>(p.u.ptr) + bc.b * p.u.sb;
   const T* zbase = with_z ? static_cast<const T*>(p.z.ptr) + bc.b * p.z.sb : nullptr;
@@ -251,19 +243,8 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
   int parity = 0;
   const int k_first = p.par_dirs ? bc.k : 0, k_last = p.par_dirs ? bc.k : p.dirs - 1;
   for (int k = k_first; k <= k_last; ++k) {
-    const i64 row = static_cast<i64>(k) * p.dim + d;
-    float a2[kS], h[kS];
-#pragma unroll
-    for (int s = 0; s < kS; ++s) {
-      const int n = lane * kS + s;
-      const bool ok = active && n < p.n_state;
-      a2[s] = ok ? p.A[row * p.A_sc + n * p.A_sn] * kLog2e : 0.0f;
-      h[s] = (ok && p.h0 && bc.chunk == 0)
-                 ? p.h0[bc.b * p.h0_sb + k * p.h0_sk + static_cast<i64>(d) * p.h0_sd + n * p.h0_sn]
-                 : 0.0f;
-    }
-    const float dskip = (active && p.Dskip) ? p.Dskip[row * p.D_s] : 0.0f;
-    const float bias = (active && p.bias) ? p.bias[row * p.bias_s] : 0.0f;
+    float a2[kS], h[kS], dskip, bias;
+    load_channel<kS>(p, bc.b, k, d, lane, active, bc.chunk == 0, a2, h, dskip, bias);
     const int gk = k * p.groups + bc.g;
     const T* bbase = static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
     const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
@@ -346,25 +327,8 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
         store_seq<kLanes, kT>(t.tAcc, t.ld, static_cast<float*>(dst), dst_s.sd, dst_s.sl, d_first, n_valid, nT, pos, tc);
     }
 
-    if (p.n_chunks > 1) {
-      dtsum = lane_sum<kLanes>(dtsum);
-      if (active) {
-        const i64 cell = chunk_cell(p, bc.chunk, bc.k, bc.b, d);
-#pragma unroll
-        for (int s = 0; s < kS; ++s) {
-          const int n = lane * kS + s;
-          if (n < p.n_state) p.chunk_h[cell * p.n_state + n] = h[s];
-        }
-        if (lane == 0) p.chunk_dtsum[cell] = dtsum;
-      }
-    } else if (p.hT && active) {
-#pragma unroll
-      for (int s = 0; s < kS; ++s) {
-        const int n = lane * kS + s;
-        if (n < p.n_state)
-          p.hT[bc.b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h[s];
-      }
-    }
+    // Each lane summed its share of the steps' dt.
+    store_channel_end<kS>(p, bc, k, d, lane, active, h, lane_sum<kLanes>(dtsum));
   }
 }
 
@@ -386,14 +350,10 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
   const TileCoords tc = tile_coords<kT>(channels);
 
   const int tid = threadIdx.x;
-  const int ch = tid / kLanes, lane = tid % kLanes;
-  const int c_first = bc.cb * channels;
-  const int n_valid = min(channels, p.cpg - c_first);
-  const int d_first = bc.g * p.cpg + c_first;
-  const int d = d_first + ch;
-  const bool active = ch < n_valid;
-  const int t_begin = bc.chunk * p.chunk_len;
-  const int t_end = min(p.seqlen, t_begin + p.chunk_len);
+  const ThreadChannel tch = thread_channel<kLanes>(p, bc, channels);
+  const int ch = tch.ch, lane = tch.lane, n_valid = tch.n_valid, d_first = tch.d_first, d = tch.d;
+  const bool active = tch.active;
+  const int t_begin = tch.t_begin, t_end = tch.t_end;
   const int k = bc.k;  // 0 unless par_dirs
   const i64 row = static_cast<i64>(k) * p.dim + d;
 

@@ -275,33 +275,14 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   const PipeLayout t = carve_pipe<T, kNb>(smem_raw, channels);
   const BlockCoords bc = block_coords(p, bpg, 0);
 
-  const int tid = threadIdx.x;
-  const int ch = tid / kLanes, lane = tid % kLanes;
-  const int c_first = bc.cb * channels;
-  const int n_valid = min(channels, p.cpg - c_first);
-  const int d_first = bc.g * p.cpg + c_first;
-  const int d = d_first + ch;
-  const bool active = ch < n_valid;
+  const ThreadChannel tch = thread_channel<kLanes>(p, bc, channels);
+  const int ch = tch.ch, lane = tch.lane, n_valid = tch.n_valid, d_first = tch.d_first, d = tch.d;
+  const bool active = tch.active;
+  const int t_begin = tch.t_begin, t_end = tch.t_end;
   const int k = bc.k;  // 0 unless par_dirs
-  int t_begin = 0, t_end = p.seqlen;
-  if (p.n_chunks > 1) {
-    t_begin = bc.chunk * p.chunk_len;
-    t_end = min(p.seqlen, t_begin + p.chunk_len);
-  }
 
-  const i64 row = static_cast<i64>(k) * p.dim + d;
-  float a2[kS], h[kS];
-#pragma unroll
-  for (int s = 0; s < kS; ++s) {
-    const int n = lane * kS + s;
-    const bool ok = active && n < p.n_state;
-    a2[s] = ok ? p.A[row * p.A_sc + n * p.A_sn] * kLog2e : 0.0f;
-    h[s] = (ok && p.h0 && bc.chunk == 0)
-               ? p.h0[bc.b * p.h0_sb + k * p.h0_sk + static_cast<i64>(d) * p.h0_sd + n * p.h0_sn]
-               : 0.0f;
-  }
-  const float dskip = (active && p.Dskip) ? p.Dskip[row * p.D_s] : 0.0f;
-  const float bias = (active && p.bias) ? p.bias[row * p.bias_s] : 0.0f;
+  float a2[kS], h[kS], dskip, bias;
+  load_channel<kS>(p, bc.b, k, d, lane, active, bc.chunk == 0, a2, h, dskip, bias);
 
   const int gk = k * p.groups + bc.g;
   const T* bbase = static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
@@ -368,23 +349,49 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
         dt = select_f(softplus, softplus_f(x), x);
         dtu = dt * to_float(ru[fu.base + j * fu.step]);
       };
-      auto recur = [&](int j, float dt, float dtu) {
-        const float y = lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
+      auto post = [&](int j, float y) {
         const float g = silu_f(to_float(rz[fz.base + j * fz.step]));  // z area unused (finite or not) when !gate_z
-        const float o = fmaf(dskip, to_float(ru[fu.base + j * fu.step]), y) * select_f(gate_z, scale * g, scale);
-        if (lane == 0) ob[j] = o;
+        return fmaf(dskip, to_float(ru[fu.base + j * fu.step]), y) * select_f(gate_z, scale * g, scale);
+      };
+      auto recur = [&](int j, float dt, float dtu) {
+        return lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
       };
       if (sp.nT == kT) {
         // Every step's softplus and dt*u first (independent chains whose latencies overlap),
         // then the recurrence back to back. (H100, bf16: in groups of 8 steps, or capped at 128
         // registers for a fourth block per SM, S1 took 0.131 / 0.140 ms against 0.119.)
-        float dt[kT], dtu[kT];
+        // 16-bit I/O with kLanes > 1: the lanes of a channel split the per-step scalar work
+        // instead of each repeating it (lane r does the pre- and post-pass of steps
+        // q * kLanes + r and shuffles dt, dt*u to the others). H100: S5 bf16 0.054 -> 0.050 ms;
+        // with f32 the same split spilled (8 states x 2 lanes) and was slower (S1 f32 0.135 ->
+        // 0.157, S5 f32 0.058 -> 0.088), so f32 lanes keep repeating it.
+        constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
+        constexpr int kL = kSplit ? kLanes : 1;  // lanes sharing the scalar work
+        constexpr int kQ = kT / kL;
+        const int r0 = kSplit ? lane : 0;
+        float dt[kQ], dtu[kQ], ys[kQ] = {};
 #pragma unroll
-        for (int j = 0; j < kT; ++j) pre(j, dt[j], dtu[j]);
+        for (int q = 0; q < kQ; ++q) pre(q * kL + r0, dt[q], dtu[q]);
 #pragma unroll
         for (int j = 0; j < kT; ++j) {
-          dtsum += dt[j];
-          recur(j, dt[j], dtu[j]);
+          const int q = j / kL, r = j % kL;
+          float dtj = dt[q], dtuj = dtu[q];
+          if constexpr (kSplit) {
+            dtj = __shfl_sync(0xffffffffu, dtj, r, kLanes);
+            dtuj = __shfl_sync(0xffffffffu, dtuj, r, kLanes);
+          }
+          dtsum += dtj;
+          const float y = recur(j, dtj, dtuj);
+          if constexpr (kSplit) {
+            ys[q] = select_f(r == lane, y, ys[q]);
+          } else {
+            const float o = post(j, y);
+            if (lane == 0) ob[j] = o;
+          }
+        }
+        if constexpr (kSplit) {
+#pragma unroll
+          for (int q = 0; q < kQ; ++q) ob[q * kLanes + lane] = post(q * kLanes + lane, ys[q]);
         }
       } else {
 #pragma unroll 1
@@ -392,7 +399,8 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
           float dt, dtu;
           pre(j, dt, dtu);
           dtsum += dt;
-          recur(j, dt, dtu);
+          const float o = post(j, recur(j, dt, dtu));
+          if (lane == 0) ob[j] = o;
         }
       }
     }
@@ -403,23 +411,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
     store_pipe(t.obuf + buf * t.obuf_stride, obase, dst_s, d_first, n_valid, sp, p, k);
   }
 
-  if (p.n_chunks > 1) {
-    if (active) {  // every lane of a channel summed all of its steps' dt
-      const i64 cell = chunk_cell(p, bc.chunk, bc.k, bc.b, d);
-#pragma unroll
-      for (int s = 0; s < kS; ++s) {
-        const int n = lane * kS + s;
-        if (n < p.n_state) p.chunk_h[cell * p.n_state + n] = h[s];
-      }
-      if (lane == 0) p.chunk_dtsum[cell] = dtsum;
-    }
-  } else if (p.hT && active) {
-#pragma unroll
-    for (int s = 0; s < kS; ++s) {
-      const int n = lane * kS + s;
-      if (n < p.n_state) p.hT[bc.b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h[s];
-    }
-  }
+  store_channel_end<kS>(p, bc, k, d, lane, active, h, dtsum);  // every lane summed all of its steps' dt
 }
 
 /// Whether the pipelined kernel takes this launch: one direction per block, variable B/C, and
