@@ -24,8 +24,7 @@
 //    chunk c's decay over the chunk is exp(A * sum dt)), and a correction pass adds
 //    C_t . (H_in * exp(A * cumsum dt)) * scale * silu(z_t) to the outputs of chunks c >= 1. The
 //    correction stops once every |H_in * decay| of a block falls below 2^-28 of its |H_in| max
-//    (16x under f32 resolution: what is left changes no output by more than that, once, since it
-//    keeps decaying); with fast decay it touches only a prefix of each chunk.
+//    (kCorrectionExponent); with fast decay it touches only a prefix of each chunk.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -355,35 +354,10 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
   const bool active = tch.active;
   const int t_begin = tch.t_begin, t_end = tch.t_end;
   const int k = bc.k;  // 0 unless par_dirs
-  const i64 row = static_cast<i64>(k) * p.dim + d;
-
-  float a2[kS], g[kS];
-  float gmax = 0.0f;
-  const bool last_chunk = bc.chunk == p.n_chunks - 1;
-#pragma unroll
-  for (int s = 0; s < kS; ++s) {
-    const int n = lane * kS + s;
-    const bool ok = active && n < p.n_state;
-    a2[s] = ok ? p.A[row * p.A_sc + n * p.A_sn] * kLog2e : 0.0f;
-    float H = 0.0f;
-    if (ok) {
-      H = p.chunk_h[chunk_cell(p, 0, k, bc.b, d) * p.n_state + n];
-#pragma unroll 4
-      for (int c = 1; c < bc.chunk; ++c) {
-        const i64 cell = chunk_cell(p, c, k, bc.b, d);
-        H = fmaf(ex2_approx(a2[s] * p.chunk_dtsum[cell]), H, p.chunk_h[cell * p.n_state + n]);
-      }
-      if (last_chunk && p.hT) {
-        const i64 cell = chunk_cell(p, bc.chunk, k, bc.b, d);
-        p.hT[bc.b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] =
-            fmaf(ex2_approx(a2[s] * p.chunk_dtsum[cell]), H, p.chunk_h[cell * p.n_state + n]);
-      }
-    }
-    g[s] = H;
-    gmax = fmaxf(gmax, fabsf(g[s]));
-  }
-  const float threshold = ldexpf(gmax, -28);  // steps scale with the exponent: 2^-40 took 40/28 as many
-  const float bias = (active && p.bias) ? p.bias[row * p.bias_s] : 0.0f;
+  float a2[kS], g[kS], dskip_unused, bias;
+  load_channel<kS>(p, bc.b, k, d, lane, active, false, a2, g, dskip_unused, bias);
+  const float gmax = carried_state<kS>(p, bc, k, d, lane, active, a2, g);
+  const float threshold = ldexpf(gmax, kCorrectionExponent);
   const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + (k * p.groups + bc.g) * p.C_sg;
   const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
   // The corrected outputs: the gated output, or with par_dirs this direction's ungated slice of
@@ -428,14 +402,7 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
     auto step = [&](int j) {
       const int at = j * t.ld + ch;
       const float dt = t.tDt[at];
-      const float* crow = t.tC + j * kLdb + lane * kS;
-      float corr = 0.0f;
-#pragma unroll
-      for (int s = 0; s < kS; ++s) {
-        g[s] *= ex2_approx(dt * a2[s]);
-        corr = fmaf(crow[s], g[s], corr);
-      }
-      corr = lane_sum<kLanes>(corr);
+      const float corr = lane_sum<kLanes>(decay_step<kS>(g, a2, t.tC + j * kLdb + lane * kS, dt));
       if (lane == 0) t.tAcc[at] = fmaf(corr, t.tZ[at], t.tAcc[at]);
     };
     if (nT == kT) {
@@ -613,21 +580,26 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const unsigned blocks = grid_size(per_chunk * p.n_chunks, "scan");
   if (cfg.allow_pipe && pipe_supported<T>(p, channels, kS * kLanes, cfg.smem_optin)) {
     const std::size_t smem = pipe_smem_bytes<T>(channels, kS * kLanes);
-    configure_smem(scan_pipe_kernel<T, kS, kLanes>, smem);
-    scan_pipe_kernel<T, kS, kLanes><<<blocks, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
+    configure_smem(scan_pipe_kernel<T, kS, kLanes, false>, smem);
+    scan_pipe_kernel<T, kS, kLanes, false><<<blocks, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
     cuda_check_launch("selective_scan: scan_pipe_kernel");
+    if (p.n_chunks > 1) {
+      configure_smem(scan_pipe_kernel<T, kS, kLanes, true>, smem);
+      scan_pipe_kernel<T, kS, kLanes, true><<<grid_size(per_chunk * (p.n_chunks - 1), "correct"), threads, smem,
+                                             stream>>>(p, channels, cfg.blocks_per_group);
+      cuda_check_launch("selective_scan: scan_pipe_kernel (correction)");
+    }
   } else {
     const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);
     configure_smem(scan_tiled_kernel<T, kS, kLanes>, smem);
     scan_tiled_kernel<T, kS, kLanes><<<blocks, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
     cuda_check_launch("selective_scan: scan_tiled_kernel");
-  }
-  if (p.n_chunks > 1) {
-    const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);
-    configure_smem(scan_correct_kernel<T, kS, kLanes>, smem);
-    scan_correct_kernel<T, kS, kLanes><<<grid_size(per_chunk * (p.n_chunks - 1), "correct"), threads, smem, stream>>>(
-        p, channels, cfg.blocks_per_group);
-    cuda_check_launch("selective_scan: scan_correct_kernel");
+    if (p.n_chunks > 1) {
+      configure_smem(scan_correct_kernel<T, kS, kLanes>, smem);
+      scan_correct_kernel<T, kS, kLanes><<<grid_size(per_chunk * (p.n_chunks - 1), "correct"), threads, smem,
+                                           stream>>>(p, channels, cfg.blocks_per_group);
+      cuda_check_launch("selective_scan: scan_correct_kernel");
+    }
   }
   if (p.par_dirs) {
     constexpr int kVec = 16 / sizeof(T);

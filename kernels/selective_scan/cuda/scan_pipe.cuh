@@ -265,7 +265,11 @@ __device__ __forceinline__ void store_pipe(const float* obuf, T* base, const Seq
 
 /// The pipelined scan: one direction (k = the block's direction with par_dirs) of `channels`
 /// channels of one (batch, group[, chunk]); kLanes threads per channel split its states.
-template <typename T, int kS, int kLanes>
+/// kCorrect: the chunked path's second pass over chunks c >= 1 - it starts from the chunk's
+/// carried state H_in, decays it step by step (no input term: pass 1 had them all) and adds
+/// C . (H_in * decay) * gate to the outputs pass 1 wrote, until the decayed state is negligible
+/// for every channel of the block (kCorrectionExponent).
+template <typename T, int kS, int kLanes, bool kCorrect>
 __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channels, int bpg) {
   constexpr int kT = kPipeSteps;
   constexpr int kNb = kS * kLanes;
@@ -273,7 +277,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   constexpr int kLdo = kT + 1;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const PipeLayout t = carve_pipe<T, kNb>(smem_raw, channels);
-  const BlockCoords bc = block_coords(p, bpg, 0);
+  const BlockCoords bc = block_coords(p, bpg, kCorrect ? 1 : 0);
 
   const ThreadChannel tch = thread_channel<kLanes>(p, bc, channels);
   const int ch = tch.ch, lane = tch.lane, n_valid = tch.n_valid, d_first = tch.d_first, d = tch.d;
@@ -282,7 +286,13 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   const int k = bc.k;  // 0 unless par_dirs
 
   float a2[kS], h[kS], dskip, bias;
-  load_channel<kS>(p, bc.b, k, d, lane, active, bc.chunk == 0, a2, h, dskip, bias);
+  load_channel<kS>(p, bc.b, k, d, lane, active, !kCorrect && bc.chunk == 0, a2, h, dskip, bias);
+  float threshold = 0.0f;
+  if constexpr (kCorrect) {
+    const float hmax = carried_state<kS>(p, bc, k, d, lane, active, a2, h);
+    if (!__syncthreads_or(hmax > 0.0f)) return;  // nothing carried into this chunk
+    threshold = ldexpf(hmax, kCorrectionExponent);
+  }
 
   const int gk = k * p.groups + bc.g;
   const T* bbase = static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
@@ -297,24 +307,27 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   T* obase = static_cast<T*>(const_cast<void*>(dst_s.ptr)) + bc.b * dst_s.sb + (p.par_dirs ? k * dst_s.sk : 0);
   const float scale = p.par_dirs ? 1.0f : p.out_scale;
   const bool softplus = p.softplus;
-  const int ku = row_kind(p.u), kd = row_kind(p.delta), kz = gate_z ? row_kind(p.z) : kChannelRows;
+  // The first staged tensor: u, or for the correction the outputs pass 1 wrote.
+  const SeqP& first_s = kCorrect ? dst_s : p.u;
+  const T* first_base = kCorrect ? obase : ubase;
+  const int ku = row_kind(first_s), kd = row_kind(p.delta), kz = gate_z ? row_kind(p.z) : kChannelRows;
   const int bsn = static_cast<int>(p.B_sn), bsl = static_cast<int>(p.B_sl);
   const int csn = static_cast<int>(p.C_sn), csl = static_cast<int>(p.C_sl);
 
   auto issue = [&](int t0, int buf) {
     const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
     unsigned* r = t.raw + buf * t.raw_stride;
-    issue_rows(r, ubase, p.u, ku, d_first, n_valid, channels, sp, p, k);
+    issue_rows(r, first_base, first_s, ku, d_first, n_valid, channels, sp, p, k);
     issue_rows(r + t.raw_words, dbase, p.delta, kd, d_first, n_valid, channels, sp, p, k);
     if (gate_z) issue_rows(r + 2 * t.raw_words, zbase, p.z, kz, d_first, n_valid, channels, sp, p, k);
-    issue_bc_pipe<T, kNb>(t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+    if constexpr (!kCorrect) issue_bc_pipe<T, kNb>(t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
     issue_bc_pipe<T, kNb>(t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
     asm volatile("cp.async.commit_group;\n" ::: "memory");
   };
   auto convert = [&](int t0, int buf) {
     const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
     float* f = t.bcf + buf * t.bcf_stride;
-    convert_bc_pipe<T, kNb>(f, t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+    if constexpr (!kCorrect) convert_bc_pipe<T, kNb>(f, t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
     convert_bc_pipe<T, kNb>(f + kT * kLdb, t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
   };
 
@@ -336,7 +349,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       const T* ru = reinterpret_cast<const T*>(r);
       const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
-      const RowRef fu = row_ref(ubase, p.u, ku, d, ch, channels, sp);
+      const RowRef fu = row_ref(first_base, first_s, ku, d, ch, channels, sp);
       const RowRef fd = row_ref(dbase, p.delta, kd, d, ch, channels, sp);
       const RowRef fz = gate_z ? row_ref(zbase, p.z, kz, d, ch, channels, sp) : RowRef{0, 0};
       const float* bt = t.bcf + buf * t.bcf_stride + lane * kS;
@@ -347,14 +360,19 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       auto pre = [&](int j, float& dt, float& dtu) {
         const float x = to_float(rd[fd.base + j * fd.step]) + bias;
         dt = select_f(softplus, softplus_f(x), x);
-        dtu = dt * to_float(ru[fu.base + j * fu.step]);
+        dtu = kCorrect ? 0.0f : dt * to_float(ru[fu.base + j * fu.step]);
       };
       auto post = [&](int j, float y) {
         const float g = silu_f(to_float(rz[fz.base + j * fz.step]));  // z area unused (finite or not) when !gate_z
-        return fmaf(dskip, to_float(ru[fu.base + j * fu.step]), y) * select_f(gate_z, scale * g, scale);
+        const float gate = select_f(gate_z, scale * g, scale);
+        const float first = to_float(ru[fu.base + j * fu.step]);  // u, or pass 1's output
+        return kCorrect ? fmaf(y, gate, first) : fmaf(dskip, first, y) * gate;
       };
       auto recur = [&](int j, float dt, float dtu) {
-        return lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
+        if constexpr (kCorrect)
+          return lane_sum<kLanes>(decay_step<kS>(h, a2, ct + j * kLdb, dt));
+        else
+          return lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
       };
       if (sp.nT == kT) {
         // Every step's softplus and dt*u first (independent chains whose latencies overlap),
@@ -378,7 +396,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
           float dtj = dt[q], dtuj = dtu[q];
           if constexpr (kSplit) {
             dtj = __shfl_sync(0xffffffffu, dtj, r, kLanes);
-            dtuj = __shfl_sync(0xffffffffu, dtuj, r, kLanes);
+            if constexpr (!kCorrect) dtuj = __shfl_sync(0xffffffffu, dtuj, r, kLanes);
           }
           dtsum += dtj;
           const float y = recur(j, dtj, dtuj);
@@ -407,11 +425,21 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
 
     asm volatile("cp.async.wait_group 0;\n" ::: "memory");
     if (more) convert(t0 + kT, buf ^ 1);
-    __syncthreads();
+    bool live = true;
+    if constexpr (kCorrect) {
+      float m = 0.0f;
+#pragma unroll
+      for (int s = 0; s < kS; ++s) m = fmaxf(m, fabsf(h[s]));
+      live = __syncthreads_or(m > threshold);
+    } else {
+      __syncthreads();
+    }
     store_pipe(t.obuf + buf * t.obuf_stride, obase, dst_s, d_first, n_valid, sp, p, k);
+    if (!live) break;  // the next tile's copies have landed (waited for above): nothing in flight
   }
 
-  store_channel_end<kS>(p, bc, k, d, lane, active, h, dtsum);  // every lane summed all of its steps' dt
+  if constexpr (!kCorrect)
+    store_channel_end<kS>(p, bc, k, d, lane, active, h, dtsum);  // every lane summed all of its steps' dt
 }
 
 /// Whether the pipelined kernel takes this launch: one direction per block, variable B/C, and
@@ -441,7 +469,10 @@ inline bool pipe_supported(const Params& p, int channels, int n_b, std::size_t s
   const auto bc_span = [&](std::int64_t sn, std::int64_t sl) {
     return sn >= 0 && sl >= 0 && (p.n_state - 1) * sn + (static_cast<std::int64_t>(p.seqlen) - 1) * sl < (1ll << 31);
   };
-  return ok(p.u) && ok(p.delta) && (!gate_z || ok(p.z)) && bc_span(p.B_sn, p.B_sl) && bc_span(p.C_sn, p.C_sl);
+  // The chunked path's correction reads back the outputs of pass 1 as rows.
+  const bool target_ok = p.n_chunks == 1 || ok(p.par_dirs ? p.acc : p.out);
+  return ok(p.u) && ok(p.delta) && (!gate_z || ok(p.z)) && target_ok && bc_span(p.B_sn, p.B_sl) &&
+         bc_span(p.C_sn, p.C_sl);
 }
 
 }  // namespace mcv::kernels::scan::cuda
