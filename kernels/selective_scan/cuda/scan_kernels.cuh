@@ -1,27 +1,27 @@
 #pragma once
-// CUDA selective-scan kernels (included by one .cu per I/O dtype).
+// CUDA selective-scan kernels (included by one .cu per I/O dtype) and their launch. The
+// pipelined kernel (scan_pipe.cuh) runs wherever pipe_supported allows; the tiled kernel here is
+// the general fallback (any strides, serial directions) and the reference the pipelined one was
+// measured against (MCV_SCAN_PIPE=0 selects it everywhere).
 //
-// Design (the scan is memory- and MUFU-bound, not FLOP-bound):
+// Common design (the scan is memory- and MUFU-bound, not FLOP-bound):
 //  - One thread (or `kLanes` threads splitting N) owns one channel (b, d) and runs the whole
-//    recurrence for it in registers, for every direction in turn, so no cross-thread scan over L
-//    is needed; parallelism comes from batch x channels (and from L-chunks for long sequences
-//    with few channels, see below).
-//  - A block holds up to 128 channels of ONE (batch, group). Per tile of kT (tile_steps) steps the
-//    block stages in shared memory: u, delta, z (and the f32 partial sums of earlier directions)
-//    as [step][channel] f32, and the group's B_t, C_t as [step][n] f32. B/C are per (batch,
-//    group), so every channel of the block reads them as broadcast LDS.128 - that is where the
-//    bytes are saved against one channel per block.
-//  - Loads are coalesced whichever axis is contiguous: a channel-major tensor (L contiguous) is
-//    read step-fastest, a token-major one (D contiguous) channel-fastest; any other strides work
-//    (gathers). Directions only change the step -> position map used by the loaders, so flips
-//    and the column-major VMamba orders cost no copies; outputs of later directions are added to
-//    an f32 scratch (batch, D, L) and the last direction gates and writes `out`.
-//  - exp(dt*A) is ex2.approx.ftz(dt * A*log2(e)) (one MUFU op, ~2 ulp); softplus and silu use
-//    the precise expf/log1pf so f32 results match torch to ~1e-7 relative.
+//    recurrence for it in registers, so no cross-thread scan over L is needed; parallelism comes
+//    from batch x channels x directions (and from L-chunks for long sequences with few channels).
+//  - A block holds up to 128 channels of ONE (batch, group) and stages tiles of steps in shared
+//    memory; the group's B_t, C_t are per (batch, group), so every channel of the block reads them
+//    as broadcast LDS.128 - that is where the bytes are saved against one channel per block.
+//  - Directions only change the step -> position map used by the loaders, so flips and the
+//    column-major VMamba orders cost no copies. Several directions run in separate blocks, each
+//    writing its slice of a (batch, K, D, L) scratch, and a merge pass sums and gates them
+//    (par_dirs); the tiled kernel can also run them one after the other in each thread
+//    (MCV_SCAN_SERIAL_DIRS=1, an f32 running sum).
+//  - exp(dt*A) is ex2.approx.ftz(dt * A*log2(e)) (one MUFU op, ~2 ulp); softplus and silu are
+//    MUFU-based too (scan_device.cuh), within ~3e-7 relative of torch's.
 //  - Long L, few channels (e.g. batch 1): L is cut into chunks scanned in parallel from h = 0
-//    (pass 1, writing provisional outputs and each chunk's end state and sum of dt), a combine
+//    (pass 1, writing provisional outputs and each chunk's end state and sum of dt); a correction
 //    pass turns those into each chunk's true initial state H_in (the recurrence is linear:
-//    chunk c's decay over the chunk is exp(A * sum dt)), and a correction pass adds
+//    chunk c's decay over the chunk is exp(A * sum dt)) and adds
 //    C_t . (H_in * exp(A * cumsum dt)) * scale * silu(z_t) to the outputs of chunks c >= 1. The
 //    correction stops once every |H_in * decay| of a block falls below 2^-28 of its |H_in| max
 //    (kCorrectionExponent); with fast decay it touches only a prefix of each chunk.
