@@ -121,7 +121,10 @@ void run_cuda(Context& ctx, const Problem& pr) {
     }
     if (p.n_state <= 16) {
       const bool long_seq = p.dir_blocks() == 1 && p.seqlen >= 2048;  // will be L-chunked instead
-      const int max_lanes = want_lanes ? want_lanes : (!long_seq && channels * 2 < target) ? 4 : 2;
+      // Long single-direction sequences: more L-chunks rather than lanes for 16-bit I/O (H100,
+      // S6 bf16: 1 lane x 32 chunks 5.11-5.15 ms against 2 x 16 5.51 ms; f32 1 lane 8.3 ms).
+      const int long_lanes = pr.dtype == DType::f32 ? 2 : 1;
+      const int max_lanes = want_lanes ? want_lanes : long_seq ? long_lanes : channels * 2 < target ? 4 : 2;
       while (states >= 8 && lanes < max_lanes && (want_lanes || channels * lanes < target)) {
         states /= 2;
         lanes *= 2;
@@ -129,9 +132,10 @@ void run_cuda(Context& ctx, const Problem& pr) {
     }
     cfg.states_per_thread = states;
     cfg.lanes = lanes;
-    const int max_channels = 128 / lanes;
-    const int blocks = (p.cpg + max_channels - 1) / max_channels;
+    // Channels per block: 128 threads' worth; MCV_SCAN_MAX_CHANNELS lowers it (for tuning).
     const int unit = std::max(1, 32 / lanes);  // block size a multiple of a warp
+    const int max_channels = std::min(128 / lanes, std::max(unit, env_int("MCV_SCAN_MAX_CHANNELS", 128)));
+    const int blocks = (p.cpg + max_channels - 1) / max_channels;
     cfg.channels_per_block = std::min(max_channels, round_up((p.cpg + blocks - 1) / blocks, unit));
     cfg.blocks_per_group = (p.cpg + cfg.channels_per_block - 1) / cfg.channels_per_block;
 
