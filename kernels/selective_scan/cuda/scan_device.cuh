@@ -9,21 +9,15 @@
 
 #include <cstdint>
 
+#include "common/cuda_dtype.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
 
 namespace mcv::kernels::scan::cuda {
 
 using i64 = std::int64_t;
 
-template <typename T> __device__ __forceinline__ float to_float(T v);
-template <> __device__ __forceinline__ float to_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ float to_float<__half>(__half v) { return __half2float(v); }
-template <> __device__ __forceinline__ float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
-
-template <typename T> __device__ __forceinline__ T from_float(float v);
-template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+using ::mcv::kernels::cuda::from_float;
+using ::mcv::kernels::cuda::to_float;
 
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -92,9 +86,13 @@ __device__ __forceinline__ void cp_async_word(void* dst, const T* src, bool ok) 
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(addr), "r"(ok ? 4 : 0) : "memory");
 }
 
+/// Closes the group of this thread's copies started since the last commit.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+/// Waits for every committed group of this thread's copies.
+__device__ __forceinline__ void cp_async_wait_committed() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+  cp_async_commit();
+  cp_async_wait_committed();
 }
 
 template <typename T> __device__ __forceinline__ float word_value(unsigned w, unsigned high);
@@ -127,6 +125,13 @@ __device__ __forceinline__ BlockCoords block_coords(const Params& p, int bpg, in
 /// Index of (chunk, direction block, batch, channel) in chunk_h / chunk_dtsum (times n_state).
 __device__ __forceinline__ i64 chunk_cell(const Params& p, int chunk, int kb, int b, int d) {
   return ((static_cast<i64>(chunk) * p.dir_blocks() + kb) * p.batch + b) * p.dim + d;
+}
+
+/// Batch b's (direction k's slice, with par_dirs) part of a one-direction pass's target.
+template <typename T>
+__device__ __forceinline__ T* pass_target_base(const Params& p, int b, int k) {
+  const SeqP& s = p.pass_target();
+  return static_cast<T*>(const_cast<void*>(s.ptr)) + b * s.sb + (p.par_dirs ? k * s.sk : 0);
 }
 
 /// A thread's channel in its block: local channel ch (kLanes threads each) and lane, the

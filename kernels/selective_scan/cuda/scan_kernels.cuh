@@ -32,7 +32,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <type_traits>
 #include <cstdint>
 
@@ -343,7 +346,6 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
   constexpr int kNb = kS * kLanes;
   constexpr int kLdb = kNb + 4;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const bool with_z = p.z.ptr != nullptr;
   const TileLayout t = carve_smem<kNb, kT>(smem_raw, channels);
   const BlockCoords bc = block_coords(p, bpg, 1);
   const TileCoords tc = tile_coords<kT>(channels);
@@ -360,14 +362,12 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
   const float threshold = ldexpf(gmax, kCorrectionExponent);
   const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + (k * p.groups + bc.g) * p.C_sg;
   const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
-  // The corrected outputs: the gated output, or with par_dirs this direction's ungated slice of
-  // acc (the merge pass gates).
-  const bool to_acc = p.par_dirs;
-  const bool with_gate_z = with_z && !to_acc;
-  const float scale = to_acc ? 1.0f : p.out_scale;
+  // The corrected outputs: pass 1's target (Params::pass_target).
+  const bool with_gate_z = p.pass_gates_z();
+  const float scale = p.pass_scale();
   const T* zbase = with_gate_z ? static_cast<const T*>(p.z.ptr) + bc.b * p.z.sb : nullptr;
-  const SeqP& target = to_acc ? p.acc : p.out;
-  T* obase = static_cast<T*>(const_cast<void*>(target.ptr)) + bc.b * target.sb + (to_acc ? k * target.sk : 0);
+  const SeqP& target = p.pass_target();
+  T* obase = pass_target_base<T>(p, bc.b, k);
   const Parity pd = Parity::of(dbase, p.delta.sd, p.delta.sl), po = Parity::of(obase, target.sd, target.sl);
   const Parity pz = with_gate_z ? Parity::of(zbase, p.z.sd, p.z.sl) : Parity{};
   // B is not needed: pass 1 included every input term; this adds the homogeneous part only.
@@ -565,12 +565,21 @@ inline unsigned grid_size(i64 blocks, const char* what) {
   return static_cast<unsigned>(blocks);
 }
 
-/// Allows more than 48 KiB of dynamic shared memory for a kernel (once per kernel and size).
+/// Allows more than 48 KiB of dynamic shared memory for a kernel: once per device, kernel and
+/// larger size, not per launch (every scan call of a model layer would repeat the driver call).
 template <typename Kernel>
 void configure_smem(Kernel kernel, std::size_t bytes) {
   if (bytes <= 48 * 1024) return;
+  static std::mutex mutex;
+  static std::map<std::pair<int, const void*>, std::size_t> allowed;  // (device, kernel) -> bytes
+  int device = 0;
+  cuda_check(cudaGetDevice(&device), "selective_scan: cudaGetDevice");
+  const std::lock_guard<std::mutex> lock(mutex);
+  std::size_t& have = allowed[{device, reinterpret_cast<const void*>(kernel)}];
+  if (have >= bytes) return;
   cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
              "selective_scan: cudaFuncSetAttribute");
+  have = bytes;
 }
 
 template <typename T, int kS, int kLanes>

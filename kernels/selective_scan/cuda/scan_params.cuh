@@ -55,6 +55,11 @@ struct Params {
   // and acc holds the running sum (4x less parallelism for VMamba's cross-scan).
   bool par_dirs = false;
   __host__ __device__ int dir_blocks() const { return par_dirs ? dirs : 1; }
+  // A one-direction-per-block pass (dirs == 1 or par_dirs) writes the gated, scaled output, or
+  // with par_dirs its direction's ungated slice of acc (the merge pass sums, scales and gates).
+  __host__ __device__ bool pass_gates_z() const { return !par_dirs && z.ptr != nullptr; }
+  __host__ __device__ const SeqP& pass_target() const { return par_dirs ? acc : out; }
+  __host__ __device__ float pass_scale() const { return par_dirs ? 1.0f : out_scale; }
 
   // Long sequences with few channels: L is split into n_chunks ranges of chunk_len steps scanned
   // in parallel from h = 0; chunk_h (n_chunks, dir_blocks, batch, D, n_state) and chunk_dtsum

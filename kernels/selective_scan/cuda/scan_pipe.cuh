@@ -106,10 +106,6 @@ __device__ __forceinline__ TileSpan tile_span(const Params& p, int k, int t0, in
   return s;
 }
 
-__device__ __forceinline__ void cp_async4(unsigned* dst, std::uintptr_t src) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(src) : "memory");
-}
 __device__ __forceinline__ void cp_async8(unsigned* dst, std::uintptr_t src) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(src) : "memory");
@@ -215,7 +211,7 @@ template <typename T, int kNb>
 __device__ __forceinline__ void issue_bc_pipe(unsigned* raw, const T* base, int sn, int sl, int n_state,
                                               const TileSpan& sp, const Params& p, int k) {
   for_each_bc<kNb>(sn, sl, n_state, sp, p, k, [&](int i, int, int, bool ok, int off) {
-    if (ok) cp_async4(raw + i, reinterpret_cast<std::uintptr_t>(base + off) & ~std::uintptr_t{3});
+    if (ok) cp_async_word(raw + i, base + off, true);
   });
 }
 
@@ -299,13 +295,11 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
   const T* ubase = static_cast<const T*>(p.u.ptr) + bc.b * p.u.sb + k * p.u.sk;
   const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
-  // One direction: this block gates and writes out. par_dirs: its ungated slice of acc (the
-  // merge pass sums, scales and gates).
-  const bool gate_z = !p.par_dirs && p.z.ptr != nullptr;
+  const bool gate_z = p.pass_gates_z();
   const T* zbase = gate_z ? static_cast<const T*>(p.z.ptr) + bc.b * p.z.sb : nullptr;
-  const SeqP& dst_s = p.par_dirs ? p.acc : p.out;
-  T* obase = static_cast<T*>(const_cast<void*>(dst_s.ptr)) + bc.b * dst_s.sb + (p.par_dirs ? k * dst_s.sk : 0);
-  const float scale = p.par_dirs ? 1.0f : p.out_scale;
+  const SeqP& dst_s = p.pass_target();
+  T* obase = pass_target_base<T>(p, bc.b, k);
+  const float scale = p.pass_scale();
   const bool softplus = p.softplus;
   // The first staged tensor: u, or for the correction the outputs pass 1 wrote.
   const SeqP& first_s = kCorrect ? dst_s : p.u;
@@ -314,18 +308,21 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   const int bsn = static_cast<int>(p.B_sn), bsl = static_cast<int>(p.B_sl);
   const int csn = static_cast<int>(p.C_sn), csl = static_cast<int>(p.C_sl);
 
+  // The spans are recomputed where needed (a few integer operations per tile) rather than kept
+  // live across the recurrence, where registers are the limit.
+  auto span_at = [&](int t0) { return tile_span(p, k, t0, min(kT, t_end - t0)); };
   auto issue = [&](int t0, int buf) {
-    const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
+    const TileSpan sp = span_at(t0);
     unsigned* r = t.raw + buf * t.raw_stride;
     issue_rows(r, first_base, first_s, ku, d_first, n_valid, channels, sp, p, k);
     issue_rows(r + t.raw_words, dbase, p.delta, kd, d_first, n_valid, channels, sp, p, k);
     if (gate_z) issue_rows(r + 2 * t.raw_words, zbase, p.z, kz, d_first, n_valid, channels, sp, p, k);
     if constexpr (!kCorrect) issue_bc_pipe<T, kNb>(t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
     issue_bc_pipe<T, kNb>(t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
+    cp_async_commit();
   };
   auto convert = [&](int t0, int buf) {
-    const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
+    const TileSpan sp = span_at(t0);
     float* f = t.bcf + buf * t.bcf_stride;
     if constexpr (!kCorrect) convert_bc_pipe<T, kNb>(f, t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
     convert_bc_pipe<T, kNb>(f + kT * kLdb, t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
@@ -333,14 +330,14 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
 
   const int n_tiles = (t_end - t_begin + kT - 1) / kT;
   issue(t_begin, 0);
-  asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+  cp_async_wait_committed();
   convert(t_begin, 0);
   __syncthreads();
 
   float dtsum = 0.0f;
   for (int i = 0; i < n_tiles; ++i) {
     const int buf = i & 1, t0 = t_begin + i * kT;
-    const TileSpan sp = tile_span(p, k, t0, min(kT, t_end - t0));
+    const TileSpan sp = span_at(t0);
     const bool more = i + 1 < n_tiles;
     if (more) issue(t0 + kT, buf ^ 1);
 
@@ -423,7 +420,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       }
     }
 
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+    cp_async_wait_committed();
     if (more) convert(t0 + kT, buf ^ 1);
     bool live = true;
     if constexpr (kCorrect) {
@@ -450,7 +447,7 @@ template <typename T>
 inline bool pipe_supported(const Params& p, int channels, int n_b, std::size_t smem_limit) {
   if (!p.B_var || !p.C_var || (p.dirs > 1 && !p.par_dirs)) return false;
   if (pipe_smem_bytes<T>(channels, n_b) > smem_limit) return false;
-  const bool gate_z = !p.par_dirs && p.z.ptr != nullptr;
+  const bool gate_z = p.pass_gates_z();
   // Step rows are copied in 8-byte units from channel d_first on: every row start (batch,
   // direction, position, channel block) must be 8-byte aligned, and D a whole number of units
   // (no unit crosses the end of a row).
@@ -470,7 +467,7 @@ inline bool pipe_supported(const Params& p, int channels, int n_b, std::size_t s
     return sn >= 0 && sl >= 0 && (p.n_state - 1) * sn + (static_cast<std::int64_t>(p.seqlen) - 1) * sl < (1ll << 31);
   };
   // The chunked path's correction reads back the outputs of pass 1 as rows.
-  const bool target_ok = p.n_chunks == 1 || ok(p.par_dirs ? p.acc : p.out);
+  const bool target_ok = p.n_chunks == 1 || ok(p.pass_target());
   return ok(p.u) && ok(p.delta) && (!gate_z || ok(p.z)) && target_ok && bc_span(p.B_sn, p.B_sl) &&
          bc_span(p.C_sn, p.C_sl);
 }
