@@ -587,16 +587,24 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const int channels = cfg.channels_per_block, threads = channels * kLanes;
   const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group * p.dir_blocks();
   const unsigned blocks = grid_size(per_chunk * p.n_chunks, "scan");
-  if (cfg.allow_pipe && pipe_supported<T>(p, channels, kS * kLanes, cfg.smem_optin)) {
-    const std::size_t smem = pipe_smem_bytes<T>(channels, kS * kLanes);
-    configure_smem(scan_pipe_kernel<T, kS, kLanes, false>, smem);
-    scan_pipe_kernel<T, kS, kLanes, false><<<blocks, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
-    cuda_check_launch("selective_scan: scan_pipe_kernel");
+  if (cfg.allow_pipe && pipe_supported<T, kS * kLanes>(p, channels, cfg.smem_optin)) {
+    const std::size_t smem = pipe_smem_bytes<T, kS * kLanes>(channels);
+    auto launch = [&](auto kernel, unsigned grid, const char* what) {
+      configure_smem(kernel, smem);
+      kernel<<<grid, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
+      cuda_check_launch(what);
+    };
+    constexpr bool kPairable = sizeof(T) == 2 && kLanes == 1;  // instantiate kPairs only there
+    if (kPairable && pipe_pairs<T>(p, kLanes, false))
+      launch(scan_pipe_kernel<T, kS, kLanes, false, kPairable>, blocks, "selective_scan: scan_pipe_kernel");
+    else
+      launch(scan_pipe_kernel<T, kS, kLanes, false, false>, blocks, "selective_scan: scan_pipe_kernel");
     if (p.n_chunks > 1) {
-      configure_smem(scan_pipe_kernel<T, kS, kLanes, true>, smem);
-      scan_pipe_kernel<T, kS, kLanes, true><<<grid_size(per_chunk * (p.n_chunks - 1), "correct"), threads, smem,
-                                             stream>>>(p, channels, cfg.blocks_per_group);
-      cuda_check_launch("selective_scan: scan_pipe_kernel (correction)");
+      const unsigned grid = grid_size(per_chunk * (p.n_chunks - 1), "correct");
+      if (kPairable && pipe_pairs<T>(p, kLanes, true))
+        launch(scan_pipe_kernel<T, kS, kLanes, true, kPairable>, grid, "selective_scan: scan_pipe_kernel (correction)");
+      else
+        launch(scan_pipe_kernel<T, kS, kLanes, true, false>, grid, "selective_scan: scan_pipe_kernel (correction)");
     }
   } else {
     const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);

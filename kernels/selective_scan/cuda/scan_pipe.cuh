@@ -8,16 +8,23 @@
 // -> store with three block barriers and nothing overlapping the loads, and spent ~260
 // instructions per warp-step against ~100 of the recurrence itself (ncu: issue 40 % busy at 12
 // warps/SM, latency-bound). Here, per tile of kPipeSteps steps:
-//  - the next tile's raw u/delta/z rows are copied with 4-byte cp.async into a second buffer
-//    while this tile computes (one word per two 16-bit elements, rows at any alignment: the
-//    consumer indexes the 16-bit elements of the copied words directly);
-//  - the next tile's B/C words are copied the same way and turned into f32 by the thread that
-//    copied them (its own cp.async results need no barrier), into a second f32 buffer;
+//  - the next tile's u/delta/z are copied with cp.async into a second buffer while this tile
+//    computes. Channel rows (L contiguous): each channel's thread copies the aligned 16-byte units
+//    holding its own row's positions (at any alignment; the consumer indexes the elements in
+//    place). Step rows (D contiguous): the block copies 8-byte units cooperatively;
+//  - the next tile's B/C are copied the same way (whole 16-byte units of each state's row when L
+//    is contiguous) and turned into f32 by the thread that copied them (its own cp.async results
+//    need no barrier), into a second f32 buffer;
 //  - each thread runs the whole step chain for its own channel from the raw rows: softplus and
 //    dt*u for the tile's steps into registers first (independent, so their latencies overlap),
-//    then the recurrence with the skip/gate epilogue, writing f32 outputs to a [channel][step]
-//    buffer;
-//  - ONE block barrier per tile, after which the outputs of this tile are stored coalesced.
+//    then the recurrence with the skip/gate epilogue, writing outputs (I/O type) to a staging row;
+//  - ONE block barrier per tile. Channel-row outputs are then stored by each channel's thread in
+//    whole 16-byte units (the unit the next tile completes is carried over); step-row outputs
+//    are stored cooperatively, coalesced.
+// (H100, S1 bf16: with cooperative 8-byte row copies, word-by-word B/C and element stores, these
+// took ~75 of 200 instructions per warp-step and most of the stall samples.)
+
+#include <type_traits>
 
 #include "selective_scan/cuda/scan_device.cuh"
 
@@ -33,16 +40,34 @@ __host__ __device__ inline int row_kind(const SeqP& s) {
   return s.sl == 1 ? kChannelRows : s.sd == 1 ? kStepRows : kNoRows;
 }
 
-/// Shared-memory geometry of one staged per-step tensor, in 32-bit words. Rows are copied in
-/// aligned 8-byte units (cp.async of 8 bytes: half the copies of 4-byte words).
+/// A tile's kPipeSteps elements of a row (L contiguous) at any alignment, copied as aligned
+/// kBytes units: kRowUnits of them (kRowElems elements, kRowWords words) always suffice.
+template <typename T, int kBytes>
+struct UnitGeom {
+  static constexpr int kUnitElems = kBytes / static_cast<int>(sizeof(T));
+  static constexpr int kRowUnits = kPipeSteps / kUnitElems + 1;
+  static constexpr int kRowElems = kRowUnits * kUnitElems;
+  static constexpr int kRowWords = kRowUnits * kBytes / 4;
+};
+/// B/C state rows and the output staging rows: 16-byte units (16-byte stores out).
+template <typename T>
+using Unit16 = UnitGeom<T, 16>;
+
+/// Shared-memory geometry of one staged per-step tensor, in 32-bit words.
 template <typename T>
 struct RawGeom {
-  static constexpr int kE = 4 / static_cast<int>(sizeof(T));         ///< elements per word
-  static constexpr int kUnitElems = 8 / static_cast<int>(sizeof(T));  ///< elements per 8-byte unit
-  /// A channel row of kPipeSteps elements at any alignment: 5 units (16-bit) or 9 (f32).
-  static constexpr int kRowUnits = kPipeSteps / kUnitElems + 1;
-  static constexpr int kRowWords = 2 * kRowUnits;
-  __host__ __device__ static int step_row_units(int channels) { return (channels + kUnitElems - 1) / kUnitElems; }
+  static constexpr int kE = 4 / static_cast<int>(sizeof(T));  ///< elements per word
+  /// Channel rows: 16-byte units for 16-bit elements (3 per row, read in word pairs), 8-byte
+  /// units for f32 (9 per row: a row stride of 18 words keeps the per-step loads at most 2-way
+  /// bank-conflicted where 16-byte units, 20 words, make them 4-way).
+  static constexpr int kUnitBytes = sizeof(T) == 4 ? 8 : 16;
+  using Row = UnitGeom<T, kUnitBytes>;
+  static constexpr int kRowWords = Row::kRowWords;
+  /// Step rows: aligned 8-byte units from the block's first channel on.
+  static constexpr int kStepUnitElems = 8 / static_cast<int>(sizeof(T));
+  __host__ __device__ static int step_row_units(int channels) {
+    return (channels + kStepUnitElems - 1) / kStepUnitElems;
+  }
   __host__ __device__ static int step_row_words(int channels) { return 2 * step_row_units(channels); }
   __host__ __device__ static int words(int channels) {
     const int a = channels * kRowWords, b = kPipeSteps * step_row_words(channels);
@@ -50,25 +75,40 @@ struct RawGeom {
   }
 };
 
-/// Dynamic shared memory of the pipelined kernel: two buffers of raw u/delta/z, the B/C word
-/// staging, two f32 B/C tiles and two f32 output tiles.
+/// Words of the B/C copy area: word slots of the element-wise copies, or 16-byte units of the
+/// kNb state rows of B and C.
+template <typename T, int kNb>
+__host__ __device__ constexpr int bc_raw_words() {
+  const int words = 2 * kPipeSteps * kNb, rows = 2 * kNb * Unit16<T>::kRowWords;
+  return ((words > rows ? words : rows) + 3) & ~3;
+}
+
+/// Elements (I/O type) of the output staging: one Unit16 row per channel (channel-row
+/// targets) or two buffers of [channel][kPipeSteps + 1] (the cooperative store).
 template <typename T>
-inline std::size_t pipe_smem_bytes(int channels, int n_b) {
+__host__ __device__ inline int obuf_elems(int channels) {
+  const int own = channels * Unit16<T>::kRowElems, coop = 2 * channels * (kPipeSteps + 1);
+  return own > coop ? own : coop;
+}
+
+/// Dynamic shared memory of the pipelined kernel: two buffers of raw u/delta/z, the B/C copy
+/// area, two f32 B/C tiles and the output staging.
+template <typename T, int kNb>
+inline std::size_t pipe_smem_bytes(int channels) {
   const std::size_t raw = 6ull * RawGeom<T>::words(channels);
-  const std::size_t bc_raw = (2ull * kPipeSteps * n_b + 3) & ~std::size_t{3};
-  const std::size_t bcf = 4ull * kPipeSteps * (n_b + 4);
-  const std::size_t obuf = 2ull * channels * (kPipeSteps + 1);
-  return (raw + bc_raw + bcf + obuf) * sizeof(float);
+  const std::size_t bcf = 4ull * kPipeSteps * (kNb + 4);
+  const std::size_t obuf = (static_cast<std::size_t>(obuf_elems<T>(channels)) * sizeof(T) + 15) / 16 * 4;
+  return (raw + bc_raw_words<T, kNb>() + bcf + obuf) * sizeof(float);
 }
 
 /// Buffer b of each double-buffered area is base + b * stride, computed from the shared array
 /// (not picked from an array of pointers) so that the compiler keeps shared-memory loads.
 struct PipeLayout {
   unsigned* raw;     ///< per buffer (stride raw_stride): u, delta, z areas of raw_words each
-  unsigned* bc_raw;  ///< [B | C][kPipeSteps][kNb] copied words
+  unsigned* bc_raw;  ///< B/C copies (bc_raw_words)
   float* bcf;        ///< per buffer (stride bcf_stride): [B | C][kPipeSteps][kNb + 4] f32
-  float* obuf;       ///< per buffer (stride obuf_stride): [channel][kPipeSteps + 1] f32 outputs
-  int raw_words, raw_stride, bcf_stride, obuf_stride;
+  void* obuf;        ///< output staging, I/O type (obuf_elems)
+  int raw_words, raw_stride, bcf_stride;
 };
 
 template <typename T, int kNb>
@@ -80,12 +120,11 @@ __device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channe
   t.raw = w;
   w += 2 * t.raw_stride;
   t.bc_raw = w;
-  w += (2 * kPipeSteps * kNb + 3) & ~3;
+  w += bc_raw_words<T, kNb>();
   t.bcf_stride = 2 * kPipeSteps * (kNb + 4);  // a multiple of 4 words: LDS.128 stays aligned
   t.bcf = reinterpret_cast<float*>(w);
   w += 2 * t.bcf_stride;
-  t.obuf_stride = channels * (kPipeSteps + 1);
-  t.obuf = reinterpret_cast<float*>(w);
+  t.obuf = w;
   return t;
 }
 
@@ -110,35 +149,66 @@ __device__ __forceinline__ void cp_async8(unsigned* dst, std::uintptr_t src) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(src) : "memory");
 }
+__device__ __forceinline__ void cp_async16(unsigned* dst, std::uintptr_t src) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
+}
 
-/// Starts the copies of one per-step tensor's tile (channels d_first .. d_first + n_valid) into
-/// `dst`. Channel rows: row c holds the aligned 8-byte units covering positions [p_lo, p_lo + nT)
-/// of channel c (units holding none of them are skipped). Step rows: row j holds the units of
-/// channels d_first.. at the step's position (8-byte aligned: checked by pipe_supported). Each
-/// thread keeps one unit column and walks rows by pointer increments.
-template <typename T>
-__device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const SeqP& s, int kind, int d_first,
-                                           int n_valid, int channels, const TileSpan& sp, const Params& p, int k) {
+/// The aligned kBytes units holding positions [p_lo, p_lo + nT) of a row (element 0 at `row`,
+/// L contiguous): the first unit's address, the element offset m of p_lo in it, and the index
+/// of the last unit.
+struct RowUnits {
+  std::uintptr_t a0;
+  int m, last;
+};
+template <int kBytes, typename T>
+__device__ __forceinline__ RowUnits row_units(const T* row, int p_lo, int nT) {
+  const auto first = reinterpret_cast<std::uintptr_t>(row + p_lo);
+  RowUnits r;
+  r.a0 = first & ~static_cast<std::uintptr_t>(kBytes - 1);
+  r.m = static_cast<int>((first & (kBytes - 1u)) / sizeof(T));
+  r.last = static_cast<int>((r.m + nT - 1) / UnitGeom<T, kBytes>::kUnitElems);
+  return r;
+}
+
+template <int kBytes>
+__device__ __forceinline__ void cp_async_unit(unsigned* dst, std::uintptr_t src) {
+  if constexpr (kBytes == 16) cp_async16(dst, src);
+  else cp_async8(dst, src);
+}
+
+/// Starts the copies of one per-step tensor's tile into `dst`. Channel rows: the 16-byte units
+/// holding the tile's positions of channel d_first + c go to row c (kRowWords words). Step rows: row j holds the 8-byte units of channels
+/// d_first.. at the step's position (8-byte aligned: checked by pipe_supported); each thread
+/// keeps one unit column and walks rows by pointer increments.
+template <typename T, int kLanes>
+__device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const SeqP& s, int kind,
+                                           const ThreadChannel& tc, int channels, const TileSpan& sp, const Params& p,
+                                           int k) {
   using G = RawGeom<T>;
   if (kind == kChannelRows) {
-    const int cstep = blockDim.x / G::kRowUnits;
-    const int w = threadIdx.x % G::kRowUnits, c0 = threadIdx.x / G::kRowUnits;
-    if (c0 >= cstep) return;
-    // Unit w of a row starting m bytes into its first unit holds wanted elements iff 8w < m + nT * size.
-    const unsigned end = static_cast<unsigned>(sp.nT) * sizeof(T), w8 = 8u * w;
-    const char* a0 = reinterpret_cast<const char*>(base + static_cast<i64>(d_first + c0) * s.sd + sp.p_lo);
-    const i64 row_step = static_cast<i64>(cstep) * s.sd * static_cast<i64>(sizeof(T));
-    unsigned* d = dst + c0 * G::kRowWords + 2 * w;
-    for (int c = c0; c < n_valid; c += cstep, a0 += row_step, d += cstep * G::kRowWords) {
-      const unsigned m = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(a0)) & 7u;
-      if (w8 < m + end) cp_async8(d, reinterpret_cast<std::uintptr_t>(a0 - m + w8));
+    // Consecutive threads take consecutive units of a row (coalesced); row c of the area holds
+    // channel d_first + c.
+    using R = typename G::Row;
+    constexpr unsigned kB = G::kUnitBytes;
+    const int rstep = blockDim.x / R::kRowUnits;
+    const int w = threadIdx.x % R::kRowUnits, c0 = threadIdx.x / R::kRowUnits;
+    if (c0 >= rstep) return;
+    const unsigned span = static_cast<unsigned>(sp.nT) * sizeof(T), wb = kB * w;
+    const T* a = base + static_cast<i64>(tc.d_first + c0) * s.sd + sp.p_lo;
+    const i64 a_step = static_cast<i64>(rstep) * s.sd;
+    unsigned* d = dst + c0 * R::kRowWords + (kB / 4) * w;
+    for (int c = c0; c < tc.n_valid; c += rstep, a += a_step, d += rstep * R::kRowWords) {
+      const auto first = reinterpret_cast<std::uintptr_t>(a);
+      const unsigned m = static_cast<unsigned>(first) & (kB - 1);
+      if (wb < m + span) cp_async_unit<kB>(d, first - m + wb);  // the unit holds wanted elements
     }
   } else {
-    const int units = G::step_row_units(n_valid), ld = G::step_row_words(channels);
+    const int units = G::step_row_units(tc.n_valid), ld = G::step_row_words(channels);
     const int jstep = blockDim.x / units;
     const int u = threadIdx.x % units, j0 = threadIdx.x / units;
     if (j0 >= jstep) return;
-    const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(base + d_first) + 8u * u;
+    const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(base + tc.d_first) + 8u * u;
     constexpr i64 kBytes = sizeof(T);
     if (sp.affine) {
       const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, row = (sp.rev ? -s.sl : s.sl) * kBytes;
@@ -151,28 +221,87 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
   }
 }
 
-/// Where this thread's channel `ch` finds step j of a staged tensor: element base + j * step of
-/// the raw area viewed as T.
+/// Where this thread's channel finds step j of a staged tensor: element base + j * step of the
+/// raw area viewed as T.
 struct RowRef {
   int base, step;
 };
 template <typename T>
-__device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, int kind, int d, int ch, int channels,
-                                          const TileSpan& sp) {
+__device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, int kind, const ThreadChannel& tc,
+                                          int channels, const TileSpan& sp) {
   using G = RawGeom<T>;
   RowRef r;
   if (kind == kChannelRows) {
-    const std::uintptr_t a0 = reinterpret_cast<std::uintptr_t>(tensor_base + static_cast<i64>(d) * s.sd + sp.p_lo);
-    const int misalign = static_cast<int>((a0 & 7u) / sizeof(T));
-    r.base = ch * G::kRowWords * G::kE + misalign + (sp.rev ? sp.nT - 1 : 0);
+    const int m = row_units<G::kUnitBytes>(tensor_base + static_cast<i64>(tc.d) * s.sd, sp.p_lo, sp.nT).m;
+    r.base = tc.ch * G::Row::kRowElems + m + (sp.rev ? sp.nT - 1 : 0);
     r.step = sp.rev ? -1 : 1;
   } else {
-    r.base = ch;
+    r.base = tc.ch;
     r.step = G::step_row_words(channels) * G::kE;
   }
   return r;
 }
 
+/// Where this thread's channel puts step j of a channel-row output in its staging row
+/// (store_own_row): element base + j * step.
+template <typename T>
+__device__ __forceinline__ RowRef stage_ref(const T* target_base, const SeqP& s, const ThreadChannel& tc,
+                                            const TileSpan& sp) {
+  const int m = row_units<16>(target_base + static_cast<i64>(tc.d) * s.sd, sp.p_lo, sp.nT).m;
+  return {tc.ch * Unit16<T>::kRowElems + m + (sp.rev ? sp.nT - 1 : 0), sp.rev ? -1 : 1};
+}
+
+/// Step j of a staged tensor, element by element (raw[base + j * step]).
+template <typename T>
+struct ElemReader {
+  const T* raw;
+  RowRef r;
+  __device__ __forceinline__ float at(int j) const { return to_float(raw[r.base + j * r.step]); }
+};
+
+/// Step j of a 16-bit channel row, two steps per 32-bit load: with j unrolled, the words
+/// W_q = w[wbase + q * wstep] (q = j / 2, in step order) are loaded once each, pair q =
+/// byte_perm(W_q, W_q+1, sel_pair) holds steps 2q and 2q + 1 whatever the row's alignment and
+/// direction, and one more byte_perm moves step j's half into place. Half the shared-memory
+/// loads of ElemReader: rows of 16-byte units are read 4-way bank-conflicted (every thread
+/// reads the same word of its unit), so the loads, not the byte_perms, are what cost.
+template <typename T>
+struct PairReader {
+  const unsigned* w;
+  int wbase, wstep;
+  unsigned sel_pair, sel_even, sel_odd;
+  __device__ __forceinline__ float at(int j) const {
+    const int q = j >> 1;
+    const unsigned pair = __byte_perm(w[wbase + q * wstep], w[wbase + (q + 1) * wstep], sel_pair);
+    const unsigned bits = __byte_perm(pair, 0u, (j & 1) ? sel_odd : sel_even);
+    if constexpr (std::is_same_v<T, __half>)
+      return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+    else
+      return __uint_as_float(bits);
+  }
+};
+
+/// The PairReader of a full tile's channel row (row_ref's m and direction).
+template <typename T>
+__device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const T* tensor_base, const SeqP& s,
+                                                     const ThreadChannel& tc, const TileSpan& sp) {
+  static_assert(sizeof(T) == 2, "pairs of 16-bit elements");
+  const int m = row_units<16>(tensor_base + static_cast<i64>(tc.d) * s.sd, sp.p_lo, sp.nT).m;
+  // The half of a pair that becomes the value: bf16 into the high half (an f32's bits), f16
+  // into the low half (converted after).
+  constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
+  constexpr unsigned kLo = kBf ? 0x1044u : 0x4410u, kHi = kBf ? 0x3244u : 0x4432u;
+  const unsigned sel_m = (m & 1) ? 0x5432u : 0x3210u;  // an odd offset straddles two words
+  const int rw = tc.ch * RawGeom<T>::kRowWords + (m >> 1);  // 16-byte units for 16-bit T
+  PairReader<T> r;
+  r.w = area;
+  r.wbase = sp.rev ? rw + kPipeSteps / 2 : rw;
+  r.wstep = sp.rev ? -1 : 1;
+  r.sel_pair = sp.rev ? sel_m ^ 0x4444u : sel_m;  // reversed: the words swap places
+  r.sel_even = sp.rev ? kHi : kLo;
+  r.sel_odd = sp.rev ? kLo : kHi;
+  return r;
+}
 
 /// Calls fn(i, j, n, ok, off) for this thread's B (or C) elements of the tile: slot i <
 /// kPipeSteps * kNb, step j, state n (consecutive threads on the tensor's contiguous axis), ok
@@ -226,36 +355,74 @@ __device__ __forceinline__ void convert_bc_pipe(float* dst, const unsigned* raw,
   });
 }
 
-/// Stores a tile's outputs obuf[c][j] to dst (channel d_first + c, step j of the span). Along L
-/// rows when dst is L-contiguous and the positions are a range (each thread keeps one step and
-/// walks channels by pointer increments), else step by step with consecutive threads on
-/// consecutive channels (coalesced when D is contiguous).
+/// B and C stored as state rows (L contiguous) with positions a range: whole 16-byte units of
+/// each state's row segment are copied, each by one thread, which later converts exactly the
+/// units it copied. Calls fn(r, w, n, units) for this thread's units: row r of the copy area
+/// (kRows = the first tensor's kNb states, then the second's), unit w of that row, state n.
+template <typename T, int kNb, int kRows, typename Fn>
+__device__ __forceinline__ void for_each_bc_unit(const T* first, int first_sn, const T* second, int second_sn,
+                                                 int n_state, const TileSpan& sp, Fn&& fn) {
+  constexpr int kU = Unit16<T>::kRowUnits;
+  for (int i = threadIdx.x; i < kRows * kU; i += blockDim.x) {
+    const int r = i / kU, w = i - r * kU, n = r % kNb;
+    if (n >= n_state) continue;
+    const bool one = r < kNb;
+    const RowUnits u = row_units<16>((one ? first : second) + n * (one ? first_sn : second_sn), sp.p_lo, sp.nT);
+    if (w <= u.last) fn(r, w, n, u);
+  }
+}
+
+/// Stores the outputs obuf[c][j] (I/O type) of a tile to dst (channel d_first + c, step j of
+/// the span) step by step, consecutive threads on consecutive channels (coalesced when D is
+/// contiguous): the store for step-row targets and for column-order cross-scans.
 template <typename T>
-__device__ __forceinline__ void store_pipe(const float* obuf, T* base, const SeqP& s, int d_first, int n_valid,
-                                           const TileSpan& sp, const Params& p, int k) {
-  constexpr int kLd = kPipeSteps + 1;
-  if (s.sl == 1 && sp.affine) {
-    const int cstep = blockDim.x / kPipeSteps;
-    const int j = threadIdx.x % kPipeSteps, c0 = threadIdx.x / kPipeSteps;
-    if (j >= sp.nT) return;
-    const int pos = sp.rev ? sp.p_lo + sp.nT - 1 - j : sp.p_lo + j;
-    T* out = base + static_cast<i64>(d_first + c0) * s.sd + pos;
-    const i64 out_step = static_cast<i64>(cstep) * s.sd;
-    const float* o = obuf + c0 * kLd + j;
-    for (int c = c0; c < n_valid; c += cstep, out += out_step, o += cstep * kLd) *out = from_float<T>(*o);
+__device__ __forceinline__ void store_steps(const T* obuf, T* base, const SeqP& s, int d_first, int n_valid,
+                                            const TileSpan& sp, const Params& p, int k) {
+  const int c = threadIdx.x;  // one channel per thread (blockDim >= n_valid)
+  if (c >= n_valid) return;
+  T* out = base + static_cast<i64>(d_first + c) * s.sd;
+  const T* o = obuf + c * (kPipeSteps + 1);
+  if (sp.affine) {
+    const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, step = sp.rev ? -s.sl : s.sl;
+    out += p0 * s.sl;
+    for (int j = 0; j < sp.nT; ++j, out += step) *out = o[j];
   } else {
-    // One channel per thread (blockDim >= n_valid), every step of the tile.
-    const int c = threadIdx.x;
-    if (c >= n_valid) return;
-    T* out = base + static_cast<i64>(d_first + c) * s.sd;
-    const float* o = obuf + c * kLd;
-    if (sp.affine) {
-      const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, step = sp.rev ? -s.sl : s.sl;
-      out += p0 * s.sl;
-      for (int j = 0; j < sp.nT; ++j, out += step) *out = from_float<T>(o[j]);
+    for (int j = 0; j < sp.nT; ++j) out[dir_pos(p, k, sp.t0 + j) * s.sl] = o[j];
+  }
+}
+
+/// Channel-row target (L contiguous, positions a range): this tile's outputs of the row at
+/// `row` (element 0) sit in the thread's staging row at element m + p - p_lo, p in [p_lo, p_lo
+/// + nT), m the offset of p_lo in its 16-byte unit. Stores every unit whose positions in the
+/// write range [w_lo, w_hi) are all produced: whole units with one 16-byte store, units holding
+/// positions outside the range element by element. With `keep` (more tiles follow) the unit
+/// the next tile completes is not stored but moved to where that tile's staging puts it (the
+/// next tile starts at p_lo_next).
+template <typename T>
+__device__ __forceinline__ void store_own_row(T* stage, T* row, const TileSpan& sp, int w_lo, int w_hi, bool keep,
+                                              int p_lo_next) {
+  constexpr int kU = Unit16<T>::kUnitElems;
+  const RowUnits u = row_units<16>(row, sp.p_lo, sp.nT);
+  const bool tail_open = (u.m + sp.nT) % kU != 0;  // the last unit holds positions after the tile
+  const int pend = !keep ? -1 : sp.rev ? (u.m != 0 ? 0 : -1) : (tail_open ? u.last : -1);
+  const int q_first = sp.p_lo - u.m;  // position of the first unit's first element
+  T* g = row + q_first;
+#pragma unroll
+  for (int w = 0; w < Unit16<T>::kRowUnits; ++w) {
+    if (w > u.last || w == pend) continue;
+    const int q0 = q_first + w * kU;
+    if (q0 >= w_lo && q0 + kU <= w_hi) {
+      *reinterpret_cast<uint4*>(g + w * kU) = *reinterpret_cast<const uint4*>(stage + w * kU);
     } else {
-      for (int j = 0; j < sp.nT; ++j) out[dir_pos(p, k, sp.t0 + j) * s.sl] = from_float<T>(o[j]);
+#pragma unroll 1
+      for (int e = 0; e < kU; ++e)
+        if (q0 + e >= w_lo && q0 + e < w_hi) g[w * kU + e] = stage[w * kU + e];
     }
+  }
+  if (pend >= 0) {
+    const auto next_a0 = reinterpret_cast<std::uintptr_t>(row + p_lo_next) & ~std::uintptr_t{15};
+    const int to = sp.rev ? static_cast<int>((u.a0 - next_a0) >> 4) : 0;
+    *reinterpret_cast<uint4*>(stage + to * kU) = *reinterpret_cast<const uint4*>(stage + pend * kU);
   }
 }
 
@@ -265,12 +432,14 @@ __device__ __forceinline__ void store_pipe(const float* obuf, T* base, const Seq
 /// carried state H_in, decays it step by step (no input term: pass 1 had them all) and adds
 /// C . (H_in * decay) * gate to the outputs pass 1 wrote, until the decayed state is negligible
 /// for every channel of the block (kCorrectionExponent).
-template <typename T, int kS, int kLanes, bool kCorrect>
+template <typename T, int kS, int kLanes, bool kCorrect, bool kPairs>
 __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channels, int bpg) {
+  static_assert(!kPairs || (sizeof(T) == 2 && kLanes == 1), "word pairs: 16-bit elements, one lane");
   constexpr int kT = kPipeSteps;
   constexpr int kNb = kS * kLanes;
   constexpr int kLdb = kNb + 4;
   constexpr int kLdo = kT + 1;
+  using G = RawGeom<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const PipeLayout t = carve_pipe<T, kNb>(smem_raw, channels);
   const BlockCoords bc = block_coords(p, bpg, kCorrect ? 1 : 0);
@@ -307,27 +476,66 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   const int ku = row_kind(first_s), kd = row_kind(p.delta), kz = gate_z ? row_kind(p.z) : kChannelRows;
   const int bsn = static_cast<int>(p.B_sn), bsl = static_cast<int>(p.B_sl);
   const int csn = static_cast<int>(p.C_sn), csl = static_cast<int>(p.C_sl);
+  const bool rev = dir_flipped(p.mode, k), affine = !(p.mode == 3 && (k & 1));
+  // B/C as state rows: unit copies (below); else word by word.
+  const bool bc_rows = affine && csl == 1 && (kCorrect || bsl == 1);
+  // Channel-row target: each channel's thread stores its own row from a staging row, in 16-byte
+  // units; positions [w_lo_all, w_hi_all) are this pass's.
+  const bool own_out = affine && row_kind(dst_s) == kChannelRows;
+  const int w_lo_all = rev ? p.seqlen - t_end : t_begin, w_hi_all = rev ? p.seqlen - t_begin : t_end;
+  T* const obuf = static_cast<T*>(t.obuf);
 
   // The spans are recomputed where needed (a few integer operations per tile) rather than kept
   // live across the recurrence, where registers are the limit.
   auto span_at = [&](int t0) { return tile_span(p, k, t0, min(kT, t_end - t0)); };
+  constexpr int kBcRows = kCorrect ? kNb : 2 * kNb;
   auto issue = [&](int t0, int buf) {
     const TileSpan sp = span_at(t0);
     unsigned* r = t.raw + buf * t.raw_stride;
-    issue_rows(r, first_base, first_s, ku, d_first, n_valid, channels, sp, p, k);
-    issue_rows(r + t.raw_words, dbase, p.delta, kd, d_first, n_valid, channels, sp, p, k);
-    if (gate_z) issue_rows(r + 2 * t.raw_words, zbase, p.z, kz, d_first, n_valid, channels, sp, p, k);
-    if constexpr (!kCorrect) issue_bc_pipe<T, kNb>(t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
-    issue_bc_pipe<T, kNb>(t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
+    issue_rows<T, kLanes>(r, first_base, first_s, ku, tch, channels, sp, p, k);
+    issue_rows<T, kLanes>(r + t.raw_words, dbase, p.delta, kd, tch, channels, sp, p, k);
+    if (gate_z) issue_rows<T, kLanes>(r + 2 * t.raw_words, zbase, p.z, kz, tch, channels, sp, p, k);
+    if (bc_rows) {
+      for_each_bc_unit<T, kNb, kBcRows>(kCorrect ? cbase : bbase, kCorrect ? csn : bsn, cbase, csn, p.n_state, sp,
+                                        [&](int row, int w, int, const RowUnits& u) {
+                                          cp_async16(t.bc_raw + row * Unit16<T>::kRowWords + 4 * w, u.a0 + 16u * w);
+                                        });
+    } else {
+      if constexpr (!kCorrect) issue_bc_pipe<T, kNb>(t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+      issue_bc_pipe<T, kNb>(t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
+    }
     cp_async_commit();
   };
   auto convert = [&](int t0, int buf) {
     const TileSpan sp = span_at(t0);
     float* f = t.bcf + buf * t.bcf_stride;
-    if constexpr (!kCorrect) convert_bc_pipe<T, kNb>(f, t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
-    convert_bc_pipe<T, kNb>(f + kT * kLdb, t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
+    if (bc_rows) {
+      for_each_bc_unit<T, kNb, kBcRows>(
+          kCorrect ? cbase : bbase, kCorrect ? csn : bsn, cbase, csn, p.n_state, sp,
+          [&](int row, int w, int n, const RowUnits& u) {
+            const uint4 v = *reinterpret_cast<const uint4*>(t.bc_raw + row * Unit16<T>::kRowWords + 4 * w);
+            const unsigned words[4] = {v.x, v.y, v.z, v.w};
+            float* dst = f + ((kCorrect || row >= kNb) ? kT * kLdb : 0) + n;
+#pragma unroll
+            for (int e = 0; e < Unit16<T>::kUnitElems; ++e) {
+              const int idx = w * Unit16<T>::kUnitElems + e - u.m;
+              if (idx >= 0 && idx < sp.nT)
+                dst[(sp.rev ? sp.nT - 1 - idx : idx) * kLdb] = word_value<T>(words[e / G::kE], e % G::kE);
+            }
+          });
+    } else {
+      if constexpr (!kCorrect) convert_bc_pipe<T, kNb>(f, t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+      convert_bc_pipe<T, kNb>(f + kT * kLdb, t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
+    }
   };
 
+  if (bc_rows) {
+    // Unit copies write only the states below n_state: the padding states of the bucket read 0.
+    for (int i = threadIdx.x; i < 4 * kT * kNb; i += blockDim.x) {
+      const int n = i % kNb;
+      if (n >= p.n_state) t.bcf[(i / kNb) * kLdb + n] = 0.0f;
+    }
+  }
   const int n_tiles = (t_end - t_begin + kT - 1) / kT;
   issue(t_begin, 0);
   cp_async_wait_committed();
@@ -346,24 +554,28 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       const T* ru = reinterpret_cast<const T*>(r);
       const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
-      const RowRef fu = row_ref(first_base, first_s, ku, d, ch, channels, sp);
-      const RowRef fd = row_ref(dbase, p.delta, kd, d, ch, channels, sp);
-      const RowRef fz = gate_z ? row_ref(zbase, p.z, kz, d, ch, channels, sp) : RowRef{0, 0};
+      const RowRef fu = row_ref(first_base, first_s, ku, tch, channels, sp);
+      const RowRef fd = row_ref(dbase, p.delta, kd, tch, channels, sp);
+      const RowRef fz = gate_z ? row_ref(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
+      // Outputs: the channel's staging row (own_out, single buffer: the same thread stores it
+      // before the next tile writes), or [channel][kLdo] of this tile's buffer.
+      const RowRef fo = own_out ? stage_ref(obase, dst_s, tch, sp)
+                                : RowRef{buf * channels * kLdo + ch * kLdo, 1};
       const float* bt = t.bcf + buf * t.bcf_stride + lane * kS;
       const float* ct = bt + kT * kLdb;
-      float* ob = t.obuf + buf * t.obuf_stride + ch * kLdo;
       // Branch-free per step (selects, not branches, for the run-time options), so that the
-      // unrolled steps form one basic block the compiler can interleave.
-      auto pre = [&](int j, float& dt, float& dtu) {
-        const float x = to_float(rd[fd.base + j * fd.step]) + bias;
+      // unrolled steps form one basic block the compiler can interleave. U, Dl, Z: readers of
+      // u (or pass 1's output), delta and z.
+      auto pre = [&](const auto& U, const auto& Dl, int j, float& dt, float& dtu) {
+        const float x = Dl.at(j) + bias;
         dt = select_f(softplus, softplus_f(x), x);
-        dtu = kCorrect ? 0.0f : dt * to_float(ru[fu.base + j * fu.step]);
+        dtu = kCorrect ? 0.0f : dt * U.at(j);
       };
-      auto post = [&](int j, float y) {
-        const float g = silu_f(to_float(rz[fz.base + j * fz.step]));  // z area unused (finite or not) when !gate_z
+      auto post = [&](const auto& U, const auto& Z, int j, float y) {
+        const float g = silu_f(Z.at(j));  // z area unused (finite or not) when !gate_z
         const float gate = select_f(gate_z, scale * g, scale);
-        const float first = to_float(ru[fu.base + j * fu.step]);  // u, or pass 1's output
-        return kCorrect ? fmaf(y, gate, first) : fmaf(dskip, first, y) * gate;
+        const float first = U.at(j);  // u, or pass 1's output
+        return from_float<T>(kCorrect ? fmaf(y, gate, first) : fmaf(dskip, first, y) * gate);
       };
       auto recur = [&](int j, float dt, float dtu) {
         if constexpr (kCorrect)
@@ -371,51 +583,79 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
         else
           return lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
       };
-      if (sp.nT == kT) {
-        // Every step's softplus and dt*u first (independent chains whose latencies overlap),
-        // then the recurrence back to back. (H100, bf16: in groups of 8 steps, or capped at 128
-        // registers for a fourth block per SM, S1 took 0.131 / 0.140 ms against 0.119.)
-        // 16-bit I/O with kLanes > 1: the lanes of a channel split the per-step scalar work
-        // instead of each repeating it (lane r does the pre- and post-pass of steps
-        // q * kLanes + r and shuffles dt, dt*u to the others). H100: S5 bf16 0.054 -> 0.050 ms;
-        // with f32 the same split spilled (8 states x 2 lanes) and was slower (S1 f32 0.135 ->
-        // 0.157, S5 f32 0.058 -> 0.088), so f32 lanes keep repeating it.
+      // A full tile: every step's softplus and dt*u first (independent chains whose latencies
+      // overlap), then the recurrence back to back. (H100, bf16: in groups of 8 steps, or capped
+      // at 128 registers for a fourth block per SM, S1 took 0.131 / 0.140 ms against 0.119.)
+      // 16-bit I/O with kLanes > 1: the lanes of a channel split the per-step scalar work
+      // instead of each repeating it (lane r does the pre- and post-pass of steps
+      // q * kLanes + r and shuffles dt, dt*u to the others). H100: S5 bf16 0.054 -> 0.050 ms;
+      // with f32 the same split spilled (8 states x 2 lanes) and was slower (S1 f32 0.135 ->
+      // 0.157, S5 f32 0.058 -> 0.088), so f32 lanes keep repeating it.
+      auto full_tile = [&](const auto& U, const auto& Dl, const auto& Z) {
         constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
         constexpr int kL = kSplit ? kLanes : 1;  // lanes sharing the scalar work
         constexpr int kQ = kT / kL;
         const int r0 = kSplit ? lane : 0;
         float dt[kQ], dtu[kQ], ys[kQ] = {};
 #pragma unroll
-        for (int q = 0; q < kQ; ++q) pre(q * kL + r0, dt[q], dtu[q]);
+        for (int q = 0; q < kQ; ++q) pre(U, Dl, q * kL + r0, dt[q], dtu[q]);
 #pragma unroll
         for (int j = 0; j < kT; ++j) {
-          const int q = j / kL, r = j % kL;
+          const int q = j / kL;
           float dtj = dt[q], dtuj = dtu[q];
           if constexpr (kSplit) {
-            dtj = __shfl_sync(0xffffffffu, dtj, r, kLanes);
-            if constexpr (!kCorrect) dtuj = __shfl_sync(0xffffffffu, dtuj, r, kLanes);
+            dtj = __shfl_sync(0xffffffffu, dtj, j % kL, kLanes);
+            if constexpr (!kCorrect) dtuj = __shfl_sync(0xffffffffu, dtuj, j % kL, kLanes);
           }
           dtsum += dtj;
           const float y = recur(j, dtj, dtuj);
-          if constexpr (kSplit) {
-            ys[q] = select_f(r == lane, y, ys[q]);
-          } else {
-            const float o = post(j, y);
-            if (lane == 0) ob[j] = o;
-          }
+          if constexpr (kSplit)
+            ys[q] = select_f(j % kL == lane, y, ys[q]);
+          else
+            ys[j] = y;
         }
+        // The skip/gate epilogue after the recurrence (ys[] takes the registers dt[] and dtu[]
+        // free), all of its loads before the staging stores: the compiler keeps shared loads in
+        // order with stores it cannot prove apart, so a store between two steps' loads would
+        // make PairReader load each word twice.
         if constexpr (kSplit) {
 #pragma unroll
-          for (int q = 0; q < kQ; ++q) ob[q * kLanes + lane] = post(q * kLanes + lane, ys[q]);
+          for (int q = 0; q < kQ; ++q) {
+            const int j = q * kLanes + lane;
+            obuf[fo.base + j * fo.step] = post(U, Z, j, ys[q]);
+          }
+        } else {
+          T o[kT];
+#pragma unroll
+          for (int j = 0; j < kT; ++j) o[j] = post(U, Z, j, ys[j]);
+          if (lane == 0) {
+#pragma unroll
+            for (int j = 0; j < kT; ++j) obuf[fo.base + j * fo.step] = o[j];
+          }
+        }
+      };
+      const ElemReader<T> eu{ru, fu}, ed{rd, fd}, ez{rz, fz};
+      if (sp.nT == kT) {
+        // kPairs (16-bit channel rows on one lane, pipe_pairs): two steps per shared-memory
+        // load. A template choice rather than a run-time branch: two unrolled tile bodies in
+        // one kernel doubled its code and the instruction-cache stalls (H100, S1 bf16).
+        if constexpr (kPairs) {
+          const PairReader<T> pu = pair_reader(r, first_base, first_s, tch, sp);
+          const PairReader<T> pd = pair_reader(r + t.raw_words, dbase, p.delta, tch, sp);
+          const PairReader<T> pz =
+              gate_z ? pair_reader(r + 2 * t.raw_words, zbase, p.z, tch, sp) : PairReader<T>{r, 0, 0, 0, 0, 0};
+          full_tile(pu, pd, pz);
+        } else {
+          full_tile(eu, ed, ez);
         }
       } else {
 #pragma unroll 1
         for (int j = 0; j < sp.nT; ++j) {
           float dt, dtu;
-          pre(j, dt, dtu);
+          pre(eu, ed, j, dt, dtu);
           dtsum += dt;
-          const float o = post(j, recur(j, dt, dtu));
-          if (lane == 0) ob[j] = o;
+          const T o = post(eu, ez, j, recur(j, dt, dtu));
+          if (lane == 0) obuf[fo.base + j * fo.step] = o;
         }
       }
     }
@@ -431,7 +671,17 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
     } else {
       __syncthreads();
     }
-    store_pipe(t.obuf + buf * t.obuf_stride, obase, dst_s, d_first, n_valid, sp, p, k);
+    if (own_out) {
+      if (active && lane == 0) {
+        const bool keep = more && live;
+        store_own_row(obuf + ch * Unit16<T>::kRowElems, obase + static_cast<i64>(d) * dst_s.sd, sp,
+                      rev ? sp.p_lo : w_lo_all, rev ? w_hi_all : sp.p_lo + sp.nT, keep,
+                      keep ? span_at(t0 + kT).p_lo : 0);
+      }
+      if constexpr (kLanes > 1) __syncwarp();  // the other lanes write the staging row next
+    } else {
+      store_steps(obuf + buf * channels * kLdo, obase, dst_s, d_first, n_valid, sp, p, k);
+    }
     if (!live) break;  // the next tile's copies have landed (waited for above): nothing in flight
   }
 
@@ -443,15 +693,15 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
 /// u, delta (and z when this pass gates) stored in rows: L-contiguous rows need positions that
 /// are ranges (no column-major cross-scan order); D-contiguous 16-bit rows must start on a
 /// 4-byte word at every (batch, direction, position, channel block).
-template <typename T>
-inline bool pipe_supported(const Params& p, int channels, int n_b, std::size_t smem_limit) {
+template <typename T, int kNb>
+inline bool pipe_supported(const Params& p, int channels, std::size_t smem_limit) {
   if (!p.B_var || !p.C_var || (p.dirs > 1 && !p.par_dirs)) return false;
-  if (pipe_smem_bytes<T>(channels, n_b) > smem_limit) return false;
+  if (pipe_smem_bytes<T, kNb>(channels) > smem_limit) return false;
   const bool gate_z = p.pass_gates_z();
   // Step rows are copied in 8-byte units from channel d_first on: every row start (batch,
   // direction, position, channel block) must be 8-byte aligned, and D a whole number of units
   // (no unit crosses the end of a row).
-  constexpr int kUnit = RawGeom<T>::kUnitElems;
+  constexpr int kUnit = RawGeom<T>::kStepUnitElems;
   auto ok = [&](const SeqP& s) {
     switch (row_kind(s)) {
       case kChannelRows: return p.mode != 3;
@@ -470,6 +720,17 @@ inline bool pipe_supported(const Params& p, int channels, int n_b, std::size_t s
   const bool target_ok = p.n_chunks == 1 || ok(p.pass_target());
   return ok(p.u) && ok(p.delta) && (!gate_z || ok(p.z)) && target_ok && bc_span(p.B_sn, p.B_sl) &&
          bc_span(p.C_sn, p.C_sl);
+}
+
+/// Whether the pipelined kernel's pass reads every staged tensor as 16-bit channel rows on one
+/// lane, so that it can take the word-pair reads (kPairs). `correction`: the chunked path's
+/// second pass, whose first staged tensor is pass 1's output instead of u.
+template <typename T>
+inline bool pipe_pairs(const Params& p, int lanes, bool correction) {
+  if (sizeof(T) != 2 || lanes != 1) return false;
+  const SeqP& first = correction ? p.pass_target() : p.u;
+  return row_kind(first) == kChannelRows && row_kind(p.delta) == kChannelRows &&
+         (!p.pass_gates_z() || row_kind(p.z) == kChannelRows);
 }
 
 }  // namespace mcv::kernels::scan::cuda
