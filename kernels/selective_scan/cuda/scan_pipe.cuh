@@ -91,21 +91,28 @@ __host__ __device__ inline int obuf_elems(int channels) {
   return own > coop ? own : coop;
 }
 
-/// Dynamic shared memory of the pipelined kernel: two buffers of raw u/delta/z, the B/C copy
-/// area, two f32 B/C tiles and the output staging.
+/// Words of the per-row offsets (RowUnits::m) of the B/C state rows, per B/C copy buffer.
+template <int kNb>
+__host__ __device__ constexpr int bc_m_words() {
+  return (2 * kNb + 3) & ~3;
+}
+
+/// Dynamic shared memory of the pipelined kernel: two buffers of raw u/delta/z, two B/C copy
+/// buffers with their row offsets, two f32 B/C tiles and the output staging.
 template <typename T, int kNb>
 inline std::size_t pipe_smem_bytes(int channels) {
   const std::size_t raw = 6ull * RawGeom<T>::words(channels);
   const std::size_t bcf = 4ull * kPipeSteps * (kNb + 4);
   const std::size_t obuf = (static_cast<std::size_t>(obuf_elems<T>(channels)) * sizeof(T) + 15) / 16 * 4;
-  return (raw + bc_raw_words<T, kNb>() + bcf + obuf) * sizeof(float);
+  return (raw + 2 * (bc_raw_words<T, kNb>() + bc_m_words<kNb>()) + bcf + obuf) * sizeof(float);
 }
 
 /// Buffer b of each double-buffered area is base + b * stride, computed from the shared array
 /// (not picked from an array of pointers) so that the compiler keeps shared-memory loads.
 struct PipeLayout {
   unsigned* raw;     ///< per buffer (stride raw_stride): u, delta, z areas of raw_words each
-  unsigned* bc_raw;  ///< B/C copies (bc_raw_words)
+  unsigned* bc_raw;  ///< per buffer (stride bc_raw_words + bc_m_words): B/C copies, then the
+                     ///< state rows' offsets m (int)
   float* bcf;        ///< per buffer (stride bcf_stride): [B | C][kPipeSteps][kNb + 4] f32
   void* obuf;        ///< output staging, I/O type (obuf_elems)
   int raw_words, raw_stride, bcf_stride;
@@ -120,7 +127,7 @@ __device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channe
   t.raw = w;
   w += 2 * t.raw_stride;
   t.bc_raw = w;
-  w += bc_raw_words<T, kNb>();
+  w += 2 * (bc_raw_words<T, kNb>() + bc_m_words<kNb>());
   t.bcf_stride = 2 * kPipeSteps * (kNb + 4);  // a multiple of 4 words: LDS.128 stays aligned
   t.bcf = reinterpret_cast<float*>(w);
   w += 2 * t.bcf_stride;
@@ -489,57 +496,86 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   // live across the recurrence, where registers are the limit.
   auto span_at = [&](int t0) { return tile_span(p, k, t0, min(kT, t_end - t0)); };
   constexpr int kBcRows = kCorrect ? kNb : 2 * kNb;
-  auto issue = [&](int t0, int buf) {
+  constexpr int kBcStride = bc_raw_words<T, kNb>() + bc_m_words<kNb>();
+  // u/delta/z are copied one tile ahead (raw buffer buf), B/C two tiles ahead (B/C buffer = the
+  // tile's parity): the B/C of tile i + 1 have then landed and been made visible by the barrier
+  // that ended tile i - 1, so during tile i every thread can convert any of them (below)
+  // without a barrier of its own.
+  auto issue_rows3 = [&](int t0, int buf) {
     const TileSpan sp = span_at(t0);
     unsigned* r = t.raw + buf * t.raw_stride;
     issue_rows<T, kLanes>(r, first_base, first_s, ku, tch, channels, sp, p, k);
     issue_rows<T, kLanes>(r + t.raw_words, dbase, p.delta, kd, tch, channels, sp, p, k);
     if (gate_z) issue_rows<T, kLanes>(r + 2 * t.raw_words, zbase, p.z, kz, tch, channels, sp, p, k);
+  };
+  auto issue_bc = [&](int t0, int bb) {
+    const TileSpan sp = span_at(t0);
+    unsigned* raw = t.bc_raw + bb * kBcStride;
     if (bc_rows) {
+      int* ms = reinterpret_cast<int*>(raw + bc_raw_words<T, kNb>());
       for_each_bc_unit<T, kNb, kBcRows>(kCorrect ? cbase : bbase, kCorrect ? csn : bsn, cbase, csn, p.n_state, sp,
                                         [&](int row, int w, int, const RowUnits& u) {
-                                          cp_async16(t.bc_raw + row * Unit16<T>::kRowWords + 4 * w, u.a0 + 16u * w);
+                                          cp_async16(raw + row * Unit16<T>::kRowWords + 4 * w, u.a0 + 16u * w);
+                                          if (w == 0) ms[row] = u.m;
                                         });
     } else {
-      if constexpr (!kCorrect) issue_bc_pipe<T, kNb>(t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
-      issue_bc_pipe<T, kNb>(t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
+      if constexpr (!kCorrect) issue_bc_pipe<T, kNb>(raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+      issue_bc_pipe<T, kNb>(raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
     }
-    cp_async_commit();
   };
-  auto convert = [&](int t0, int buf) {
+  // State rows: thread i converts step j of kG consecutive states of one tensor (any thread's
+  // copies: they are visible, see above) into one 16-byte store of the f32 tile; states past
+  // n_state read 0. Other layouts: each thread its own copied words.
+  auto convert = [&](int t0, int bb, int fb) {
     const TileSpan sp = span_at(t0);
-    float* f = t.bcf + buf * t.bcf_stride;
+    const unsigned* raw = t.bc_raw + bb * kBcStride;
+    float* f = t.bcf + fb * t.bcf_stride;
     if (bc_rows) {
-      for_each_bc_unit<T, kNb, kBcRows>(
-          kCorrect ? cbase : bbase, kCorrect ? csn : bsn, cbase, csn, p.n_state, sp,
-          [&](int row, int w, int n, const RowUnits& u) {
-            const uint4 v = *reinterpret_cast<const uint4*>(t.bc_raw + row * Unit16<T>::kRowWords + 4 * w);
-            const unsigned words[4] = {v.x, v.y, v.z, v.w};
-            float* dst = f + ((kCorrect || row >= kNb) ? kT * kLdb : 0) + n;
+      constexpr int kG = kNb >= 4 ? 4 : kNb, kGroups = kNb / kG, kTensors = kCorrect ? 1 : 2;
+      const int* ms = reinterpret_cast<const int*>(raw + bc_raw_words<T, kNb>());
+      const T* rows = reinterpret_cast<const T*>(raw);
+      const int jlast = sp.rev ? sp.nT - 1 : 0, jsign = sp.rev ? -1 : 1;  // step j is row element m + jlast + jsign * j
+      for (int i = threadIdx.x; i < kTensors * kT * kGroups; i += blockDim.x) {
+        const int g = i % kGroups, j = (i / kGroups) % kT, tensor = i / (kGroups * kT);
+        if (j >= sp.nT) continue;
+        const int row0 = tensor * kNb + g * kG;
+        const T* src = rows + row0 * Unit16<T>::kRowElems + jlast + jsign * j;
+        int m[kG];
+        if constexpr (kG == 4) {
+          const int4 m4 = *reinterpret_cast<const int4*>(ms + row0);
+          m[0] = m4.x, m[1] = m4.y, m[2] = m4.z, m[3] = m4.w;
+        } else {
 #pragma unroll
-            for (int e = 0; e < Unit16<T>::kUnitElems; ++e) {
-              const int idx = w * Unit16<T>::kUnitElems + e - u.m;
-              if (idx >= 0 && idx < sp.nT)
-                dst[(sp.rev ? sp.nT - 1 - idx : idx) * kLdb] = word_value<T>(words[e / G::kE], e % G::kE);
-            }
-          });
+          for (int e = 0; e < kG; ++e) m[e] = ms[row0 + e];
+        }
+        float v[kG];
+#pragma unroll
+        for (int e = 0; e < kG; ++e) {
+          // Rows past n_state were not copied (their offset is stale: masked into the row).
+          const float x = to_float(src[e * Unit16<T>::kRowElems + (m[e] & (Unit16<T>::kUnitElems - 1))]);
+          v[e] = select_f(g * kG + e < p.n_state, x, 0.0f);
+        }
+        float* dst = f + ((kCorrect || tensor == 1) ? kT * kLdb : 0) + j * kLdb + g * kG;
+        if constexpr (kG == 4)
+          *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+        else
+#pragma unroll
+          for (int e = 0; e < kG; ++e) dst[e] = v[e];
+      }
     } else {
-      if constexpr (!kCorrect) convert_bc_pipe<T, kNb>(f, t.bc_raw, bbase, bsn, bsl, p.n_state, sp, p, k);
-      convert_bc_pipe<T, kNb>(f + kT * kLdb, t.bc_raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
+      if constexpr (!kCorrect) convert_bc_pipe<T, kNb>(f, raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+      convert_bc_pipe<T, kNb>(f + kT * kLdb, raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
     }
   };
 
-  if (bc_rows) {
-    // Unit copies write only the states below n_state: the padding states of the bucket read 0.
-    for (int i = threadIdx.x; i < 4 * kT * kNb; i += blockDim.x) {
-      const int n = i % kNb;
-      if (n >= p.n_state) t.bcf[(i / kNb) * kLdb + n] = 0.0f;
-    }
-  }
   const int n_tiles = (t_end - t_begin + kT - 1) / kT;
-  issue(t_begin, 0);
+  issue_rows3(t_begin, 0);
+  issue_bc(t_begin, 0);
+  if (n_tiles > 1) issue_bc(t_begin + kT, 1);
+  cp_async_commit();
   cp_async_wait_committed();
-  convert(t_begin, 0);
+  __syncthreads();
+  convert(t_begin, 0, 0);
   __syncthreads();
 
   float dtsum = 0.0f;
@@ -547,7 +583,9 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
     const int buf = i & 1, t0 = t_begin + i * kT;
     const TileSpan sp = span_at(t0);
     const bool more = i + 1 < n_tiles;
-    if (more) issue(t0 + kT, buf ^ 1);
+    if (more) issue_rows3(t0 + kT, buf ^ 1);
+    if (i + 2 < n_tiles) issue_bc(t0 + 2 * kT, buf);  // B/C buffer buf: its tile i was converted in tile i - 1
+    cp_async_commit();
 
     {
       const unsigned* r = t.raw + buf * t.raw_stride;
@@ -660,8 +698,8 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       }
     }
 
+    if (more) convert(t0 + kT, buf ^ 1, buf ^ 1);  // landed before the barrier that ended tile i - 1
     cp_async_wait_committed();
-    if (more) convert(t0 + kT, buf ^ 1);
     bool live = true;
     if constexpr (kCorrect) {
       float m = 0.0f;
