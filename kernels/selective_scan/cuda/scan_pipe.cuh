@@ -9,20 +9,22 @@
 // instructions per warp-step against ~100 of the recurrence itself (ncu: issue 40 % busy at 12
 // warps/SM, latency-bound). Here, per tile of kPipeSteps steps:
 //  - the next tile's u/delta/z are copied with cp.async into a second buffer while this tile
-//    computes. Channel rows (L contiguous): each channel's thread copies the aligned 16-byte units
-//    holding its own row's positions (at any alignment; the consumer indexes the elements in
-//    place). Step rows (D contiguous): the block copies 8-byte units cooperatively;
-//  - the next tile's B/C are copied the same way (whole 16-byte units of each state's row when L
-//    is contiguous) and turned into f32 by the thread that copied them (its own cp.async results
-//    need no barrier), into a second f32 buffer;
+//    computes. Channel rows (L contiguous): the aligned 16-byte units (8-byte for f32) holding
+//    each channel's positions, at any alignment, consecutive threads on consecutive units; the
+//    consumer indexes the elements in place (16-bit rows on one lane: two steps per 32-bit
+//    load). Step rows (D contiguous): 8-byte units of the block's channels per step;
+//  - B/C are copied two tiles ahead (whole 16-byte units of each state's row when L is
+//    contiguous), so the ones of the next tile have landed before this tile starts and every
+//    thread can help turn them into f32 (a second f32 buffer) without a barrier of its own;
 //  - each thread runs the whole step chain for its own channel from the raw rows: softplus and
 //    dt*u for the tile's steps into registers first (independent, so their latencies overlap),
-//    then the recurrence with the skip/gate epilogue, writing outputs (I/O type) to a staging row;
+//    the recurrence, then the skip/gate epilogue, writing outputs (I/O type) to a staging row;
 //  - ONE block barrier per tile. Channel-row outputs are then stored by each channel's thread in
 //    whole 16-byte units (the unit the next tile completes is carried over); step-row outputs
 //    are stored cooperatively, coalesced.
 // (H100, S1 bf16: with cooperative 8-byte row copies, word-by-word B/C and element stores, these
-// took ~75 of 200 instructions per warp-step and most of the stall samples.)
+// took ~75 of 200 instructions per warp-step and most of the stall samples; now ~51 of 178.
+// docs/notes/selective_scan.md has the measurements and the variants that lost.)
 
 #include <type_traits>
 
@@ -363,9 +365,9 @@ __device__ __forceinline__ void convert_bc_pipe(float* dst, const unsigned* raw,
 }
 
 /// B and C stored as state rows (L contiguous) with positions a range: whole 16-byte units of
-/// each state's row segment are copied, each by one thread, which later converts exactly the
-/// units it copied. Calls fn(r, w, n, units) for this thread's units: row r of the copy area
-/// (kRows = the first tensor's kNb states, then the second's), unit w of that row, state n.
+/// each state's row segment are copied, each by one thread. Calls fn(r, w, n, units) for this
+/// thread's units: row r of the copy area (kRows = the first tensor's kNb states, then the
+/// second's), unit w of that row, state n (states past n_state are skipped).
 template <typename T, int kNb, int kRows, typename Fn>
 __device__ __forceinline__ void for_each_bc_unit(const T* first, int first_sn, const T* second, int second_sn,
                                                  int n_state, const TileSpan& sp, Fn&& fn) {
