@@ -186,10 +186,11 @@ __device__ __forceinline__ void cp_async_unit(unsigned* dst, std::uintptr_t src)
   else cp_async8(dst, src);
 }
 
-/// Starts the copies of one per-step tensor's tile into `dst`. Channel rows: the 16-byte units
-/// holding the tile's positions of channel d_first + c go to row c (kRowWords words). Step rows: row j holds the 8-byte units of channels
-/// d_first.. at the step's position (8-byte aligned: checked by pipe_supported); each thread
-/// keeps one unit column and walks rows by pointer increments.
+/// Starts the copies of one per-step tensor's tile into `dst`. Channel rows: the aligned units
+/// (RawGeom::kUnitBytes) holding the tile's positions of channel d_first + c go to row c
+/// (kRowWords words). Step rows: row j holds the 8-byte units of channels d_first.. at the
+/// step's position (8-byte aligned: checked by pipe_supported); each thread keeps one unit
+/// column and walks rows by pointer increments.
 template <typename T, int kLanes>
 __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const SeqP& s, int kind,
                                            const ThreadChannel& tc, int channels, const TileSpan& sp, const Params& p,
@@ -290,12 +291,13 @@ struct PairReader {
   }
 };
 
-/// The PairReader of a full tile's channel row (row_ref's m and direction).
+/// The PairReader of a full tile's channel row, from the row's RowRef (row_ref: its base is
+/// ch * kRowElems + m, plus nT - 1 when reversed).
 template <typename T>
-__device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const T* tensor_base, const SeqP& s,
-                                                     const ThreadChannel& tc, const TileSpan& sp) {
+__device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const RowRef& ref, const ThreadChannel& tc,
+                                                     const TileSpan& sp) {
   static_assert(sizeof(T) == 2, "pairs of 16-bit elements");
-  const int m = row_units<16>(tensor_base + static_cast<i64>(tc.d) * s.sd, sp.p_lo, sp.nT).m;
+  const int m = ref.base - tc.ch * RawGeom<T>::Row::kRowElems - (sp.rev ? sp.nT - 1 : 0);
   // The half of a pair that becomes the value: bf16 into the high half (an f32's bits), f16
   // into the low half (converted after).
   constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
@@ -365,9 +367,9 @@ __device__ __forceinline__ void convert_bc_pipe(float* dst, const unsigned* raw,
 }
 
 /// B and C stored as state rows (L contiguous) with positions a range: whole 16-byte units of
-/// each state's row segment are copied, each by one thread. Calls fn(r, w, n, units) for this
+/// each state's row segment are copied, each by one thread. Calls fn(r, w, units) for this
 /// thread's units: row r of the copy area (kRows = the first tensor's kNb states, then the
-/// second's), unit w of that row, state n (states past n_state are skipped).
+/// second's), unit w of that row (states past n_state are skipped).
 template <typename T, int kNb, int kRows, typename Fn>
 __device__ __forceinline__ void for_each_bc_unit(const T* first, int first_sn, const T* second, int second_sn,
                                                  int n_state, const TileSpan& sp, Fn&& fn) {
@@ -377,7 +379,7 @@ __device__ __forceinline__ void for_each_bc_unit(const T* first, int first_sn, c
     if (n >= n_state) continue;
     const bool one = r < kNb;
     const RowUnits u = row_units<16>((one ? first : second) + n * (one ? first_sn : second_sn), sp.p_lo, sp.nT);
-    if (w <= u.last) fn(r, w, n, u);
+    if (w <= u.last) fn(r, w, u);
   }
 }
 
@@ -448,7 +450,6 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   constexpr int kNb = kS * kLanes;
   constexpr int kLdb = kNb + 4;
   constexpr int kLdo = kT + 1;
-  using G = RawGeom<T>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const PipeLayout t = carve_pipe<T, kNb>(smem_raw, channels);
   const BlockCoords bc = block_coords(p, bpg, kCorrect ? 1 : 0);
@@ -516,7 +517,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
     if (bc_rows) {
       int* ms = reinterpret_cast<int*>(raw + bc_raw_words<T, kNb>());
       for_each_bc_unit<T, kNb, kBcRows>(kCorrect ? cbase : bbase, kCorrect ? csn : bsn, cbase, csn, p.n_state, sp,
-                                        [&](int row, int w, int, const RowUnits& u) {
+                                        [&](int row, int w, const RowUnits& u) {
                                           cp_async16(raw + row * Unit16<T>::kRowWords + 4 * w, u.a0 + 16u * w);
                                           if (w == 0) ms[row] = u.m;
                                         });
@@ -574,8 +575,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   issue_rows3(t_begin, 0);
   issue_bc(t_begin, 0);
   if (n_tiles > 1) issue_bc(t_begin + kT, 1);
-  cp_async_commit();
-  cp_async_wait_committed();
+  cp_async_wait_all();
   __syncthreads();
   convert(t_begin, 0, 0);
   __syncthreads();
@@ -680,10 +680,9 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
         // load. A template choice rather than a run-time branch: two unrolled tile bodies in
         // one kernel doubled its code and the instruction-cache stalls (H100, S1 bf16).
         if constexpr (kPairs) {
-          const PairReader<T> pu = pair_reader(r, first_base, first_s, tch, sp);
-          const PairReader<T> pd = pair_reader(r + t.raw_words, dbase, p.delta, tch, sp);
-          const PairReader<T> pz =
-              gate_z ? pair_reader(r + 2 * t.raw_words, zbase, p.z, tch, sp) : PairReader<T>{r, 0, 0, 0, 0, 0};
+          const PairReader<T> pu = pair_reader<T>(r, fu, tch, sp);
+          const PairReader<T> pd = pair_reader<T>(r + t.raw_words, fd, tch, sp);
+          const PairReader<T> pz = gate_z ? pair_reader<T>(r + 2 * t.raw_words, fz, tch, sp) : PairReader<T>{r, 0, 0, 0, 0, 0};
           full_tile(pu, pd, pz);
         } else {
           full_tile(eu, ed, ez);
