@@ -138,6 +138,25 @@ std::vector<CudaCase> cuda_cases() {
     c.dirs = ScanDirections::cross2d; c.height = 5; c.width = 8; c.seqlen = 40; c.layout = Layout::padded; c.groups = 2;
     c.n_state = 32; c.dtype = DType::f16;
   });
+  // Channel-major cross2d, staged through token-major scratch (launch.cu): odd H, W and D (scratch
+  // rows padded), z staged too, a full 128-channel block; f16 with a final state; f32 L-chunked
+  // at batch 1 with an initial state; mixed layouts are covered by `padded` above.
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 7; c.width = 9; c.seqlen = 63; c.grid_rank4 = true;
+    c.dim = 130; c.n_state = 16; c.dtype = DType::bf16; k.lanes = 1;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 11; c.width = 6; c.seqlen = 66; c.dim = 20; c.n_state = 4;
+    c.dtype = DType::f16; c.final_state = true;
+  });
+  add([](CudaCase&, C& c) {  // 16-bit pairs in the copies, partial 64 x 64 tiles on both axes
+    c.dirs = ScanDirections::cross2d; c.height = 10; c.width = 13; c.seqlen = 130; c.grid_rank4 = true;
+    c.dim = 70; c.dtype = DType::bf16;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 28; c.width = 28; c.seqlen = 784; c.grid_rank4 = true; c.batch = 1;
+    c.dim = 8; c.n_state = 16; c.initial_state = true; c.a_scale = 0.01f; k.chunks = 3;
+  });
   // Directions in separate blocks merged by the vectorised pass (channels a multiple of 8, a
   // contiguous token-major output), with and without z, batch 1 (L-chunked per direction); and
   // the serial form (every direction in one thread) for both multi-direction modes.
@@ -186,6 +205,10 @@ std::vector<CudaCase> cuda_cases() {
     c.grid_rank4 = true; c.dim = 16; c.n_state = 1; k.tiled = true;
   });
   add([](CudaCase& k, C& c) { c.dim = 8; c.seqlen = 4000; c.n_state = 4; c.a_scale = 0.001f; k.chunks = 7; k.tiled = true; });
+  add([](CudaCase& k, C& c) {  // channel-major cross2d in place (no staging without the pipelined kernel)
+    c.dirs = ScanDirections::cross2d; c.height = 7; c.width = 9; c.seqlen = 63; c.grid_rank4 = true; c.dim = 36;
+    c.dtype = DType::bf16; k.tiled = true;
+  });
   // The pipelined kernel at full block width (128 channels, one lane): every tile full and
   // partial, odd and even L, both 16-bit types and f32, forward and reverse, with a final state.
   add([](CudaCase& k, C& c) { c.seqlen = 197; c.n_state = 16; c.dim = 384; c.batch = 3; c.dtype = DType::bf16; k.lanes = 1; });
@@ -221,7 +244,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(9);
+  std::vector<CudaCase> cases(10);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -247,6 +270,14 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[8].c.dim = 40;  // the older tiled kernel
   cases[8].lanes = 1;
   cases[8].tiled = true;
+  cases[9].c.dirs = ScanDirections::cross2d;  // channel-major: relayout copies, chunked
+  cases[9].c.height = 9;
+  cases[9].c.width = 8;
+  cases[9].c.seqlen = 72;
+  cases[9].c.dtype = DType::bf16;
+  cases[9].c.batch = 1;
+  cases[9].c.dim = 8;
+  cases[9].chunks = 2;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

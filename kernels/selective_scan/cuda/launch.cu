@@ -6,6 +6,7 @@
 
 #include "mcv/cuda/context.cuh"
 #include "mcv/error.h"
+#include "selective_scan/cuda/relayout.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
 #include "selective_scan/scan_problem.h"
 
@@ -165,15 +166,51 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // layer's scan are reused by the next instead of adding up over a forward pass.
   Arena& ws = ctx.workspace();
   const Arena::Mark ws_mark = ws.mark();
+  const std::size_t elem = dtype_size(pr.dtype);
+  const cudaStream_t stream = cu.stream;
+  // Channel-major cross2d: the column-major orders step through a channel's H x W plane W
+  // elements apart, so every step's element is its own 32-byte sector and the pipelined kernel's
+  // 16-byte row copies do not apply; that shape ran on the tiled kernel at 13x its floor (H100,
+  // VMamba SS2D at S3 size, bf16: 8.30 ms against 1.93 token-major), and a pipelined variant
+  // gathering one 4-byte word per channel and step was slower still (12.2 ms). Instead the
+  // channel-major streams are copied once to token-major scratch (rows padded to 8 elements, so
+  // every token row is 16-byte aligned) and the output copied back: one layout copy shared by
+  // the four directions, which stay index maps: 2.34 ms (f32 10.96 -> 3.21). MCV_SCAN_STAGE=0
+  // turns it off (for comparisons).
+  const char* stage_env = std::getenv("MCV_SCAN_STAGE");
+  const bool stage = cfg.allow_pipe && !cfg.generic && p.par_dirs && p.mode == 3 &&
+                     !(stage_env && std::string(stage_env) == "0");
+  cuda::SeqP out_final = p.out;
+  if (stage) {
+    const std::int64_t ld = round_up(p.dim, 8), L = p.seqlen;
+    // slices: 1 for a stream shared by the directions (u, z, out), K for delta (batch, K, D, L).
+    auto scratch = [&](int slices) -> cuda::SeqP {
+      void* m = ws.allocate(static_cast<std::size_t>(p.batch) * slices * L * ld * elem);
+      return {m, slices * L * ld, slices > 1 ? L * ld : 0, 1, ld};
+    };
+    for (cuda::SeqP* s : {&p.u, &p.delta, &p.z})
+      if (s->ptr && s->sd != 1) {
+        const int slices = s->sk != 0 ? p.dirs : 1;
+        const cuda::SeqP t = scratch(slices);
+        for (int k = 0; k < slices; ++k) {
+          cuda::SeqP from = *s, to = t;
+          from.ptr = static_cast<const char*>(s->ptr) + k * s->sk * static_cast<std::int64_t>(elem);
+          to.ptr = static_cast<const char*>(t.ptr) + k * t.sk * static_cast<std::int64_t>(elem);
+          cuda::relayout(from, to, p.batch, p.dim, p.seqlen, elem, stream);
+        }
+        *s = t;
+      }
+    if (p.out.sd != 1) p.out = scratch(1);
+  }
   if (p.dirs > 1) {
     // Serial directions: one f32 running sum. par_dirs: one slice per direction in the I/O type,
     // as the official CrossScan path stores its per-direction outputs (half the bytes of f32;
     // the merge sums them in f32). Either in the output's order, so the tiles store and the
     // merge pass reads them coalesced.
     const std::int64_t slices = p.par_dirs ? p.dirs : 1, D = p.dim, L = p.seqlen;
-    const std::size_t elem = p.par_dirs ? dtype_size(pr.dtype) : sizeof(float);
-    void* acc = ws.allocate(static_cast<std::size_t>(p.batch) * slices * D * L * elem);
-    if (pr.out.sd == 1)
+    const std::size_t acc_elem = p.par_dirs ? elem : sizeof(float);
+    void* acc = ws.allocate(static_cast<std::size_t>(p.batch) * slices * D * L * acc_elem);
+    if (p.out.sd == 1)
       p.acc = {acc, slices * D * L, D * L, 1, D};
     else
       p.acc = {acc, slices * D * L, D * L, L, 1};
@@ -184,13 +221,13 @@ void run_cuda(Context& ctx, const Problem& pr) {
     p.chunk_dtsum = static_cast<float*>(ws.allocate(cells * sizeof(float)));
   }
 
-  const cudaStream_t stream = cu.stream;
   switch (pr.dtype) {
     case DType::f32: cuda::launch_scan_f32(p, cfg, stream); break;
     case DType::f16: cuda::launch_scan_f16(p, cfg, stream); break;
     case DType::bf16: cuda::launch_scan_bf16(p, cfg, stream); break;
     default: throw Error("selective_scan", "unsupported dtype on the CUDA path");
   }
+  if (p.out.ptr != out_final.ptr) cuda::relayout(p.out, out_final, p.batch, p.dim, p.seqlen, elem, stream);
   ws.rewind(ws_mark);
 }
 

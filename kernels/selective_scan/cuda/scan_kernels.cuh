@@ -12,7 +12,8 @@
 //    memory; the group's B_t, C_t are per (batch, group), so every channel of the block reads them
 //    as broadcast LDS.128 - that is where the bytes are saved against one channel per block.
 //  - Directions only change the step -> position map used by the loaders, so flips and the
-//    column-major VMamba orders cost no copies. Several directions run in separate blocks, each
+//    column-major VMamba orders cost no copies (channel-major cross2d streams are copied once to
+//    token-major scratch first, shared by the four directions: launch.cu says why). Several directions run in separate blocks, each
 //    writing its slice of a (batch, K, D, L) scratch, and a merge pass sums and gates them
 //    (par_dirs); the tiled kernel can also run them one after the other in each thread
 //    (MCV_SCAN_SERIAL_DIRS=1, an f32 running sum).

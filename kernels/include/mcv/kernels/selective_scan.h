@@ -30,7 +30,10 @@
 /// Layouts: every tensor is described by its logical shape and any element strides (views work:
 /// a token-major (batch, L, D) tensor is passed as `x.transpose(1, 2)`; a (batch, L, G, N) B as
 /// `b.permute({0, 2, 3, 1})`). The fast layouts are channel-major (L contiguous) and token-major
-/// (D contiguous); others run correctly but slower.
+/// (D contiguous); others run correctly but slower. cross2d on CUDA is fastest token-major: its
+/// column orders cannot read channel-major rows coalesced, so channel-major streams cost one
+/// layout copy to workspace scratch (VMamba SS2D at 64 x 192 x 56 x 56, bf16, H100: 2.34 ms
+/// against 1.93 ms token-major).
 
 #include <cstdint>
 
