@@ -9,10 +9,11 @@
 // instructions per warp-step against ~100 of the recurrence itself (ncu: issue 40 % busy at 12
 // warps/SM, latency-bound). Here, per tile of kPipeSteps steps:
 //  - the next tile's u/delta/z are copied with cp.async into a second buffer while this tile
-//    computes. Channel rows (L contiguous): the aligned 16-byte units (8-byte for f32) holding
-//    each channel's positions, at any alignment, consecutive threads on consecutive units; the
-//    consumer indexes the elements in place (16-bit rows on one lane: two steps per 32-bit
-//    load). Step rows (D contiguous): 8-byte units of the block's channels per step;
+//    computes. Channel rows (L contiguous): the aligned 16-byte units (8-byte for f32 with
+//    fewer than 4 states: RawGeom) holding each channel's positions, at any alignment,
+//    consecutive threads on consecutive units; the consumer indexes the elements in place
+//    (16-bit rows on one lane: two steps per 32-bit load). Step rows (D contiguous): 8-byte
+//    units of the block's channels per step;
 //  - B/C are copied two tiles ahead (whole 16-byte units of each state's row when L is
 //    contiguous), so the ones of the next tile have landed before this tile starts and every
 //    thread can help turn them into f32 (a second f32 buffer) without a barrier of its own;
@@ -55,14 +56,19 @@ struct UnitGeom {
 template <typename T>
 using Unit16 = UnitGeom<T, 16>;
 
-/// Shared-memory geometry of one staged per-step tensor, in 32-bit words.
-template <typename T>
+/// Shared-memory geometry of one staged per-step tensor, in 32-bit words (kNb: states per
+/// channel of the kernel, kS * kLanes).
+template <typename T, int kNb>
 struct RawGeom {
   static constexpr int kE = 4 / static_cast<int>(sizeof(T));  ///< elements per word
-  /// Channel rows: 16-byte units for 16-bit elements (3 per row, read in word pairs), 8-byte
-  /// units for f32 (9 per row: a row stride of 18 words keeps the per-step loads at most 2-way
-  /// bank-conflicted where 16-byte units, 20 words, make them 4-way).
-  static constexpr int kUnitBytes = sizeof(T) == 4 ? 8 : 16;
+  /// Channel rows: 16-byte units (3 per row for 16-bit elements, read in word pairs; 5 for
+  /// f32), except f32 with fewer than 4 states per channel: 8-byte units (9 per row), whose
+  /// 18-word row stride keeps the per-step loads at most 2-way bank-conflicted where 16-byte
+  /// units (20 words) make them 4-way. Only the small recurrence of few states feels the
+  /// conflicts more than the copies saved (H100, f32, 16- against 8-byte units after the
+  /// copies became .cg: S1 0.1387 -> 0.1336 ms, S3 1.826 -> 1.740, S6 5.485 -> 5.252, S5
+  /// 0.0570 -> 0.0553, but S4 (N = 1) 1.555 -> 1.767).
+  static constexpr int kUnitBytes = sizeof(T) == 4 && kNb < 4 ? 8 : 16;
   using Row = UnitGeom<T, kUnitBytes>;
   static constexpr int kRowWords = Row::kRowWords;
   /// Step rows: aligned 8-byte units from the block's first channel on.
@@ -103,7 +109,7 @@ __host__ __device__ constexpr int bc_m_words() {
 /// buffers with their row offsets, two f32 B/C tiles and the output staging.
 template <typename T, int kNb>
 inline std::size_t pipe_smem_bytes(int channels) {
-  const std::size_t raw = 6ull * RawGeom<T>::words(channels);
+  const std::size_t raw = 6ull * RawGeom<T, kNb>::words(channels);
   const std::size_t bcf = 4ull * kPipeSteps * (kNb + 4);
   const std::size_t obuf = (static_cast<std::size_t>(obuf_elems<T>(channels)) * sizeof(T) + 15) / 16 * 4;
   return (raw + 2 * (bc_raw_words<T, kNb>() + bc_m_words<kNb>()) + bcf + obuf) * sizeof(float);
@@ -124,7 +130,7 @@ template <typename T, int kNb>
 __device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channels) {
   PipeLayout t;
   unsigned* w = reinterpret_cast<unsigned*>(smem);
-  t.raw_words = RawGeom<T>::words(channels);
+  t.raw_words = RawGeom<T, kNb>::words(channels);
   t.raw_stride = 3 * t.raw_words;
   t.raw = w;
   w += 2 * t.raw_stride;
@@ -158,9 +164,13 @@ __device__ __forceinline__ void cp_async8(unsigned* dst, std::uintptr_t src) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(src) : "memory");
 }
+/// 16-byte copies bypass L1 (.cg): the data is read once, from shared memory, and L1 shares its
+/// storage and data path with shared memory. H100 against .ca: S1 bf16 0.1139 -> 0.1065 ms, S3
+/// 1.380 -> 1.336, S4 0.768 -> 0.748, S6 4.50 -> 4.405 (two runs each; adding an L2::256B
+/// prefetch hint lost half of that and slowed S5). 8-byte copies have no .cg form.
 __device__ __forceinline__ void cp_async16(unsigned* dst, std::uintptr_t src) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
 }
 
 /// The aligned kBytes units holding positions [p_lo, p_lo + nT) of a row (element 0 at `row`,
@@ -191,11 +201,11 @@ __device__ __forceinline__ void cp_async_unit(unsigned* dst, std::uintptr_t src)
 /// (kRowWords words). Step rows: row j holds the 8-byte units of channels d_first.. at the
 /// step's position (8-byte aligned: checked by pipe_supported); each thread keeps one unit
 /// column and walks rows by pointer increments.
-template <typename T, int kLanes>
+template <typename T, int kNb, int kLanes>
 __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const SeqP& s, int kind,
                                            const ThreadChannel& tc, int channels, const TileSpan& sp, const Params& p,
                                            int k) {
-  using G = RawGeom<T>;
+  using G = RawGeom<T, kNb>;
   if (kind == kChannelRows) {
     // Consecutive threads take consecutive units of a row (coalesced); row c of the area holds
     // channel d_first + c.
@@ -236,10 +246,10 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
 struct RowRef {
   int base, step;
 };
-template <typename T>
+template <typename T, int kNb>
 __device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, int kind, const ThreadChannel& tc,
                                           int channels, const TileSpan& sp) {
-  using G = RawGeom<T>;
+  using G = RawGeom<T, kNb>;
   RowRef r;
   if (kind == kChannelRows) {
     const int m = row_units<G::kUnitBytes>(tensor_base + static_cast<i64>(tc.d) * s.sd, sp.p_lo, sp.nT).m;
@@ -297,13 +307,13 @@ template <typename T>
 __device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const RowRef& ref, const ThreadChannel& tc,
                                                      const TileSpan& sp) {
   static_assert(sizeof(T) == 2, "pairs of 16-bit elements");
-  const int m = ref.base - tc.ch * RawGeom<T>::Row::kRowElems - (sp.rev ? sp.nT - 1 : 0);
+  const int m = ref.base - tc.ch * Unit16<T>::kRowElems - (sp.rev ? sp.nT - 1 : 0);
   // The half of a pair that becomes the value: bf16 into the high half (an f32's bits), f16
   // into the low half (converted after).
   constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
   constexpr unsigned kLo = kBf ? 0x1044u : 0x4410u, kHi = kBf ? 0x3244u : 0x4432u;
   const unsigned sel_m = (m & 1) ? 0x5432u : 0x3210u;  // an odd offset straddles two words
-  const int rw = tc.ch * RawGeom<T>::kRowWords + (m >> 1);  // 16-byte units for 16-bit T
+  const int rw = tc.ch * Unit16<T>::kRowWords + (m >> 1);  // 16-bit T: 16-byte units
   PairReader<T> r;
   r.w = area;
   r.wbase = sp.rev ? rw + kPipeSteps / 2 : rw;
@@ -507,9 +517,9 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   auto issue_rows3 = [&](int t0, int buf) {
     const TileSpan sp = span_at(t0);
     unsigned* r = t.raw + buf * t.raw_stride;
-    issue_rows<T, kLanes>(r, first_base, first_s, ku, tch, channels, sp, p, k);
-    issue_rows<T, kLanes>(r + t.raw_words, dbase, p.delta, kd, tch, channels, sp, p, k);
-    if (gate_z) issue_rows<T, kLanes>(r + 2 * t.raw_words, zbase, p.z, kz, tch, channels, sp, p, k);
+    issue_rows<T, kNb, kLanes>(r, first_base, first_s, ku, tch, channels, sp, p, k);
+    issue_rows<T, kNb, kLanes>(r + t.raw_words, dbase, p.delta, kd, tch, channels, sp, p, k);
+    if (gate_z) issue_rows<T, kNb, kLanes>(r + 2 * t.raw_words, zbase, p.z, kz, tch, channels, sp, p, k);
   };
   auto issue_bc = [&](int t0, int bb) {
     const TileSpan sp = span_at(t0);
@@ -594,9 +604,9 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       const T* ru = reinterpret_cast<const T*>(r);
       const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
-      const RowRef fu = row_ref(first_base, first_s, ku, tch, channels, sp);
-      const RowRef fd = row_ref(dbase, p.delta, kd, tch, channels, sp);
-      const RowRef fz = gate_z ? row_ref(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
+      const RowRef fu = row_ref<T, kNb>(first_base, first_s, ku, tch, channels, sp);
+      const RowRef fd = row_ref<T, kNb>(dbase, p.delta, kd, tch, channels, sp);
+      const RowRef fz = gate_z ? row_ref<T, kNb>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
       // Outputs: the channel's staging row (own_out, single buffer: the same thread stores it
       // before the next tile writes), or [channel][kLdo] of this tile's buffer.
       const RowRef fo = own_out ? stage_ref(obase, dst_s, tch, sp)
@@ -740,7 +750,7 @@ inline bool pipe_supported(const Params& p, int channels, std::size_t smem_limit
   // Step rows are copied in 8-byte units from channel d_first on: every row start (batch,
   // direction, position, channel block) must be 8-byte aligned, and D a whole number of units
   // (no unit crosses the end of a row).
-  constexpr int kUnit = RawGeom<T>::kStepUnitElems;
+  constexpr int kUnit = RawGeom<T, kNb>::kStepUnitElems;
   auto ok = [&](const SeqP& s) {
     switch (row_kind(s)) {
       case kChannelRows: return p.mode != 3;
