@@ -96,7 +96,8 @@ struct SelectiveScanArgs {
 /// Runs the scan on the context's device (CPU thread pool or the context's CUDA stream). Every
 /// shape, dtype, stride and device is validated first: anything unsupported throws mcv::Error
 /// before any work is queued. On CUDA the call is asynchronous and allocates scratch (long
-/// sequences, several directions) only from `ctx.workspace()`.
+/// sequences, several directions, the token-major copies of channel-major cross2d streams) only
+/// from `ctx.workspace()`.
 void selective_scan(Context& ctx, const SelectiveScanArgs& args);
 
 }  // namespace mcv::kernels
