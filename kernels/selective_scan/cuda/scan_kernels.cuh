@@ -13,10 +13,10 @@
 //    as broadcast LDS.128 - that is where the bytes are saved against one channel per block.
 //  - Directions only change the step -> position map used by the loaders, so flips and the
 //    column-major VMamba orders cost no copies (channel-major cross2d streams are copied once to
-//    token-major scratch first, shared by the four directions: launch.cu says why). Several directions run in separate blocks, each
-//    writing its slice of a (batch, K, D, L) scratch, and a merge pass sums and gates them
-//    (par_dirs); the tiled kernel can also run them one after the other in each thread
-//    (MCV_SCAN_SERIAL_DIRS=1, an f32 running sum).
+//    token-major scratch first, shared by the four directions: launch.cu says why). Several
+//    directions run in separate blocks, each writing its slice of a (batch, K, D, L) scratch,
+//    and a merge pass sums and gates them (par_dirs); the tiled kernel can also run them one
+//    after the other in each thread (MCV_SCAN_SERIAL_DIRS=1, an f32 running sum).
 //  - exp(dt*A) is ex2.approx.ftz(dt * A*log2(e)) (one MUFU op, ~2 ulp); softplus and silu are
 //    MUFU-based too (scan_device.cuh), within ~3e-7 relative of torch's.
 //  - Long L, few channels (e.g. batch 1): L is cut into chunks scanned in parallel from h = 0
