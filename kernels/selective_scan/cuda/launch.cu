@@ -192,12 +192,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
       if (s->ptr && s->sd != 1) {
         const int slices = s->sk != 0 ? p.dirs : 1;
         const cuda::SeqP t = scratch(slices);
-        for (int k = 0; k < slices; ++k) {
-          cuda::SeqP from = *s, to = t;
-          from.ptr = static_cast<const char*>(s->ptr) + k * s->sk * static_cast<std::int64_t>(elem);
-          to.ptr = static_cast<const char*>(t.ptr) + k * t.sk * static_cast<std::int64_t>(elem);
-          cuda::relayout(from, to, p.batch, p.dim, p.seqlen, elem, stream);
-        }
+        cuda::relayout(*s, t, p.batch, slices, p.dim, p.seqlen, elem, stream);
         *s = t;
       }
     if (p.out.sd != 1) p.out = scratch(1);
@@ -227,7 +222,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     case DType::bf16: cuda::launch_scan_bf16(p, cfg, stream); break;
     default: throw Error("selective_scan", "unsupported dtype on the CUDA path");
   }
-  if (p.out.ptr != out_final.ptr) cuda::relayout(p.out, out_final, p.batch, p.dim, p.seqlen, elem, stream);
+  if (p.out.ptr != out_final.ptr) cuda::relayout(p.out, out_final, p.batch, 1, p.dim, p.seqlen, elem, stream);
   ws.rewind(ws_mark);
 }
 

@@ -33,8 +33,21 @@
 
 namespace mcv::kernels::scan::cuda {
 
-/// Steps per tile of the pipelined kernel.
+/// Steps per tile of the pipelined kernel. (8-step tiles, measured on an H200: every shape
+/// slower, S4 bf16 0.62 -> 1.03 ms, S5 0.048 -> 0.062: the per-tile work doubles per step.)
 constexpr int kPipeSteps = 16;
+
+/// Threads with 2 to this many states read the skip/gate operands (u, z) in the pre-pass and
+/// keep u and the gate in registers for the epilogue; with 16 states the 32 extra live
+/// registers cost the recurrence more than the re-reads save. H200, ms, against re-reading in
+/// the epilogue: bf16 S5 (4 states x 2 lanes) 0.0480 -> 0.0455, f32 (8 states x 2 lanes) S1
+/// 0.1280 -> 0.1251, S2 0.2448 -> 0.2407, S3 1.738 -> 1.702, S6 5.24 -> 5.12; with 16 states
+/// bf16 S1 0.1028 -> 0.1036, S6 4.41 -> 4.51; with one state S4 0.6163 -> 0.6187 (bf16), 1.368
+/// -> 1.371 (f32). On the H100 only S5 bf16 moved (0.0485 -> 0.0456; f32 within 1 %). A
+/// compile-time knob for measurements (0 turns it off).
+#ifndef MCV_SCAN_EARLY_EPILOGUE_MAX_STATES
+#define MCV_SCAN_EARLY_EPILOGUE_MAX_STATES 8
+#endif
 
 /// How a per-step tensor is staged: rows along L per channel (L contiguous), rows along D per
 /// step (D contiguous), or neither (the pipelined kernel does not take it).
@@ -621,12 +634,14 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
         dt = select_f(softplus, softplus_f(x), x);
         dtu = kCorrect ? 0.0f : dt * U.at(j);
       };
-      auto post = [&](const auto& U, const auto& Z, int j, float y) {
-        const float g = silu_f(Z.at(j));  // z area unused (finite or not) when !gate_z
-        const float gate = select_f(gate_z, scale * g, scale);
-        const float first = U.at(j);  // u, or pass 1's output
+      auto gate_at = [&](const auto& Z, int j) {
+        return select_f(gate_z, scale * silu_f(Z.at(j)), scale);  // z area unused (finite or not) when !gate_z
+      };
+      // first: u, or pass 1's output
+      auto out_of = [&](float first, float gate, float y) {
         return from_float<T>(kCorrect ? fmaf(y, gate, first) : fmaf(dskip, first, y) * gate);
       };
+      auto post = [&](const auto& U, const auto& Z, int j, float y) { return out_of(U.at(j), gate_at(Z, j), y); };
       auto recur = [&](int j, float dt, float dtu) {
         if constexpr (kCorrect)
           return lane_sum<kLanes>(decay_step<kS>(h, a2, ct + j * kLdb, dt));
@@ -645,10 +660,26 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
         constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
         constexpr int kL = kSplit ? kLanes : 1;  // lanes sharing the scalar work
         constexpr int kQ = kT / kL;
+        constexpr bool kEarly = !kCorrect && kS > 1 && kS <= MCV_SCAN_EARLY_EPILOGUE_MAX_STATES;
+        constexpr int kQe = kEarly ? kQ : 1;
         const int r0 = kSplit ? lane : 0;
         float dt[kQ], dtu[kQ], ys[kQ] = {};
+        [[maybe_unused]] float uq[kQe], gt[kQe];  // kEarly: u and the gate of step q * kL + r0
 #pragma unroll
-        for (int q = 0; q < kQ; ++q) pre(U, Dl, q * kL + r0, dt[q], dtu[q]);
+        for (int q = 0; q < kQ; ++q) {
+          pre(U, Dl, q * kL + r0, dt[q], dtu[q]);
+          if constexpr (kEarly) {
+            const int j = q * kL + r0;
+            uq[q] = U.at(j);
+            gt[q] = gate_at(Z, j);
+          }
+        }
+        auto post_q = [&](int q, int j, float y) {
+          if constexpr (kEarly)
+            return out_of(uq[q], gt[q], y);
+          else
+            return post(U, Z, j, y);
+        };
 #pragma unroll
         for (int j = 0; j < kT; ++j) {
           const int q = j / kL;
@@ -672,12 +703,12 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
 #pragma unroll
           for (int q = 0; q < kQ; ++q) {
             const int j = q * kLanes + lane;
-            obuf[fo.base + j * fo.step] = post(U, Z, j, ys[q]);
+            obuf[fo.base + j * fo.step] = post_q(q, j, ys[q]);
           }
         } else {
           T o[kT];
 #pragma unroll
-          for (int j = 0; j < kT; ++j) o[j] = post(U, Z, j, ys[j]);
+          for (int j = 0; j < kT; ++j) o[j] = post_q(j, j, ys[j]);
           if (lane == 0) {
 #pragma unroll
             for (int j = 0; j < kT; ++j) obuf[fo.base + j * fo.step] = o[j];
