@@ -82,6 +82,10 @@ void run_cuda(Context& ctx, const Problem& pr) {
   cuda::LaunchConfig cfg;
   const int sms = std::max(1, cu.props.multiProcessorCount);
   cfg.smem_optin = static_cast<std::size_t>(cu.props.sharedMemPerBlockOptin);
+  cfg.smem_per_sm = static_cast<std::size_t>(cu.props.sharedMemPerMultiprocessor);
+  cfg.smem_reserved = static_cast<std::size_t>(cu.props.reservedSharedMemPerBlock);
+  const char* coop_env = std::getenv("MCV_SCAN_COOP_ROWS");  // 0: never (comparisons)
+  cfg.allow_coop_rows = !(coop_env && std::string(coop_env) == "0");
   // The pipelined kernel wherever the layouts allow (scan_pipe.cuh); MCV_SCAN_PIPE=0 keeps the
   // older tiled kernel everywhere (for comparisons and its tests).
   const char* pipe_env = std::getenv("MCV_SCAN_PIPE");

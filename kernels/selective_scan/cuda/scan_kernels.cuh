@@ -588,11 +588,13 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const int channels = cfg.channels_per_block, threads = channels * kLanes;
   const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group * p.dir_blocks();
   const unsigned blocks = grid_size(per_chunk * p.n_chunks, "scan");
-  if (cfg.allow_pipe && pipe_supported<T, kS * kLanes>(p, channels, cfg.smem_optin)) {
-    const std::size_t smem = pipe_smem_bytes<T, kS * kLanes>(channels);
+  Params pp = p;  // the pipelined kernel's: with its store choice
+  pp.coop_rows = pipe_coop_rows<T, kS * kLanes>(p, channels, cfg);
+  if (cfg.allow_pipe && pipe_supported<T, kS * kLanes>(pp, channels, cfg.smem_optin)) {
+    const std::size_t smem = pipe_smem_bytes<T, kS * kLanes>(channels, pp.coop_rows);
     auto launch = [&](auto kernel, unsigned grid, const char* what) {
       configure_smem(kernel, smem);
-      kernel<<<grid, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
+      kernel<<<grid, threads, smem, stream>>>(pp, channels, cfg.blocks_per_group);
       cuda_check_launch(what);
     };
     constexpr bool kPairable = sizeof(T) == 2 && kLanes == 1;  // instantiate kPairs only there

@@ -54,6 +54,9 @@ struct Params {
   // sums the slices, gates and writes out. Without it one thread runs every direction in turn
   // and acc holds the running sum (4x less parallelism for VMamba's cross-scan).
   bool par_dirs = false;
+  /// The pipelined kernel stores channel-row outputs cooperatively from two staging buffers
+  /// (store_rows_coop): chosen on the host where every unit is whole (pipe_coop_rows).
+  bool coop_rows = false;
   __host__ __device__ int dir_blocks() const { return par_dirs ? dirs : 1; }
   // A one-direction-per-block pass (dirs == 1 or par_dirs) writes the gated, scaled output, or
   // with par_dirs its direction's ungated slice of acc (the merge pass sums, scales and gates).
@@ -80,6 +83,9 @@ struct LaunchConfig {
   int generic_nmax = 16;
   bool allow_pipe = true;      ///< the pipelined kernel where it applies (MCV_SCAN_PIPE=0: never)
   std::size_t smem_optin = 48 * 1024;  ///< the device's shared memory per block limit
+  std::size_t smem_per_sm = 0;          ///< shared memory per multiprocessor
+  std::size_t smem_reserved = 0;        ///< shared memory the system reserves per block
+  bool allow_coop_rows = true;          ///< MCV_SCAN_COOP_ROWS=0: never (comparisons)
 };
 
 /// Steps staged per shared-memory tile. 16 for the N=16 bucket: half the shared memory per

@@ -105,10 +105,11 @@ __host__ __device__ constexpr int bc_raw_words() {
 }
 
 /// Elements (I/O type) of the output staging: one Unit16 row per channel (channel-row
-/// targets) or two buffers of [channel][kPipeSteps + 1] (the cooperative store).
+/// targets; two buffers of them with coop_rows) or two buffers of [channel][kPipeSteps + 1]
+/// (the cooperative step-row store).
 template <typename T>
-__host__ __device__ inline int obuf_elems(int channels) {
-  const int own = channels * Unit16<T>::kRowElems, coop = 2 * channels * (kPipeSteps + 1);
+__host__ __device__ inline int obuf_elems(int channels, bool coop_rows) {
+  const int own = (coop_rows ? 2 : 1) * channels * Unit16<T>::kRowElems, coop = 2 * channels * (kPipeSteps + 1);
   return own > coop ? own : coop;
 }
 
@@ -121,10 +122,10 @@ __host__ __device__ constexpr int bc_m_words() {
 /// Dynamic shared memory of the pipelined kernel: two buffers of raw u/delta/z, two B/C copy
 /// buffers with their row offsets, two f32 B/C tiles and the output staging.
 template <typename T, int kNb>
-inline std::size_t pipe_smem_bytes(int channels) {
+inline std::size_t pipe_smem_bytes(int channels, bool coop_rows) {
   const std::size_t raw = 6ull * RawGeom<T, kNb>::words(channels);
   const std::size_t bcf = 4ull * kPipeSteps * (kNb + 4);
-  const std::size_t obuf = (static_cast<std::size_t>(obuf_elems<T>(channels)) * sizeof(T) + 15) / 16 * 4;
+  const std::size_t obuf = (static_cast<std::size_t>(obuf_elems<T>(channels, coop_rows)) * sizeof(T) + 15) / 16 * 4;
   return (raw + 2 * (bc_raw_words<T, kNb>() + bc_m_words<kNb>()) + bcf + obuf) * sizeof(float);
 }
 
@@ -276,12 +277,29 @@ __device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, i
 }
 
 /// Where this thread's channel puts step j of a channel-row output in its staging row
-/// (store_own_row): element base + j * step.
+/// (store_own_row, store_rows_coop; `row0`: the first element of the staging buffer's row 0):
+/// element base + j * step.
 template <typename T>
 __device__ __forceinline__ RowRef stage_ref(const T* target_base, const SeqP& s, const ThreadChannel& tc,
-                                            const TileSpan& sp) {
+                                            const TileSpan& sp, int row0) {
   const int m = row_units<16>(target_base + static_cast<i64>(tc.d) * s.sd, sp.p_lo, sp.nT).m;
-  return {tc.ch * Unit16<T>::kRowElems + m + (sp.rev ? sp.nT - 1 : 0), sp.rev ? -1 : 1};
+  return {row0 + tc.ch * Unit16<T>::kRowElems + m + (sp.rev ? sp.nT - 1 : 0), sp.rev ? -1 : 1};
+}
+
+/// Stores this tile's channel-row outputs (staging rows from `stage`, whole 16-byte units:
+/// pipe_coop_rows) with consecutive threads on consecutive units of a row, so the units of one
+/// 32-byte sector leave in one request (a thread per row wrote half-sectors: twice the L2
+/// write requests).
+template <typename T>
+__device__ __forceinline__ void store_rows_coop(const T* stage, T* target_base, const SeqP& s, int d_first,
+                                                int n_valid, const TileSpan& sp) {
+  constexpr int kU = Unit16<T>::kUnitElems;
+  const int units = sp.nT / kU;
+  for (int i = threadIdx.x; i < n_valid * units; i += blockDim.x) {
+    const int c = i / units, w = i - c * units;
+    const uint4 v = *reinterpret_cast<const uint4*>(stage + c * Unit16<T>::kRowElems + w * kU);
+    *reinterpret_cast<uint4*>(target_base + static_cast<i64>(d_first + c) * s.sd + sp.p_lo + w * kU) = v;
+  }
 }
 
 /// Step j of a staged tensor, element by element (raw[base + j * step]).
@@ -515,6 +533,9 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   // Channel-row target: each channel's thread stores its own row from a staging row, in 16-byte
   // units; positions [w_lo_all, w_hi_all) are this pass's.
   const bool own_out = affine && row_kind(dst_s) == kChannelRows;
+  // Whole units only: the block stores its rows together from two staging buffers (tile parity:
+  // the next tile writes the other while this one's units are stored).
+  const bool coop_rows = p.coop_rows && own_out;
   const int w_lo_all = rev ? p.seqlen - t_end : t_begin, w_hi_all = rev ? p.seqlen - t_begin : t_end;
   T* const obuf = static_cast<T*>(t.obuf);
 
@@ -620,9 +641,10 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       const RowRef fu = row_ref<T, kNb>(first_base, first_s, ku, tch, channels, sp);
       const RowRef fd = row_ref<T, kNb>(dbase, p.delta, kd, tch, channels, sp);
       const RowRef fz = gate_z ? row_ref<T, kNb>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
-      // Outputs: the channel's staging row (own_out, single buffer: the same thread stores it
-      // before the next tile writes), or [channel][kLdo] of this tile's buffer.
-      const RowRef fo = own_out ? stage_ref(obase, dst_s, tch, sp)
+      // Outputs: the channel's staging row (own_out: a single buffer, the same thread stores it
+      // before the next tile writes; coop_rows: this tile's buffer), or [channel][kLdo] of this
+      // tile's buffer.
+      const RowRef fo = own_out ? stage_ref(obase, dst_s, tch, sp, coop_rows ? buf * channels * Unit16<T>::kRowElems : 0)
                                 : RowRef{buf * channels * kLdo + ch * kLdo, 1};
       const float* bt = t.bcf + buf * t.bcf_stride + lane * kS;
       const float* ct = bt + kT * kLdb;
@@ -751,7 +773,9 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
     } else {
       __syncthreads();
     }
-    if (own_out) {
+    if (coop_rows) {
+      store_rows_coop(obuf + buf * channels * Unit16<T>::kRowElems, obase, dst_s, d_first, n_valid, sp);
+    } else if (own_out) {
       if (active && lane == 0) {
         const bool keep = more && live;
         store_own_row(obuf + ch * Unit16<T>::kRowElems, obase + static_cast<i64>(d) * dst_s.sd, sp,
@@ -769,6 +793,26 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
     store_channel_end<kS>(p, bc, k, d, lane, active, h, dtsum);  // every lane summed all of its steps' dt
 }
 
+/// Whether the pipelined kernel's channel-row outputs may be stored cooperatively (Params::
+/// coop_rows): every unit whole - the target's rows 16-byte aligned at every (batch, direction,
+/// channel), the tiles' position ranges multiples of a unit in either direction - and the
+/// second staging buffer still leaving three blocks per SM (the launch bounds). Not for f32
+/// with fewer than 4 states (8-byte row units, RawGeom), where it measured slower (H100, S4
+/// f32 1.556 -> 1.656 ms) while every other shape with whole units gained (bf16 S3 1.320 ->
+/// 1.305, S4 0.748 -> 0.717, S6 4.485 -> 4.266; f32 S3 1.714 -> 1.646, S5 0.0554 -> 0.0507,
+/// S6 5.16 -> 4.955).
+template <typename T, int kNb>
+inline bool pipe_coop_rows(const Params& p, int channels, const LaunchConfig& cfg) {
+  if constexpr (sizeof(T) == 4 && kNb < 4) return false;
+  constexpr int kU = Unit16<T>::kUnitElems;
+  const SeqP& s = p.pass_target();
+  const bool whole = p.mode != 3 && row_kind(s) == kChannelRows && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 &&
+                     s.sb % kU == 0 && s.sk % kU == 0 && s.sd % kU == 0 && p.seqlen % kU == 0 &&
+                     (p.n_chunks == 1 || p.chunk_len % kU == 0);
+  const std::size_t bytes = pipe_smem_bytes<T, kNb>(channels, true) + cfg.smem_reserved;
+  return cfg.allow_coop_rows && whole && 3 * bytes <= cfg.smem_per_sm;
+}
+
 /// Whether the pipelined kernel takes this launch: one direction per block, variable B/C, and
 /// u, delta (and z when this pass gates) stored in rows: L-contiguous rows need positions that
 /// are ranges (no column-major cross-scan order); D-contiguous 16-bit rows must start on a
@@ -776,7 +820,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
 template <typename T, int kNb>
 inline bool pipe_supported(const Params& p, int channels, std::size_t smem_limit) {
   if (!p.B_var || !p.C_var || (p.dirs > 1 && !p.par_dirs)) return false;
-  if (pipe_smem_bytes<T, kNb>(channels) > smem_limit) return false;
+  if (pipe_smem_bytes<T, kNb>(channels, p.coop_rows) > smem_limit) return false;
   const bool gate_z = p.pass_gates_z();
   // Step rows are copied in 8-byte units from channel d_first on: every row start (batch,
   // direction, position, channel block) must be 8-byte aligned, and D a whole number of units
