@@ -244,7 +244,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(10);
+  std::vector<CudaCase> cases(12);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -278,6 +278,18 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[9].c.batch = 1;
   cases[9].c.dim = 8;
   cases[9].chunks = 2;
+  // Whole 16-byte output units (L a multiple of 8): the cooperative channel-row stores from two
+  // staging buffers, reversed and chunked, and into the per-direction slices of a bidirectional scan.
+  cases[10].c.dtype = DType::bf16;
+  cases[10].c.dim = 40;
+  cases[10].c.seqlen = 96;
+  cases[10].c.dirs = ScanDirections::reverse;
+  cases[10].lanes = 1;
+  cases[10].chunks = 2;
+  cases[11].c.dtype = DType::bf16;
+  cases[11].c.dim = 24;
+  cases[11].c.seqlen = 64;
+  cases[11].c.dirs = ScanDirections::bidirectional;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);
