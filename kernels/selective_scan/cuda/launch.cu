@@ -22,6 +22,12 @@ int env_int(const char* name, int fallback) {
   return (end && *end == 0 && x > 0 && x < (1 << 20)) ? static_cast<int>(x) : fallback;
 }
 
+/// Whether an on-by-default path is switched off (NAME=0), for comparisons and tests.
+bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == "0";
+}
+
 cuda::SeqP seq(const SeqView& v) { return {v.data, v.sb, v.sk, v.sd, v.sl}; }
 
 int round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -84,12 +90,10 @@ void run_cuda(Context& ctx, const Problem& pr) {
   cfg.smem_optin = static_cast<std::size_t>(cu.props.sharedMemPerBlockOptin);
   cfg.smem_per_sm = static_cast<std::size_t>(cu.props.sharedMemPerMultiprocessor);
   cfg.smem_reserved = static_cast<std::size_t>(cu.props.reservedSharedMemPerBlock);
-  const char* coop_env = std::getenv("MCV_SCAN_COOP_ROWS");  // 0: never (comparisons)
-  cfg.allow_coop_rows = !(coop_env && std::string(coop_env) == "0");
+  cfg.allow_coop_rows = !env_off("MCV_SCAN_COOP_ROWS");
   // The pipelined kernel wherever the layouts allow (scan_pipe.cuh); MCV_SCAN_PIPE=0 keeps the
   // older tiled kernel everywhere (for comparisons and its tests).
-  const char* pipe_env = std::getenv("MCV_SCAN_PIPE");
-  cfg.allow_pipe = !(pipe_env && std::string(pipe_env) == "0");
+  cfg.allow_pipe = !env_off("MCV_SCAN_PIPE");
   // Several directions run in separate blocks (summed by a merge pass) rather than one after the
   // other in each channel's thread: K times the parallelism for the latency-bound recurrence.
   // MCV_SCAN_SERIAL_DIRS=1 restores the serial form (for comparisons).
@@ -181,9 +185,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // every token row is 16-byte aligned) and the output copied back: one layout copy shared by
   // the four directions, which stay index maps: 2.34 ms (f32 10.96 -> 3.21). MCV_SCAN_STAGE=0
   // turns it off (for comparisons).
-  const char* stage_env = std::getenv("MCV_SCAN_STAGE");
-  const bool stage = cfg.allow_pipe && !cfg.generic && p.par_dirs && p.mode == 3 &&
-                     !(stage_env && std::string(stage_env) == "0");
+  const bool stage = cfg.allow_pipe && !cfg.generic && p.par_dirs && p.mode == 3 && !env_off("MCV_SCAN_STAGE");
   cuda::SeqP out_final = p.out;
   if (stage) {
     const std::int64_t ld = round_up(p.dim, 8), L = p.seqlen;
