@@ -13,6 +13,8 @@
 #include "mcv/error.h"
 #include "mcv/kernels/selective_scan.h"
 #include "mcv/tensor.h"
+#include "mcv/thread_pool.h"
+#include "selective_scan/cpu.h"
 
 #if MCV_HAVE_CUDA
 #include <cuda_runtime.h>
@@ -215,12 +217,16 @@ class Bench {
       r.ratio = ms / r.floor_ms;
       r.note = r.bytes / (copy_gbps_ * 1e6) >= transcendentals(p) / mufu_per_s * 1e3 ? "bytes-bound" : "exp-bound";
     } else {
-      // CPU: the work rate (docs/PERFORMANCE.md relates it to the machine's peak FMA rate).
+      // CPU: the work rate, and its recurrence FMAs (h = a*h + b*u and y += C*h: two per state
+      // update) as a fraction of the peak FMA rate measured in the same run. The other vector
+      // work of a state update (the exp, dt*A, B*dt*u: ~12 more FMA-pipe operations) is
+      // counted in docs/PERFORMANCE.md, not here.
       const double channel_steps = static_cast<double>(p.batch) * p.dim * p.len * p.k();
+      const double updates_per_s = channel_steps * p.n / (ms * 1e-3);
       std::ostringstream n;
       n.precision(3);
-      n << channel_steps * p.n / (ms * 1e6) << " G state updates/s, " << channel_steps / (ms * 1e6)
-        << " G channel-steps/s";
+      n << updates_per_s / 1e9 << " G state updates/s, " << channel_steps / (ms * 1e6) << " G channel-steps/s";
+      if (peak_fma_ > 0) n << ", recurrence FMAs " << 100.0 * 2.0 * updates_per_s / peak_fma_ << " % of peak";
       r.note = n.str();
     }
     r.reference_ms = dt == DType::bf16 ? ref : 0.0;
@@ -248,6 +254,24 @@ class Bench {
     r.note = "read + write";
     out_.push_back(r);
 #endif
+  }
+
+  /// CPU: the FMA rate of the context's threads on the scan's vector path (cpu_peak.h).
+  void measure_fma_peak() {
+    if (ctx_.is_cuda()) return;
+    const scan::CpuIsa isa = scan::default_cpu_isa();
+    const auto t0 = std::chrono::steady_clock::now();
+    peak_fma_ = scan::peak_fma_rate(ctx_, isa);
+    ScanBenchResult r;
+    r.name = "fma peak";
+    r.dtype = "f32";
+    r.shape = std::to_string(ctx_.threads().size()) + " threads, " + scan::cpu_isa_label(isa);
+    r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::ostringstream n;
+    n.precision(4);
+    n << peak_fma_ / 1e9 << " G FMA/s (independent vector FMA chains, best of 3)";
+    r.note = n.str();
+    out_.push_back(r);
   }
 
   bool wanted(const std::string& name) const {
@@ -369,6 +393,7 @@ class Bench {
 
   std::vector<ScanBenchResult> run() {
     measure_copy();
+    measure_fma_peak();
     std::vector<DType> dtypes;
     if (opt_.bf16) dtypes.push_back(DType::bf16);
     if (opt_.f32) dtypes.push_back(DType::f32);
@@ -391,6 +416,7 @@ class Bench {
   std::vector<ScanBenchResult> out_;
   std::uint64_t seed_ = 0;
   double copy_gbps_ = 0;
+  double peak_fma_ = 0;  ///< CPU: FMA lane-operations per second (measure_fma_peak)
   int sms_ = 132;
 };
 

@@ -6,6 +6,7 @@
 // vsilu (z / (1 + exp(-z))).
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -89,9 +90,18 @@ Vec vsilu(const Vec& x) {
 }
 
 #include "selective_scan/cpu_body.h"
+#include "selective_scan/cpu_peak.h"
 
 }  // namespace
 
 void run_cpu_scalar(Context& ctx, const Problem& p) { run_any(ctx, p); }
+double peak_fma_scalar(Context& ctx) { return peak_fma_any(ctx); }
+
+double peak_fma_rate(Context& ctx, CpuIsa isa) {
+  const auto& f = cpu_features();
+  if (isa == CpuIsa::avx512 && f.avx512f) return peak_fma_avx512(ctx);
+  if (isa != CpuIsa::scalar && f.avx2) return peak_fma_avx2(ctx);
+  return peak_fma_scalar(ctx);
+}
 
 }  // namespace mcv::kernels::scan

@@ -23,6 +23,13 @@ void run_cpu_scalar(Context& ctx, const Problem& p);
 void run_cpu_avx2(Context& ctx, const Problem& p);
 void run_cpu_avx512(Context& ctx, const Problem& p);
 
+/// FMA lane-operations per second of every thread of ctx's pool on the given path (cpu_peak.h):
+/// the CPU benchmark's peak rate.
+double peak_fma_rate(Context& ctx, CpuIsa isa);
+double peak_fma_scalar(Context& ctx);
+double peak_fma_avx2(Context& ctx);
+double peak_fma_avx512(Context& ctx);
+
 /// Test hook: the public entry point with a chosen CPU path (falls back to a narrower one the
 /// CPU lacks).
 void selective_scan_with_isa(Context& ctx, const SelectiveScanArgs& args, CpuIsa isa);

@@ -2,6 +2,7 @@
 // target pragma so the library still loads on any x86-64; only called when the CPU has AVX2.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -55,10 +56,12 @@ struct Vec {
 
 #include "selective_scan/cpu_vecmath.h"
 #include "selective_scan/cpu_body.h"
+#include "selective_scan/cpu_peak.h"
 
 }  // namespace
 
 void run_cpu_avx2(Context& ctx, const Problem& p) { run_any(ctx, p); }
+double peak_fma_avx2(Context& ctx) { return peak_fma_any(ctx); }
 
 }  // namespace mcv::kernels::scan
 
@@ -67,5 +70,6 @@ void run_cpu_avx2(Context& ctx, const Problem& p) { run_any(ctx, p); }
 #else
 namespace mcv::kernels::scan {
 void run_cpu_avx2(Context& ctx, const Problem& p) { run_cpu_scalar(ctx, p); }
+double peak_fma_avx2(Context& ctx) { return peak_fma_scalar(ctx); }
 }  // namespace mcv::kernels::scan
 #endif

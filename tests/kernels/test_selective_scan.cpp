@@ -192,6 +192,24 @@ TEST(SelectiveScanCpuIsa, EveryPathMatchesReference) {
     }
 }
 
+// The CPU benchmark's peak FMA rate: measured on every path (a path the CPU lacks falls back to
+// a narrower one), a plausible positive rate, and no narrower path measurably above a wider one
+// it falls back from (both run the same chains; 1.5x slack for a shared machine's noise).
+TEST(SelectiveScanCpuIsa, PeakFmaRateIsMeasured) {
+  Context ctx(Device::cpu());
+  double rate[3];
+  int i = 0;
+  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
+    rate[i] = kernels::scan::peak_fma_rate(ctx, isa);
+    SCOPED_TRACE(kernels::scan::cpu_isa_label(isa));
+    EXPECT_TRUE(std::isfinite(rate[i]));
+    EXPECT_GT(rate[i], 1e8);  // 100 M FMA/s: any CPU this runs on does more per core
+    ++i;
+  }
+  EXPECT_LE(rate[0], 1.5 * rate[1]);
+  EXPECT_LE(rate[1], 1.5 * rate[2]);
+}
+
 // ---- Fused directions against explicit compositions -------------------------------------
 
 /// Copy of a (batch, R, L) tensor (any dtype) with the last axis reversed.
