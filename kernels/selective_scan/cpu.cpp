@@ -32,11 +32,19 @@ const char* cpu_isa_label(CpuIsa isa) {
   return "?";
 }
 
-void run_cpu(Context& ctx, const Problem& p, CpuIsa isa) {
+CpuIsa runnable_isa(CpuIsa isa) {
   const auto& f = cpu_features();
-  if (isa == CpuIsa::avx512 && f.avx512f) return run_cpu_avx512(ctx, p);
-  if (isa != CpuIsa::scalar && f.avx2) return run_cpu_avx2(ctx, p);
-  run_cpu_scalar(ctx, p);
+  if (isa == CpuIsa::avx512 && f.avx512f) return CpuIsa::avx512;
+  if (isa != CpuIsa::scalar && f.avx2) return CpuIsa::avx2;
+  return CpuIsa::scalar;
+}
+
+void run_cpu(Context& ctx, const Problem& p, CpuIsa isa) {
+  switch (runnable_isa(isa)) {
+    case CpuIsa::avx512: return run_cpu_avx512(ctx, p);
+    case CpuIsa::avx2: return run_cpu_avx2(ctx, p);
+    case CpuIsa::scalar: return run_cpu_scalar(ctx, p);
+  }
 }
 
 namespace {
@@ -98,9 +106,11 @@ void run_cpu_scalar(Context& ctx, const Problem& p) { run_any(ctx, p); }
 double peak_fma_scalar(Context& ctx) { return peak_fma_any(ctx); }
 
 double peak_fma_rate(Context& ctx, CpuIsa isa) {
-  const auto& f = cpu_features();
-  if (isa == CpuIsa::avx512 && f.avx512f) return peak_fma_avx512(ctx);
-  if (isa != CpuIsa::scalar && f.avx2) return peak_fma_avx2(ctx);
+  switch (runnable_isa(isa)) {
+    case CpuIsa::avx512: return peak_fma_avx512(ctx);
+    case CpuIsa::avx2: return peak_fma_avx2(ctx);
+    case CpuIsa::scalar: break;
+  }
   return peak_fma_scalar(ctx);
 }
 

@@ -14,6 +14,8 @@ enum class CpuIsa { scalar, avx2, avx512 };
 /// The widest path this CPU supports (capped by MCV_CPU_ISA).
 CpuIsa default_cpu_isa();
 const char* cpu_isa_label(CpuIsa isa);
+/// The path that runs for a requested one: it, or the widest narrower one this CPU has.
+CpuIsa runnable_isa(CpuIsa isa);
 
 /// Validated problem -> normalised form (selective_scan.cpp).
 Problem make_problem(const Context& ctx, const SelectiveScanArgs& args);
