@@ -26,9 +26,10 @@ struct CudaCase {
   int chunks = 0;  ///< MCV_SCAN_CHUNKS (0: heuristic)
   int serial = 0;  ///< MCV_SCAN_SERIAL_DIRS (1: every direction in one thread, in turn)
   bool tiled = false;  ///< MCV_SCAN_PIPE=0: the older tiled kernel where the pipelined one would run
+  int segments = 0;    ///< MCV_SCAN_SEGMENTS (2: step segments for one-state channels; 0: heuristic)
   std::string name() const {
     return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
-           (serial ? "_serial" : "") + (tiled ? "_tiled" : "");
+           (serial ? "_serial" : "") + (tiled ? "_tiled" : "") + (segments ? "_seg" + std::to_string(segments) : "");
   }
 };
 
@@ -65,7 +66,8 @@ void check_cuda_against_cpu(const CudaCase& cc) {
   const Stored st_gpu = c.final_state ? make_state(c, Device::cuda(0)) : Stored{};
   {
     EnvGuard lanes("MCV_SCAN_LANES", cc.lanes), chunks("MCV_SCAN_CHUNKS", cc.chunks),
-        serial("MCV_SCAN_SERIAL_DIRS", cc.serial), pipe("MCV_SCAN_PIPE", cc.tiled ? "0" : nullptr);
+        serial("MCV_SCAN_SERIAL_DIRS", cc.serial), pipe("MCV_SCAN_PIPE", cc.tiled ? "0" : nullptr),
+        segments("MCV_SCAN_SEGMENTS", cc.segments);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -221,6 +223,32 @@ std::vector<CudaCase> cuda_cases() {
     c.dirs = ScanDirections::reverse; k.lanes = 1;
   });
   add([](CudaCase& k, C& c) { c.seqlen = 250; c.n_state = 8; c.dim = 160; c.batch = 2; k.lanes = 1; c.initial_state = true; });
+  // Step segments (two threads per one-state channel, each half of every tile's steps; the
+  // default only from ~34k channels on, forced here): partial last tiles, odd L, 16-bit pairs
+  // and f32 rows, reversed with an initial state, token-major rows with groups, the
+  // cooperative stores (L a multiple of 8), both multi-direction modes, a gather (the tiled
+  // kernel with the segment launch's 64-channel blocks) and one without z, D or softplus.
+  add([](CudaCase& k, C& c) { c.seqlen = 197; c.n_state = 1; c.dim = 130; c.dtype = DType::bf16; k.segments = 2; });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 64; c.n_state = 1; c.dim = 70; c.dirs = ScanDirections::reverse; c.initial_state = true; k.segments = 2;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 33; c.n_state = 1; c.dim = 130; c.groups = 2; c.dtype = DType::f16; c.layout = Layout::token_major;
+    c.dirs = ScanDirections::reverse; k.segments = 2;
+  });
+  add([](CudaCase& k, C& c) { c.seqlen = 3136; c.n_state = 1; c.groups = 4; c.dim = 64; c.dtype = DType::bf16; k.segments = 2; });
+  add([](CudaCase& k, C& c) { c.seqlen = 1000; c.n_state = 1; c.dim = 40; c.a_scale = 0.001f; k.segments = 2; });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 8; c.width = 12; c.seqlen = 96; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 16; c.n_state = 1; c.dtype = DType::bf16; k.segments = 2;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.n_state = 1; c.dim = 24; c.seqlen = 197; c.dtype = DType::f16; k.segments = 2;
+  });
+  add([](CudaCase& k, C& c) { c.layout = Layout::gather; c.n_state = 1; c.dim = 70; c.seqlen = 50; k.segments = 2; });
+  add([](CudaCase& k, C& c) {
+    c.n_state = 1; c.dim = 9; c.seqlen = 40; c.has_D = c.has_z = c.softplus = false; c.dtype = DType::bf16; k.segments = 2;
+  });
   // Options (fixed B/C take the generic kernel).
   add([](CudaCase&, C& c) { c.has_D = c.has_z = c.has_bias = c.softplus = c.final_state = false; });
   add([](CudaCase&, C& c) { c.fixed_B = true; c.dtype = DType::bf16; c.n_state = 64; });
@@ -244,7 +272,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(12);
+  std::vector<CudaCase> cases(13);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -290,6 +318,12 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[11].c.dim = 24;
   cases[11].c.seqlen = 64;
   cases[11].c.dirs = ScanDirections::bidirectional;
+  cases[12].c.dtype = DType::bf16;  // step segments: two threads per one-state channel
+  cases[12].c.n_state = 1;
+  cases[12].c.dim = 70;
+  cases[12].c.seqlen = 90;
+  cases[12].c.dirs = ScanDirections::reverse;
+  cases[12].segments = 2;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

@@ -141,9 +141,24 @@ void run_cuda(Context& ctx, const Problem& pr) {
     }
     cfg.states_per_thread = states;
     cfg.lanes = lanes;
+    // One state per channel and enough channels not to need L-chunks (below): two threads per
+    // channel, each taking half of every tile's steps (scan_pipe.cuh, pipe_min_blocks).
+    // MCV_SCAN_SEGMENTS=1 keeps one thread per channel, =2 takes segments wherever they apply
+    // (comparisons, tests); then no L-chunks.
+    const int want_segments = env_int("MCV_SCAN_SEGMENTS", 0);
+    const bool seg_fit = states == 1 && lanes == 1 && (p.dirs == 1 || p.par_dirs) && env_int("MCV_SCAN_CHUNKS", 0) <= 1;
+    // f32 only: H100, S4 (49k channels, 3136 steps) f32 1.556 -> 1.151 ms, where one thread per
+    // channel waits on its 8-byte row copies (ncu: 0.27 issued per cycle, 37 % long-scoreboard
+    // stalls; with segments 0.44); bf16 0.711 -> 0.767, where the 16-byte copies leave less to
+    // hide than the segments' extra instructions (+22 % per channel-step) cost.
+    const bool seg_default = pr.dtype == DType::f32 && channels >= target;
+    cfg.segments = seg_fit && (want_segments ? want_segments == 2 : seg_default) ? 2 : 1;
     // Channels per block: 128 threads' worth; MCV_SCAN_MAX_CHANNELS lowers it (for tuning).
-    const int unit = std::max(1, 32 / lanes);  // block size a multiple of a warp
-    const int max_channels = std::min(128 / lanes, std::max(unit, env_int("MCV_SCAN_MAX_CHANNELS", 128)));
+    // (Channels per block a multiple of 32 / lanes, also with segments: the tiled kernel, which
+    // runs them where the pipelined one does not apply, needs blocks of whole warps.)
+    const int unit = std::max(1, 32 / lanes);
+    const int max_channels =
+        std::min(128 / (lanes * cfg.segments), std::max(unit, env_int("MCV_SCAN_MAX_CHANNELS", 128)));
     const int blocks = (p.cpg + max_channels - 1) / max_channels;
     cfg.channels_per_block = std::min(max_channels, round_up((p.cpg + blocks - 1) / blocks, unit));
     cfg.blocks_per_group = (p.cpg + cfg.channels_per_block - 1) / cfg.channels_per_block;
@@ -160,7 +175,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     const long long chunk_target = 370LL * sms;
     const int min_chunk = env_int("MCV_SCAN_MIN_CHUNK", p.seqlen >= 16384 ? 1024 : p.seqlen >= 1024 ? 64 : 32);
     int chunks = env_int("MCV_SCAN_CHUNKS", 0);
-    if (chunks == 0 && (p.dirs == 1 || p.par_dirs) && threads < target && p.seqlen >= 2 * min_chunk)
+    if (chunks == 0 && cfg.segments == 1 && (p.dirs == 1 || p.par_dirs) && threads < target && p.seqlen >= 2 * min_chunk)
       chunks = static_cast<int>(std::min<long long>((chunk_target + threads - 1) / threads,
                                                     (p.seqlen + min_chunk - 1) / min_chunk));
     if ((p.dirs == 1 || p.par_dirs) && chunks > 1) {

@@ -566,11 +566,13 @@ inline unsigned grid_size(i64 blocks, const char* what) {
   return static_cast<unsigned>(blocks);
 }
 
-/// Allows more than 48 KiB of dynamic shared memory for a kernel: once per device, kernel and
-/// larger size, not per launch (every scan call of a model layer would repeat the driver call).
+/// Allows more than 48 KiB of dynamic shared memory for a kernel, and with max_carveout asks
+/// for the largest shared-memory carveout (the driver's own choice can leave fewer blocks per SM
+/// than the shared memory allows): once per device, kernel and larger size, not per launch
+/// (every scan call of a model layer would repeat the driver call).
 template <typename Kernel>
-void configure_smem(Kernel kernel, std::size_t bytes) {
-  if (bytes <= 48 * 1024) return;
+void configure_smem(Kernel kernel, std::size_t bytes, bool max_carveout = false) {
+  if (bytes <= 48 * 1024 && !max_carveout) return;
   static std::mutex mutex;
   static std::map<std::pair<int, const void*>, std::size_t> allowed;  // (device, kernel) -> bytes
   int device = 0;
@@ -578,31 +580,41 @@ void configure_smem(Kernel kernel, std::size_t bytes) {
   const std::lock_guard<std::mutex> lock(mutex);
   std::size_t& have = allowed[{device, reinterpret_cast<const void*>(kernel)}];
   if (have >= bytes) return;
-  cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-             "selective_scan: cudaFuncSetAttribute");
+  if (bytes > 48 * 1024)
+    cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
+               "selective_scan: cudaFuncSetAttribute");
+  if (max_carveout)
+    cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared),
+               "selective_scan: cudaFuncSetAttribute (carveout)");
   have = bytes;
 }
 
-template <typename T, int kS, int kLanes>
+/// kSeg: the pipelined kernel's step segments (cfg.segments; one-state channels without L-chunks);
+/// the tiled kernel, where the pipelined one does not apply, runs the same blocks' channels
+/// with one thread each.
+template <typename T, int kS, int kLanes, int kSeg = 1>
 void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const int channels = cfg.channels_per_block, threads = channels * kLanes;
   const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group * p.dir_blocks();
   const unsigned blocks = grid_size(per_chunk * p.n_chunks, "scan");
   Params pp = p;  // the pipelined kernel's: with its store choice
-  pp.coop_rows = pipe_coop_rows<T, kS * kLanes>(p, channels, cfg);
-  if (cfg.allow_pipe && pipe_supported<T, kS * kLanes>(pp, channels, cfg.smem_optin)) {
-    const std::size_t smem = pipe_smem_bytes<T, kS * kLanes>(channels, pp.coop_rows);
+  constexpr int kT = pipe_tile_steps<kSeg>();
+  pp.coop_rows = pipe_coop_rows<T, kS * kLanes, kT>(p, channels, cfg, pipe_min_blocks<T, kSeg>());
+  if (cfg.allow_pipe && pipe_supported<T, kS * kLanes, kT>(pp, channels, cfg.smem_optin)) {
+    const std::size_t smem = pipe_smem_bytes<T, kS * kLanes, kT>(channels, pp.coop_rows, pipe_step_out(pp));
     auto launch = [&](auto kernel, unsigned grid, const char* what) {
-      configure_smem(kernel, smem);
-      kernel<<<grid, threads, smem, stream>>>(pp, channels, cfg.blocks_per_group);
+      configure_smem(kernel, smem, kSeg > 1);  // segments: their blocks per SM need the largest carveout
+      kernel<<<grid, threads * kSeg, smem, stream>>>(pp, channels, cfg.blocks_per_group);
       cuda_check_launch(what);
     };
     constexpr bool kPairable = sizeof(T) == 2 && kLanes == 1;  // instantiate kPairs only there
     if (kPairable && pipe_pairs<T>(p, kLanes, false))
-      launch(scan_pipe_kernel<T, kS, kLanes, false, kPairable>, blocks, "selective_scan: scan_pipe_kernel");
+      launch(scan_pipe_kernel<T, kS, kLanes, false, kPairable, kSeg>, blocks, "selective_scan: scan_pipe_kernel");
     else
-      launch(scan_pipe_kernel<T, kS, kLanes, false, false>, blocks, "selective_scan: scan_pipe_kernel");
-    if (p.n_chunks > 1) {
+      launch(scan_pipe_kernel<T, kS, kLanes, false, false, kSeg>, blocks, "selective_scan: scan_pipe_kernel");
+    if constexpr (kSeg > 1) {
+      if (p.n_chunks > 1) throw Error("selective_scan", "step segments with L-chunks (launch configuration)");
+    } else if (p.n_chunks > 1) {
       const unsigned grid = grid_size(per_chunk * (p.n_chunks - 1), "correct");
       if (kPairable && pipe_pairs<T>(p, kLanes, true))
         launch(scan_pipe_kernel<T, kS, kLanes, true, kPairable>, grid, "selective_scan: scan_pipe_kernel (correction)");
@@ -650,7 +662,7 @@ void launch_typed(const Params& p, const LaunchConfig& cfg, cudaStream_t stream)
   }
   const int key = cfg.states_per_thread * 100 + cfg.lanes;
   switch (key) {
-    case 101: return run_tiled<T, 1, 1>(p, cfg, stream);
+    case 101: return cfg.segments == 2 ? run_tiled<T, 1, 1, 2>(p, cfg, stream) : run_tiled<T, 1, 1>(p, cfg, stream);
     case 401: return run_tiled<T, 4, 1>(p, cfg, stream);
     case 404: return run_tiled<T, 4, 4>(p, cfg, stream);
     case 801: return run_tiled<T, 8, 1>(p, cfg, stream);

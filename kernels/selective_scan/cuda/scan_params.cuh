@@ -77,6 +77,7 @@ struct Params {
 struct LaunchConfig {
   int states_per_thread = 16;  ///< kS
   int lanes = 1;               ///< threads sharing one channel's states (N = kS * lanes bucket)
+  int segments = 1;            ///< threads sharing each tile's steps (pipelined kernel, kSeg)
   int channels_per_block = 0;
   int blocks_per_group = 0;
   bool generic = false;        ///< fixed B or C: the simple per-channel kernel

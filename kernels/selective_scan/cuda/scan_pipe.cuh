@@ -37,6 +37,33 @@ namespace mcv::kernels::scan::cuda {
 /// slower, S4 bf16 0.62 -> 1.03 ms, S5 0.048 -> 0.062: the per-tile work doubles per step.)
 constexpr int kPipeSteps = 16;
 
+/// Step segments (kSeg > 1; one state per channel, one lane): the kSeg threads of a channel
+/// take consecutive segments of kPipeSteps / kSeg steps of every kPipeSteps steps of a tile.
+/// Each scans its segment from h = 0 and keeps the product P of its decays; the segments' maps
+/// h -> P h + g are then chained over the channel's threads by a shuffle scan that starts from
+/// the tile's carried state, and each output gets its C * P(step) * h_in term. Three more
+/// instructions per step (P, C * P, the correction) and a shuffle scan per kPipeSteps buy kSeg
+/// times the threads, for launches that are one wave of three warps per scheduler and wait on
+/// latency. launch.cu takes them for f32 (H100, S4: the 8-byte row copies of one thread per
+/// channel left 0.27 issued per cycle, 37 % long-scoreboard stalls; 1.556 -> 1.151 ms); for
+/// 16-bit I/O they measured slower (S4 bf16 0.711 -> 0.767 ms: issue 0.52 -> 0.61, but 22 %
+/// more instructions per channel-step), so there they are a forced option (MCV_SCAN_SEGMENTS=2).
+///
+/// Blocks of 128 threads per SM the kernel is built for (its register budget): six with 16-bit
+/// segments (80 registers: the one wave of S4 needs 5.8), three otherwise (168; f32 segments'
+/// 32-step rows take 62 KB of shared memory per block, so three is all an SM holds).
+template <typename T, int kSeg>
+constexpr int pipe_min_blocks() {
+  return kSeg > 1 && sizeof(T) == 2 ? 6 : 3;
+}
+/// Steps per tile: with segments, two per thread's group of kPipeSteps / kSeg steps, so that
+/// the per-tile work of each thread (copy loops, row offsets, stores) is spread over as many of
+/// its steps as without segments.
+template <int kSeg>
+constexpr int pipe_tile_steps() {
+  return kSeg > 1 ? 2 * kPipeSteps : kPipeSteps;
+}
+
 /// Threads with 2 to this many states read the skip/gate operands (u, z) in the pre-pass and
 /// keep u and the gate in registers for the epilogue; with 16 states the 32 extra live
 /// registers cost the recurrence more than the re-reads save. H200, ms, against re-reading in
@@ -58,20 +85,20 @@ __host__ __device__ inline int row_kind(const SeqP& s) {
 
 /// A tile's kPipeSteps elements of a row (L contiguous) at any alignment, copied as aligned
 /// kBytes units: kRowUnits of them (kRowElems elements, kRowWords words) always suffice.
-template <typename T, int kBytes>
+template <typename T, int kBytes, int kT>
 struct UnitGeom {
   static constexpr int kUnitElems = kBytes / static_cast<int>(sizeof(T));
-  static constexpr int kRowUnits = kPipeSteps / kUnitElems + 1;
+  static constexpr int kRowUnits = kT / kUnitElems + 1;
   static constexpr int kRowElems = kRowUnits * kUnitElems;
   static constexpr int kRowWords = kRowUnits * kBytes / 4;
 };
 /// B/C state rows and the output staging rows: 16-byte units (16-byte stores out).
-template <typename T>
-using Unit16 = UnitGeom<T, 16>;
+template <typename T, int kT>
+using Unit16 = UnitGeom<T, 16, kT>;
 
 /// Shared-memory geometry of one staged per-step tensor, in 32-bit words (kNb: states per
-/// channel of the kernel, kS * kLanes).
-template <typename T, int kNb>
+/// channel of the kernel, kS * kLanes; kT steps per tile).
+template <typename T, int kNb, int kT>
 struct RawGeom {
   static constexpr int kE = 4 / static_cast<int>(sizeof(T));  ///< elements per word
   /// Channel rows: 16-byte units (3 per row for 16-bit elements, read in word pairs; 5 for
@@ -82,7 +109,7 @@ struct RawGeom {
   /// copies became .cg: S1 0.1387 -> 0.1336 ms, S3 1.826 -> 1.740, S6 5.485 -> 5.252, S5
   /// 0.0570 -> 0.0553, but S4 (N = 1) 1.555 -> 1.767).
   static constexpr int kUnitBytes = sizeof(T) == 4 && kNb < 4 ? 8 : 16;
-  using Row = UnitGeom<T, kUnitBytes>;
+  using Row = UnitGeom<T, kUnitBytes, kT>;
   static constexpr int kRowWords = Row::kRowWords;
   /// Step rows: aligned 8-byte units from the block's first channel on.
   static constexpr int kStepUnitElems = 8 / static_cast<int>(sizeof(T));
@@ -91,26 +118,35 @@ struct RawGeom {
   }
   __host__ __device__ static int step_row_words(int channels) { return 2 * step_row_units(channels); }
   __host__ __device__ static int words(int channels) {
-    const int a = channels * kRowWords, b = kPipeSteps * step_row_words(channels);
+    const int a = channels * kRowWords, b = kT * step_row_words(channels);
     return ((a > b ? a : b) + 3) & ~3;
   }
 };
 
 /// Words of the B/C copy area: word slots of the element-wise copies, or 16-byte units of the
 /// kNb state rows of B and C.
-template <typename T, int kNb>
+template <typename T, int kNb, int kT>
 __host__ __device__ constexpr int bc_raw_words() {
-  const int words = 2 * kPipeSteps * kNb, rows = 2 * kNb * Unit16<T>::kRowWords;
+  const int words = 2 * kT * kNb, rows = 2 * kNb * Unit16<T, kT>::kRowWords;
   return ((words > rows ? words : rows) + 3) & ~3;
 }
 
 /// Elements (I/O type) of the output staging: one Unit16 row per channel (channel-row
-/// targets; two buffers of them with coop_rows) or two buffers of [channel][kPipeSteps + 1]
-/// (the cooperative step-row store).
-template <typename T>
-__host__ __device__ inline int obuf_elems(int channels, bool coop_rows) {
-  const int own = (coop_rows ? 2 : 1) * channels * Unit16<T>::kRowElems, coop = 2 * channels * (kPipeSteps + 1);
-  return own > coop ? own : coop;
+/// targets; two buffers of them with coop_rows) and, where a pass may store step rows
+/// (step_out: pipe_step_out), two buffers of [channel][kT + 1] (the cooperative step-row store).
+template <typename T, int kT>
+__host__ __device__ inline int obuf_elems(int channels, bool coop_rows, bool step_out) {
+  const int own = (coop_rows ? 2 : 1) * channels * Unit16<T, kT>::kRowElems, steps = step_out ? 2 * channels * (kT + 1) : 0;
+  return own > steps ? own : steps;
+}
+
+/// The row width of the f32 B/C tiles: 4 floats of padding from 4 states on (bank spread, and
+/// 16-byte rows for the LDS.128 of scan_step); none for one state (every thread of a block reads
+/// the same word of a step: broadcast), which keeps the 32-step tiles of step segments within
+/// six blocks per SM.
+template <int kNb>
+__host__ __device__ constexpr int bc_ld() {
+  return kNb >= 4 ? kNb + 4 : kNb;
 }
 
 /// Words of the per-row offsets (RowUnits::m) of the B/C state rows, per B/C copy buffer.
@@ -121,12 +157,13 @@ __host__ __device__ constexpr int bc_m_words() {
 
 /// Dynamic shared memory of the pipelined kernel: two buffers of raw u/delta/z, two B/C copy
 /// buffers with their row offsets, two f32 B/C tiles and the output staging.
-template <typename T, int kNb>
-inline std::size_t pipe_smem_bytes(int channels, bool coop_rows) {
-  const std::size_t raw = 6ull * RawGeom<T, kNb>::words(channels);
-  const std::size_t bcf = 4ull * kPipeSteps * (kNb + 4);
-  const std::size_t obuf = (static_cast<std::size_t>(obuf_elems<T>(channels, coop_rows)) * sizeof(T) + 15) / 16 * 4;
-  return (raw + 2 * (bc_raw_words<T, kNb>() + bc_m_words<kNb>()) + bcf + obuf) * sizeof(float);
+template <typename T, int kNb, int kT>
+inline std::size_t pipe_smem_bytes(int channels, bool coop_rows, bool step_out) {
+  const std::size_t raw = 6ull * RawGeom<T, kNb, kT>::words(channels);
+  const std::size_t bcf = 4ull * kT * bc_ld<kNb>();
+  const std::size_t obuf =
+      (static_cast<std::size_t>(obuf_elems<T, kT>(channels, coop_rows, step_out)) * sizeof(T) + 15) / 16 * 4;
+  return (raw + 2 * (bc_raw_words<T, kNb, kT>() + bc_m_words<kNb>()) + bcf + obuf) * sizeof(float);
 }
 
 /// Buffer b of each double-buffered area is base + b * stride, computed from the shared array
@@ -135,22 +172,22 @@ struct PipeLayout {
   unsigned* raw;     ///< per buffer (stride raw_stride): u, delta, z areas of raw_words each
   unsigned* bc_raw;  ///< per buffer (stride bc_raw_words + bc_m_words): B/C copies, then the
                      ///< state rows' offsets m (int)
-  float* bcf;        ///< per buffer (stride bcf_stride): [B | C][kPipeSteps][kNb + 4] f32
+  float* bcf;        ///< per buffer (stride bcf_stride): [B | C][kT][bc_ld] f32
   void* obuf;        ///< output staging, I/O type (obuf_elems)
   int raw_words, raw_stride, bcf_stride;
 };
 
-template <typename T, int kNb>
+template <typename T, int kNb, int kT>
 __device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channels) {
   PipeLayout t;
   unsigned* w = reinterpret_cast<unsigned*>(smem);
-  t.raw_words = RawGeom<T, kNb>::words(channels);
+  t.raw_words = RawGeom<T, kNb, kT>::words(channels);
   t.raw_stride = 3 * t.raw_words;
   t.raw = w;
   w += 2 * t.raw_stride;
   t.bc_raw = w;
-  w += 2 * (bc_raw_words<T, kNb>() + bc_m_words<kNb>());
-  t.bcf_stride = 2 * kPipeSteps * (kNb + 4);  // a multiple of 4 words: LDS.128 stays aligned
+  w += 2 * (bc_raw_words<T, kNb, kT>() + bc_m_words<kNb>());
+  t.bcf_stride = 2 * kT * bc_ld<kNb>();  // a multiple of 4 words: LDS.128 stays aligned
   t.bcf = reinterpret_cast<float*>(w);
   w += 2 * t.bcf_stride;
   t.obuf = w;
@@ -200,7 +237,7 @@ __device__ __forceinline__ RowUnits row_units(const T* row, int p_lo, int nT) {
   RowUnits r;
   r.a0 = first & ~static_cast<std::uintptr_t>(kBytes - 1);
   r.m = static_cast<int>((first & (kBytes - 1u)) / sizeof(T));
-  r.last = static_cast<int>((r.m + nT - 1) / UnitGeom<T, kBytes>::kUnitElems);
+  r.last = static_cast<int>((r.m + nT - 1) / (kBytes / static_cast<int>(sizeof(T))));
   return r;
 }
 
@@ -215,11 +252,11 @@ __device__ __forceinline__ void cp_async_unit(unsigned* dst, std::uintptr_t src)
 /// (kRowWords words). Step rows: row j holds the 8-byte units of channels d_first.. at the
 /// step's position (8-byte aligned: checked by pipe_supported); each thread keeps one unit
 /// column and walks rows by pointer increments.
-template <typename T, int kNb, int kLanes>
+template <typename T, int kNb, int kT>
 __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const SeqP& s, int kind,
                                            const ThreadChannel& tc, int channels, const TileSpan& sp, const Params& p,
                                            int k) {
-  using G = RawGeom<T, kNb>;
+  using G = RawGeom<T, kNb, kT>;
   if (kind == kChannelRows) {
     // Consecutive threads take consecutive units of a row (coalesced); row c of the area holds
     // channel d_first + c.
@@ -260,10 +297,10 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
 struct RowRef {
   int base, step;
 };
-template <typename T, int kNb>
+template <typename T, int kNb, int kT>
 __device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, int kind, const ThreadChannel& tc,
                                           int channels, const TileSpan& sp) {
-  using G = RawGeom<T, kNb>;
+  using G = RawGeom<T, kNb, kT>;
   RowRef r;
   if (kind == kChannelRows) {
     const int m = row_units<G::kUnitBytes>(tensor_base + static_cast<i64>(tc.d) * s.sd, sp.p_lo, sp.nT).m;
@@ -279,25 +316,25 @@ __device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, i
 /// Where this thread's channel puts step j of a channel-row output in its staging row
 /// (store_own_row, store_rows_coop; `row0`: the first element of the staging buffer's row 0):
 /// element base + j * step.
-template <typename T>
+template <typename T, int kT>
 __device__ __forceinline__ RowRef stage_ref(const T* target_base, const SeqP& s, const ThreadChannel& tc,
                                             const TileSpan& sp, int row0) {
   const int m = row_units<16>(target_base + static_cast<i64>(tc.d) * s.sd, sp.p_lo, sp.nT).m;
-  return {row0 + tc.ch * Unit16<T>::kRowElems + m + (sp.rev ? sp.nT - 1 : 0), sp.rev ? -1 : 1};
+  return {row0 + tc.ch * Unit16<T, kT>::kRowElems + m + (sp.rev ? sp.nT - 1 : 0), sp.rev ? -1 : 1};
 }
 
 /// Stores this tile's channel-row outputs (staging rows from `stage`, whole 16-byte units:
 /// pipe_coop_rows) with consecutive threads on consecutive units of a row, so the units of one
 /// 32-byte sector leave in one request (a thread per row wrote half-sectors: twice the L2
 /// write requests).
-template <typename T>
+template <typename T, int kT>
 __device__ __forceinline__ void store_rows_coop(const T* stage, T* target_base, const SeqP& s, int d_first,
                                                 int n_valid, const TileSpan& sp) {
-  constexpr int kU = Unit16<T>::kUnitElems;
+  constexpr int kU = Unit16<T, kT>::kUnitElems;
   const int units = sp.nT / kU;
   for (int i = threadIdx.x; i < n_valid * units; i += blockDim.x) {
     const int c = i / units, w = i - c * units;
-    const uint4 v = *reinterpret_cast<const uint4*>(stage + c * Unit16<T>::kRowElems + w * kU);
+    const uint4 v = *reinterpret_cast<const uint4*>(stage + c * Unit16<T, kT>::kRowElems + w * kU);
     *reinterpret_cast<uint4*>(target_base + static_cast<i64>(d_first + c) * s.sd + sp.p_lo + w * kU) = v;
   }
 }
@@ -308,6 +345,8 @@ struct ElemReader {
   const T* raw;
   RowRef r;
   __device__ __forceinline__ float at(int j) const { return to_float(raw[r.base + j * r.step]); }
+  /// The reader whose step 0 is this one's step j0.
+  __device__ __forceinline__ ElemReader from(int j0) const { return {raw, {r.base + j0 * r.step, r.step}}; }
 };
 
 /// Step j of a 16-bit channel row, two steps per 32-bit load: with j unrolled, the words
@@ -330,24 +369,28 @@ struct PairReader {
     else
       return __uint_as_float(bits);
   }
+  /// The reader whose step 0 is this one's step j0 (even: pairs stay pairs).
+  __device__ __forceinline__ PairReader from(int j0) const {
+    return {w, wbase + (j0 >> 1) * wstep, wstep, sel_pair, sel_even, sel_odd};
+  }
 };
 
 /// The PairReader of a full tile's channel row, from the row's RowRef (row_ref: its base is
 /// ch * kRowElems + m, plus nT - 1 when reversed).
-template <typename T>
+template <typename T, int kT>
 __device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const RowRef& ref, const ThreadChannel& tc,
                                                      const TileSpan& sp) {
   static_assert(sizeof(T) == 2, "pairs of 16-bit elements");
-  const int m = ref.base - tc.ch * Unit16<T>::kRowElems - (sp.rev ? sp.nT - 1 : 0);
+  const int m = ref.base - tc.ch * Unit16<T, kT>::kRowElems - (sp.rev ? sp.nT - 1 : 0);
   // The half of a pair that becomes the value: bf16 into the high half (an f32's bits), f16
   // into the low half (converted after).
   constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
   constexpr unsigned kLo = kBf ? 0x1044u : 0x4410u, kHi = kBf ? 0x3244u : 0x4432u;
   const unsigned sel_m = (m & 1) ? 0x5432u : 0x3210u;  // an odd offset straddles two words
-  const int rw = tc.ch * Unit16<T>::kRowWords + (m >> 1);  // 16-bit T: 16-byte units
+  const int rw = tc.ch * Unit16<T, kT>::kRowWords + (m >> 1);  // 16-bit T: 16-byte units
   PairReader<T> r;
   r.w = area;
-  r.wbase = sp.rev ? rw + kPipeSteps / 2 : rw;
+  r.wbase = sp.rev ? rw + kT / 2 : rw;
   r.wstep = sp.rev ? -1 : 1;
   r.sel_pair = sp.rev ? sel_m ^ 0x4444u : sel_m;  // reversed: the words swap places
   r.sel_even = sp.rev ? kHi : kLo;
@@ -356,18 +399,18 @@ __device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const
 }
 
 /// Calls fn(i, j, n, ok, off) for this thread's B (or C) elements of the tile: slot i <
-/// kPipeSteps * kNb, step j, state n (consecutive threads on the tensor's contiguous axis), ok
+/// kT * kNb, step j, state n (consecutive threads on the tensor's contiguous axis), ok
 /// when j < nT and n < n_state, off the element offset (32 bits: pipe_supported). issue_bc_pipe
 /// and convert_bc_pipe visit the same slots, so each thread converts exactly the words it
 /// copied. The position map is chosen once per call, not per element.
-template <int kNb, typename Fn>
+template <int kNb, int kT, typename Fn>
 __device__ __forceinline__ void for_each_bc(int sn, int sl, int n_state, const TileSpan& sp, const Params& p, int k,
                                             Fn&& fn) {
-  constexpr int kPer = kPipeSteps * kNb;
+  constexpr int kPer = kT * kNb;
   const bool n_fast = sn == 1;
   auto coords = [&](int i, int& j, int& n) {
-    j = n_fast ? i / kNb : i % kPipeSteps;
-    n = n_fast ? i % kNb : i / kPipeSteps;
+    j = n_fast ? i / kNb : i % kT;
+    n = n_fast ? i % kNb : i / kT;
   };
   if (sp.affine) {
     const int first = (sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo) * sl, step = sp.rev ? -sl : sl;
@@ -388,22 +431,22 @@ __device__ __forceinline__ void for_each_bc(int sn, int sl, int n_state, const T
 
 /// Starts the copies of the words holding the tile's B (or C) elements, each into the copying
 /// thread's own slot raw[i].
-template <typename T, int kNb>
+template <typename T, int kNb, int kT>
 __device__ __forceinline__ void issue_bc_pipe(unsigned* raw, const T* base, int sn, int sl, int n_state,
                                               const TileSpan& sp, const Params& p, int k) {
-  for_each_bc<kNb>(sn, sl, n_state, sp, p, k, [&](int i, int, int, bool ok, int off) {
+  for_each_bc<kNb, kT>(sn, sl, n_state, sp, p, k, [&](int i, int, int, bool ok, int off) {
     if (ok) cp_async_word(raw + i, base + off, true);
   });
 }
 
-/// This thread's copied B (or C) words -> f32 dst[j][n] (row kNb + 4); zero past n_state, so
+/// This thread's copied B (or C) words -> f32 dst[j][n] (row bc_ld); zero past n_state, so
 /// the padding states of a bucket add nothing.
-template <typename T, int kNb>
+template <typename T, int kNb, int kT>
 __device__ __forceinline__ void convert_bc_pipe(float* dst, const unsigned* raw, const T* base, int sn, int sl,
                                                 int n_state, const TileSpan& sp, const Params& p, int k) {
   const unsigned base_half = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(base) >> 1);
-  for_each_bc<kNb>(sn, sl, n_state, sp, p, k, [&](int i, int j, int n, bool ok, int off) {
-    dst[j * (kNb + 4) + n] = ok ? word_value<T>(raw[i], (base_half + static_cast<unsigned>(off)) & 1u) : 0.0f;
+  for_each_bc<kNb, kT>(sn, sl, n_state, sp, p, k, [&](int i, int j, int n, bool ok, int off) {
+    dst[j * bc_ld<kNb>() + n] = ok ? word_value<T>(raw[i], (base_half + static_cast<unsigned>(off)) & 1u) : 0.0f;
   });
 }
 
@@ -411,10 +454,10 @@ __device__ __forceinline__ void convert_bc_pipe(float* dst, const unsigned* raw,
 /// each state's row segment are copied, each by one thread. Calls fn(r, w, units) for this
 /// thread's units: row r of the copy area (kRows = the first tensor's kNb states, then the
 /// second's), unit w of that row (states past n_state are skipped).
-template <typename T, int kNb, int kRows, typename Fn>
+template <typename T, int kNb, int kRows, int kT, typename Fn>
 __device__ __forceinline__ void for_each_bc_unit(const T* first, int first_sn, const T* second, int second_sn,
                                                  int n_state, const TileSpan& sp, Fn&& fn) {
-  constexpr int kU = Unit16<T>::kRowUnits;
+  constexpr int kU = Unit16<T, kT>::kRowUnits;
   for (int i = threadIdx.x; i < kRows * kU; i += blockDim.x) {
     const int r = i / kU, w = i - r * kU, n = r % kNb;
     if (n >= n_state) continue;
@@ -427,13 +470,13 @@ __device__ __forceinline__ void for_each_bc_unit(const T* first, int first_sn, c
 /// Stores the outputs obuf[c][j] (I/O type) of a tile to dst (channel d_first + c, step j of
 /// the span) step by step, consecutive threads on consecutive channels (coalesced when D is
 /// contiguous): the store for step-row targets and for column-order cross-scans.
-template <typename T>
+template <typename T, int kT>
 __device__ __forceinline__ void store_steps(const T* obuf, T* base, const SeqP& s, int d_first, int n_valid,
                                             const TileSpan& sp, const Params& p, int k) {
   const int c = threadIdx.x;  // one channel per thread (blockDim >= n_valid)
   if (c >= n_valid) return;
   T* out = base + static_cast<i64>(d_first + c) * s.sd;
-  const T* o = obuf + c * (kPipeSteps + 1);
+  const T* o = obuf + c * (kT + 1);
   if (sp.affine) {
     const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, step = sp.rev ? -s.sl : s.sl;
     out += p0 * s.sl;
@@ -450,17 +493,17 @@ __device__ __forceinline__ void store_steps(const T* obuf, T* base, const SeqP& 
 /// positions outside the range element by element. With `keep` (more tiles follow) the unit
 /// the next tile completes is not stored but moved to where that tile's staging puts it (the
 /// next tile starts at p_lo_next).
-template <typename T>
+template <typename T, int kT>
 __device__ __forceinline__ void store_own_row(T* stage, T* row, const TileSpan& sp, int w_lo, int w_hi, bool keep,
                                               int p_lo_next) {
-  constexpr int kU = Unit16<T>::kUnitElems;
+  constexpr int kU = Unit16<T, kT>::kUnitElems;
   const RowUnits u = row_units<16>(row, sp.p_lo, sp.nT);
   const bool tail_open = (u.m + sp.nT) % kU != 0;  // the last unit holds positions after the tile
   const int pend = !keep ? -1 : sp.rev ? (u.m != 0 ? 0 : -1) : (tail_open ? u.last : -1);
   const int q_first = sp.p_lo - u.m;  // position of the first unit's first element
   T* g = row + q_first;
 #pragma unroll
-  for (int w = 0; w < Unit16<T>::kRowUnits; ++w) {
+  for (int w = 0; w < Unit16<T, kT>::kRowUnits; ++w) {
     if (w > u.last || w == pend) continue;
     const int q0 = q_first + w * kU;
     if (q0 >= w_lo && q0 + kU <= w_hi) {
@@ -484,19 +527,22 @@ __device__ __forceinline__ void store_own_row(T* stage, T* row, const TileSpan& 
 /// carried state H_in, decays it step by step (no input term: pass 1 had them all) and adds
 /// C . (H_in * decay) * gate to the outputs pass 1 wrote, until the decayed state is negligible
 /// for every channel of the block (kCorrectionExponent).
-template <typename T, int kS, int kLanes, bool kCorrect, bool kPairs>
-__global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channels, int bpg) {
+template <typename T, int kS, int kLanes, bool kCorrect, bool kPairs, int kSeg = 1>
+__global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_kernel(Params p, int channels, int bpg) {
   static_assert(!kPairs || (sizeof(T) == 2 && kLanes == 1), "word pairs: 16-bit elements, one lane");
-  constexpr int kT = kPipeSteps;
+  static_assert(kSeg == 1 || (kS == 1 && kLanes == 1 && !kCorrect), "step segments: one state, one lane, no correction");
+  constexpr int kT = pipe_tile_steps<kSeg>();
   constexpr int kNb = kS * kLanes;
-  constexpr int kLdb = kNb + 4;
+  constexpr int kLdb = bc_ld<kNb>();
   constexpr int kLdo = kT + 1;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const PipeLayout t = carve_pipe<T, kNb>(smem_raw, channels);
+  const PipeLayout t = carve_pipe<T, kNb, kT>(smem_raw, channels);
   const BlockCoords bc = block_coords(p, bpg, kCorrect ? 1 : 0);
 
-  const ThreadChannel tch = thread_channel<kLanes>(p, bc, channels);
-  const int ch = tch.ch, lane = tch.lane, n_valid = tch.n_valid, d_first = tch.d_first, d = tch.d;
+  const ThreadChannel tch = thread_channel<kLanes * kSeg>(p, bc, channels);
+  // lane: the thread's share of the channel's states; seg: its share of each tile's steps.
+  const int lane = kSeg > 1 ? 0 : tch.lane, seg = kSeg > 1 ? tch.lane : 0;
+  const int ch = tch.ch, n_valid = tch.n_valid, d_first = tch.d_first, d = tch.d;
   const bool active = tch.active;
   const int t_begin = tch.t_begin, t_end = tch.t_end;
   const int k = bc.k;  // 0 unless par_dirs
@@ -543,7 +589,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   // live across the recurrence, where registers are the limit.
   auto span_at = [&](int t0) { return tile_span(p, k, t0, min(kT, t_end - t0)); };
   constexpr int kBcRows = kCorrect ? kNb : 2 * kNb;
-  constexpr int kBcStride = bc_raw_words<T, kNb>() + bc_m_words<kNb>();
+  constexpr int kBcStride = bc_raw_words<T, kNb, kT>() + bc_m_words<kNb>();
   // u/delta/z are copied one tile ahead (raw buffer buf), B/C two tiles ahead (B/C buffer = the
   // tile's parity): the B/C of tile i + 1 have then landed and been made visible by the barrier
   // that ended tile i - 1, so during tile i every thread can convert any of them (below)
@@ -551,23 +597,23 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   auto issue_rows3 = [&](int t0, int buf) {
     const TileSpan sp = span_at(t0);
     unsigned* r = t.raw + buf * t.raw_stride;
-    issue_rows<T, kNb, kLanes>(r, first_base, first_s, ku, tch, channels, sp, p, k);
-    issue_rows<T, kNb, kLanes>(r + t.raw_words, dbase, p.delta, kd, tch, channels, sp, p, k);
-    if (gate_z) issue_rows<T, kNb, kLanes>(r + 2 * t.raw_words, zbase, p.z, kz, tch, channels, sp, p, k);
+    issue_rows<T, kNb, kT>(r, first_base, first_s, ku, tch, channels, sp, p, k);
+    issue_rows<T, kNb, kT>(r + t.raw_words, dbase, p.delta, kd, tch, channels, sp, p, k);
+    if (gate_z) issue_rows<T, kNb, kT>(r + 2 * t.raw_words, zbase, p.z, kz, tch, channels, sp, p, k);
   };
   auto issue_bc = [&](int t0, int bb) {
     const TileSpan sp = span_at(t0);
     unsigned* raw = t.bc_raw + bb * kBcStride;
     if (bc_rows) {
-      int* ms = reinterpret_cast<int*>(raw + bc_raw_words<T, kNb>());
-      for_each_bc_unit<T, kNb, kBcRows>(kCorrect ? cbase : bbase, kCorrect ? csn : bsn, cbase, csn, p.n_state, sp,
+      int* ms = reinterpret_cast<int*>(raw + bc_raw_words<T, kNb, kT>());
+      for_each_bc_unit<T, kNb, kBcRows, kT>(kCorrect ? cbase : bbase, kCorrect ? csn : bsn, cbase, csn, p.n_state, sp,
                                         [&](int row, int w, const RowUnits& u) {
-                                          cp_async16(raw + row * Unit16<T>::kRowWords + 4 * w, u.a0 + 16u * w);
+                                          cp_async16(raw + row * Unit16<T, kT>::kRowWords + 4 * w, u.a0 + 16u * w);
                                           if (w == 0) ms[row] = u.m;
                                         });
     } else {
-      if constexpr (!kCorrect) issue_bc_pipe<T, kNb>(raw, bbase, bsn, bsl, p.n_state, sp, p, k);
-      issue_bc_pipe<T, kNb>(raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
+      if constexpr (!kCorrect) issue_bc_pipe<T, kNb, kT>(raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+      issue_bc_pipe<T, kNb, kT>(raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
     }
   };
   // State rows: thread i converts step j of kG consecutive states of one tensor (any thread's
@@ -579,14 +625,14 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
     float* f = t.bcf + fb * t.bcf_stride;
     if (bc_rows) {
       constexpr int kG = kNb >= 4 ? 4 : kNb, kGroups = kNb / kG, kTensors = kCorrect ? 1 : 2;
-      const int* ms = reinterpret_cast<const int*>(raw + bc_raw_words<T, kNb>());
+      const int* ms = reinterpret_cast<const int*>(raw + bc_raw_words<T, kNb, kT>());
       const T* rows = reinterpret_cast<const T*>(raw);
       const int jlast = sp.rev ? sp.nT - 1 : 0, jsign = sp.rev ? -1 : 1;  // step j is row element m + jlast + jsign * j
       for (int i = threadIdx.x; i < kTensors * kT * kGroups; i += blockDim.x) {
         const int g = i % kGroups, j = (i / kGroups) % kT, tensor = i / (kGroups * kT);
         if (j >= sp.nT) continue;
         const int row0 = tensor * kNb + g * kG;
-        const T* src = rows + row0 * Unit16<T>::kRowElems + jlast + jsign * j;
+        const T* src = rows + row0 * Unit16<T, kT>::kRowElems + jlast + jsign * j;
         int m[kG];
         if constexpr (kG == 4) {
           const int4 m4 = *reinterpret_cast<const int4*>(ms + row0);
@@ -599,7 +645,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
 #pragma unroll
         for (int e = 0; e < kG; ++e) {
           // Rows past n_state were not copied (their offset is stale: masked into the row).
-          const float x = to_float(src[e * Unit16<T>::kRowElems + (m[e] & (Unit16<T>::kUnitElems - 1))]);
+          const float x = to_float(src[e * Unit16<T, kT>::kRowElems + (m[e] & (Unit16<T, kT>::kUnitElems - 1))]);
           v[e] = select_f(g * kG + e < p.n_state, x, 0.0f);
         }
         float* dst = f + ((kCorrect || tensor == 1) ? kT * kLdb : 0) + j * kLdb + g * kG;
@@ -610,8 +656,8 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
           for (int e = 0; e < kG; ++e) dst[e] = v[e];
       }
     } else {
-      if constexpr (!kCorrect) convert_bc_pipe<T, kNb>(f, raw, bbase, bsn, bsl, p.n_state, sp, p, k);
-      convert_bc_pipe<T, kNb>(f + kT * kLdb, raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
+      if constexpr (!kCorrect) convert_bc_pipe<T, kNb, kT>(f, raw, bbase, bsn, bsl, p.n_state, sp, p, k);
+      convert_bc_pipe<T, kNb, kT>(f + kT * kLdb, raw + kT * kNb, cbase, csn, csl, p.n_state, sp, p, k);
     }
   };
 
@@ -627,6 +673,7 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
   float dtsum = 0.0f;
   for (int i = 0; i < n_tiles; ++i) {
     const int buf = i & 1, t0 = t_begin + i * kT;
+    const int coop_stage = coop_rows ? buf * channels * Unit16<T, kT>::kRowElems : 0;  // this tile's staging buffer
     const TileSpan sp = span_at(t0);
     const bool more = i + 1 < n_tiles;
     if (more) issue_rows3(t0 + kT, buf ^ 1);
@@ -638,13 +685,13 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       const T* ru = reinterpret_cast<const T*>(r);
       const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
-      const RowRef fu = row_ref<T, kNb>(first_base, first_s, ku, tch, channels, sp);
-      const RowRef fd = row_ref<T, kNb>(dbase, p.delta, kd, tch, channels, sp);
-      const RowRef fz = gate_z ? row_ref<T, kNb>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
+      const RowRef fu = row_ref<T, kNb, kT>(first_base, first_s, ku, tch, channels, sp);
+      const RowRef fd = row_ref<T, kNb, kT>(dbase, p.delta, kd, tch, channels, sp);
+      const RowRef fz = gate_z ? row_ref<T, kNb, kT>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
       // Outputs: the channel's staging row (own_out: a single buffer, the same thread stores it
       // before the next tile writes; coop_rows: this tile's buffer), or [channel][kLdo] of this
       // tile's buffer.
-      const RowRef fo = own_out ? stage_ref(obase, dst_s, tch, sp, coop_rows ? buf * channels * Unit16<T>::kRowElems : 0)
+      const RowRef fo = own_out ? stage_ref<T, kT>(obase, dst_s, tch, sp, coop_stage)
                                 : RowRef{buf * channels * kLdo + ch * kLdo, 1};
       const float* bt = t.bcf + buf * t.bcf_stride + lane * kS;
       const float* ct = bt + kT * kLdb;
@@ -737,28 +784,84 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
           }
         }
       };
+      // kSeg > 1: in each kPipeSteps steps of the tile, this thread's segment of kQ steps
+      // (pipe_min_blocks), from h = 0 with its decay product, chained to the others' through
+      // the channel's shuffle scan.
+      auto seg_tile = [&](const auto& U, const auto& Dl, const auto& Z) {
+        constexpr int kQ = kPipeSteps / kSeg;
+#pragma unroll 1
+        for (int part = 0; part < kT / kPipeSteps; ++part) {
+          const int j0 = part * kPipeSteps + seg * kQ;
+          const auto u = U.from(j0);
+          const auto dl = Dl.from(j0);
+          const auto z = Z.from(j0);
+          const float* bs = bt + j0 * kLdb;
+          const float* cs = ct + j0 * kLdb;
+          float dt[kQ], dtu[kQ], ys[kQ], cdecay[kQ];
+#pragma unroll
+          for (int q = 0; q < kQ; ++q) pre(u, dl, q, dt[q], dtu[q]);
+          float g = 0.0f, decay = 1.0f;
+#pragma unroll
+          for (int q = 0; q < kQ; ++q) {
+            dtsum += dt[q];
+            const float e = ex2_approx(dt[q] * a2[0]);
+            g = fmaf(e, g, bs[q * kLdb] * dtu[q]);
+            decay *= e;
+            ys[q] = cs[q * kLdb] * g;
+            cdecay[q] = cs[q * kLdb] * decay;
+          }
+          // Inclusive scan of the segment maps h -> decay * h + g (earlier segments applied
+          // first), then this segment's start state and the tile's end state from the carry h.
+          float pi = decay, gi = g;
+#pragma unroll
+          for (int off = 1; off < kSeg; off <<= 1) {
+            const float pu = __shfl_up_sync(0xffffffffu, pi, off, kSeg), gu = __shfl_up_sync(0xffffffffu, gi, off, kSeg);
+            const bool take = seg >= off;
+            gi = select_f(take, fmaf(pi, gu, gi), gi);
+            pi = select_f(take, pi * pu, pi);
+          }
+          const float pe = __shfl_up_sync(0xffffffffu, pi, 1, kSeg), ge = __shfl_up_sync(0xffffffffu, gi, 1, kSeg);
+          const float h_in = select_f(seg == 0, h[0], fmaf(pe, h[0], ge));
+          h[0] = fmaf(__shfl_sync(0xffffffffu, pi, kSeg - 1, kSeg), h[0], __shfl_sync(0xffffffffu, gi, kSeg - 1, kSeg));
+          T o[kQ];
+#pragma unroll
+          for (int q = 0; q < kQ; ++q) o[q] = post(u, z, q, fmaf(cdecay[q], h_in, ys[q]));
+#pragma unroll
+          for (int q = 0; q < kQ; ++q) obuf[fo.base + (j0 + q) * fo.step] = o[q];
+        }
+      };
+      auto tile = [&](const auto& U, const auto& Dl, const auto& Z) {
+        if constexpr (kSeg > 1)
+          seg_tile(U, Dl, Z);
+        else
+          full_tile(U, Dl, Z);
+      };
       const ElemReader<T> eu{ru, fu}, ed{rd, fd}, ez{rz, fz};
       if (sp.nT == kT) {
         // kPairs (16-bit channel rows on one lane, pipe_pairs): two steps per shared-memory
         // load. A template choice rather than a run-time branch: two unrolled tile bodies in
         // one kernel doubled its code and the instruction-cache stalls (H100, S1 bf16).
         if constexpr (kPairs) {
-          const PairReader<T> pu = pair_reader<T>(r, fu, tch, sp);
-          const PairReader<T> pd = pair_reader<T>(r + t.raw_words, fd, tch, sp);
-          const PairReader<T> pz = gate_z ? pair_reader<T>(r + 2 * t.raw_words, fz, tch, sp) : PairReader<T>{r, 0, 0, 0, 0, 0};
-          full_tile(pu, pd, pz);
+          const PairReader<T> pu = pair_reader<T, kT>(r, fu, tch, sp);
+          const PairReader<T> pd = pair_reader<T, kT>(r + t.raw_words, fd, tch, sp);
+          const PairReader<T> pz = gate_z ? pair_reader<T, kT>(r + 2 * t.raw_words, fz, tch, sp) : PairReader<T>{r, 0, 0, 0, 0, 0};
+          tile(pu, pd, pz);
         } else {
-          full_tile(eu, ed, ez);
+          tile(eu, ed, ez);
         }
       } else {
+        // A partial tile (the pass's last): step by step, by the first segment's thread.
+        if (seg == 0) {
 #pragma unroll 1
-        for (int j = 0; j < sp.nT; ++j) {
-          float dt, dtu;
-          pre(eu, ed, j, dt, dtu);
-          dtsum += dt;
-          const T o = post(eu, ez, j, recur(j, dt, dtu));
-          if (lane == 0) obuf[fo.base + j * fo.step] = o;
+          for (int j = 0; j < sp.nT; ++j) {
+            float dt, dtu;
+            pre(eu, ed, j, dt, dtu);
+            dtsum += dt;
+            const T o = post(eu, ez, j, recur(j, dt, dtu));
+            if (lane == 0) obuf[fo.base + j * fo.step] = o;
+          }
         }
+        if constexpr (kSeg > 1) h[0] = __shfl_sync(0xffffffffu, h[0], 0, kSeg);
       }
     }
 
@@ -774,58 +877,63 @@ __global__ void __launch_bounds__(128, 3) scan_pipe_kernel(Params p, int channel
       __syncthreads();
     }
     if (coop_rows) {
-      store_rows_coop(obuf + buf * channels * Unit16<T>::kRowElems, obase, dst_s, d_first, n_valid, sp);
+      store_rows_coop<T, kT>(obuf + coop_stage, obase, dst_s, d_first, n_valid, sp);
     } else if (own_out) {
-      if (active && lane == 0) {
+      if (active && lane == 0 && seg == 0) {
         const bool keep = more && live;
-        store_own_row(obuf + ch * Unit16<T>::kRowElems, obase + static_cast<i64>(d) * dst_s.sd, sp,
+        store_own_row<T, kT>(obuf + ch * Unit16<T, kT>::kRowElems, obase + static_cast<i64>(d) * dst_s.sd, sp,
                       rev ? sp.p_lo : w_lo_all, rev ? w_hi_all : sp.p_lo + sp.nT, keep,
                       keep ? span_at(t0 + kT).p_lo : 0);
       }
-      if constexpr (kLanes > 1) __syncwarp();  // the other lanes write the staging row next
+      if constexpr (kLanes * kSeg > 1) __syncwarp();  // the other lanes write the staging row next
     } else {
-      store_steps(obuf + buf * channels * kLdo, obase, dst_s, d_first, n_valid, sp, p, k);
+      store_steps<T, kT>(obuf + buf * channels * kLdo, obase, dst_s, d_first, n_valid, sp, p, k);
     }
     if (!live) break;  // the next tile's copies have landed (waited for above): nothing in flight
   }
 
+  if constexpr (kSeg > 1) dtsum = lane_sum<kSeg>(dtsum);  // each segment summed its own steps' dt
   if constexpr (!kCorrect)
-    store_channel_end<kS>(p, bc, k, d, lane, active, h, dtsum);  // every lane summed all of its steps' dt
+    store_channel_end<kS>(p, bc, k, d, lane, active && seg == 0, h, dtsum);  // every lane summed all of its steps' dt
 }
+
+/// Whether a pass of the pipelined kernel may stage step-row outputs (obuf_elems): targets
+/// with D contiguous, and cross-scans (their column orders store step by step).
+inline bool pipe_step_out(const Params& p) { return p.mode == 3 || row_kind(p.pass_target()) != kChannelRows; }
 
 /// Whether the pipelined kernel's channel-row outputs may be stored cooperatively (Params::
 /// coop_rows): every unit whole - the target's rows 16-byte aligned at every (batch, direction,
 /// channel), the tiles' position ranges multiples of a unit in either direction - and the
-/// second staging buffer still leaving three blocks per SM (the launch bounds). Not for f32
+/// second staging buffer still leaving min_blocks per SM (the launch bounds: pipe_min_blocks). Not for f32
 /// with fewer than 4 states (8-byte row units, RawGeom), where it measured slower (H100, S4
 /// f32 1.556 -> 1.656 ms) while every other shape with whole units gained (bf16 S3 1.320 ->
 /// 1.305, S4 0.748 -> 0.717, S6 4.485 -> 4.266; f32 S3 1.714 -> 1.646, S5 0.0554 -> 0.0507,
 /// S6 5.16 -> 4.955).
-template <typename T, int kNb>
-inline bool pipe_coop_rows(const Params& p, int channels, const LaunchConfig& cfg) {
+template <typename T, int kNb, int kT>
+inline bool pipe_coop_rows(const Params& p, int channels, const LaunchConfig& cfg, int min_blocks) {
   if constexpr (sizeof(T) == 4 && kNb < 4) return false;
-  constexpr int kU = Unit16<T>::kUnitElems;
+  constexpr int kU = Unit16<T, kT>::kUnitElems;
   const SeqP& s = p.pass_target();
   const bool whole = p.mode != 3 && row_kind(s) == kChannelRows && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 &&
                      s.sb % kU == 0 && s.sk % kU == 0 && s.sd % kU == 0 && p.seqlen % kU == 0 &&
                      (p.n_chunks == 1 || p.chunk_len % kU == 0);
-  const std::size_t bytes = pipe_smem_bytes<T, kNb>(channels, true) + cfg.smem_reserved;
-  return cfg.allow_coop_rows && whole && 3 * bytes <= cfg.smem_per_sm;
+  const std::size_t bytes = pipe_smem_bytes<T, kNb, kT>(channels, true, pipe_step_out(p)) + cfg.smem_reserved;
+  return cfg.allow_coop_rows && whole && min_blocks * bytes <= cfg.smem_per_sm;
 }
 
 /// Whether the pipelined kernel takes this launch: one direction per block, variable B/C, and
 /// u, delta (and z when this pass gates) stored in rows: L-contiguous rows need positions that
 /// are ranges (no column-major cross-scan order); D-contiguous 16-bit rows must start on a
 /// 4-byte word at every (batch, direction, position, channel block).
-template <typename T, int kNb>
+template <typename T, int kNb, int kT>
 inline bool pipe_supported(const Params& p, int channels, std::size_t smem_limit) {
   if (!p.B_var || !p.C_var || (p.dirs > 1 && !p.par_dirs)) return false;
-  if (pipe_smem_bytes<T, kNb>(channels, p.coop_rows) > smem_limit) return false;
+  if (pipe_smem_bytes<T, kNb, kT>(channels, p.coop_rows, pipe_step_out(p)) > smem_limit) return false;
   const bool gate_z = p.pass_gates_z();
   // Step rows are copied in 8-byte units from channel d_first on: every row start (batch,
   // direction, position, channel block) must be 8-byte aligned, and D a whole number of units
   // (no unit crosses the end of a row).
-  constexpr int kUnit = RawGeom<T, kNb>::kStepUnitElems;
+  constexpr int kUnit = RawGeom<T, kNb, kT>::kStepUnitElems;
   auto ok = [&](const SeqP& s) {
     switch (row_kind(s)) {
       case kChannelRows: return p.mode != 3;
