@@ -147,11 +147,13 @@ void run_cuda(Context& ctx, const Problem& pr) {
     // (comparisons, tests); then no L-chunks.
     const int want_segments = env_int("MCV_SCAN_SEGMENTS", 0);
     const bool seg_fit = states == 1 && lanes == 1 && (p.dirs == 1 || p.par_dirs) && env_int("MCV_SCAN_CHUNKS", 0) <= 1;
-    // f32 only: H100, S4 (49k channels, 3136 steps) f32 1.556 -> 1.151 ms, where one thread per
-    // channel waits on its 8-byte row copies (ncu: 0.27 issued per cycle, 37 % long-scoreboard
-    // stalls; with segments 0.44); bf16 0.711 -> 0.767, where the 16-byte copies leave less to
-    // hide than the segments' extra instructions (+22 % per channel-step) cost.
-    const bool seg_default = pr.dtype == DType::f32 && channels >= target;
+    // f32 with channel rows only: H100, S4 (49k channels, 3136 steps) f32 1.556 -> 1.146 ms,
+    // where one thread per channel waits on its 8-byte row copies (ncu: 0.27 issued per cycle,
+    // 37 % long-scoreboard stalls; with segments 0.44); bf16 0.711 -> 0.767, where the 16-byte
+    // copies leave less to hide than the segments' extra instructions (+22 % per channel-step)
+    // cost; VMamba-T f32 (token-major cross-scans) 57.24 -> 57.87 ms per batch of 128.
+    const bool channel_rows = p.mode != 3 && p.u.sl == 1 && p.delta.sl == 1;
+    const bool seg_default = pr.dtype == DType::f32 && channel_rows && channels >= target;
     cfg.segments = seg_fit && (want_segments ? want_segments == 2 : seg_default) ? 2 : 1;
     // Channels per block: 128 threads' worth; MCV_SCAN_MAX_CHANNELS lowers it (for tuning).
     // (Channels per block a multiple of 32 / lanes, also with segments: the tiled kernel, which
