@@ -193,21 +193,21 @@ TEST(SelectiveScanCpuIsa, EveryPathMatchesReference) {
 }
 
 // The CPU benchmark's peak FMA rate: measured on every path (a path the CPU lacks falls back to
-// a narrower one), a plausible positive rate, and no narrower path measurably above a wider one
-// it falls back from (both run the same chains; 1.5x slack for a shared machine's noise).
+// a narrower one: runnable_isa) as a plausible positive rate. (Rates are not compared between
+// paths: where the wider path has no more FMA throughput, e.g. one 512-bit FMA unit per core,
+// they are equal and a loaded machine's noise decides - a 1.5x bound failed under ctest -j.)
 TEST(SelectiveScanCpuIsa, PeakFmaRateIsMeasured) {
   Context ctx(Device::cpu());
-  double rate[3];
-  int i = 0;
   for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
-    rate[i] = kernels::scan::peak_fma_rate(ctx, isa);
+    const double rate = kernels::scan::peak_fma_rate(ctx, isa);
     SCOPED_TRACE(kernels::scan::cpu_isa_label(isa));
-    EXPECT_TRUE(std::isfinite(rate[i]));
-    EXPECT_GT(rate[i], 1e8);  // 100 M FMA/s: any CPU this runs on does more per core
-    ++i;
+    EXPECT_TRUE(std::isfinite(rate));
+    EXPECT_GT(rate, 1e8);  // 100 M FMA/s: any CPU this runs on does more per core
   }
-  EXPECT_LE(rate[0], 1.5 * rate[1]);
-  EXPECT_LE(rate[1], 1.5 * rate[2]);
+  using kernels::scan::runnable_isa;
+  EXPECT_EQ(runnable_isa(CpuIsa::scalar), CpuIsa::scalar);
+  const CpuIsa widest = runnable_isa(CpuIsa::avx512);
+  EXPECT_EQ(runnable_isa(CpuIsa::avx2), widest == CpuIsa::avx512 ? CpuIsa::avx2 : widest);
 }
 
 // ---- Fused directions against explicit compositions -------------------------------------
