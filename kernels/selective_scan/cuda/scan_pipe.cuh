@@ -661,6 +661,9 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
     }
   };
 
+  // Tile buffer buf's staging rows with coop_rows: recomputed at each use, not kept live across
+  // the recurrence (held in a register per tile, S3 bf16 took 1.355 ms against 1.307 on an H100).
+  auto coop_stage = [&](int buf) { return coop_rows ? buf * channels * Unit16<T, kT>::kRowElems : 0; };
   const int n_tiles = (t_end - t_begin + kT - 1) / kT;
   issue_rows3(t_begin, 0);
   issue_bc(t_begin, 0);
@@ -673,7 +676,6 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
   float dtsum = 0.0f;
   for (int i = 0; i < n_tiles; ++i) {
     const int buf = i & 1, t0 = t_begin + i * kT;
-    const int coop_stage = coop_rows ? buf * channels * Unit16<T, kT>::kRowElems : 0;  // this tile's staging buffer
     const TileSpan sp = span_at(t0);
     const bool more = i + 1 < n_tiles;
     if (more) issue_rows3(t0 + kT, buf ^ 1);
@@ -691,7 +693,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
       // Outputs: the channel's staging row (own_out: a single buffer, the same thread stores it
       // before the next tile writes; coop_rows: this tile's buffer), or [channel][kLdo] of this
       // tile's buffer.
-      const RowRef fo = own_out ? stage_ref<T, kT>(obase, dst_s, tch, sp, coop_stage)
+      const RowRef fo = own_out ? stage_ref<T, kT>(obase, dst_s, tch, sp, coop_stage(buf))
                                 : RowRef{buf * channels * kLdo + ch * kLdo, 1};
       const float* bt = t.bcf + buf * t.bcf_stride + lane * kS;
       const float* ct = bt + kT * kLdb;
@@ -877,7 +879,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
       __syncthreads();
     }
     if (coop_rows) {
-      store_rows_coop<T, kT>(obuf + coop_stage, obase, dst_s, d_first, n_valid, sp);
+      store_rows_coop<T, kT>(obuf + coop_stage(buf), obase, dst_s, d_first, n_valid, sp);
     } else if (own_out) {
       if (active && lane == 0 && seg == 0) {
         const bool keep = more && live;
