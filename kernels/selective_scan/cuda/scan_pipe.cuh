@@ -7,7 +7,7 @@
 // Why a second kernel: the tiled kernel ran, per tile, loads -> wait -> pre-pass -> recurrence
 // -> store with three block barriers and nothing overlapping the loads, and spent ~260
 // instructions per warp-step against ~100 of the recurrence itself (ncu: issue 40 % busy at 12
-// warps/SM, latency-bound). Here, per tile of kPipeSteps steps:
+// warps/SM, latency-bound). Here, per tile of kPipeSteps steps (twice that with step segments):
 //  - the next tile's u/delta/z are copied with cp.async into a second buffer while this tile
 //    computes. Channel rows (L contiguous): the aligned 16-byte units (8-byte for f32 with
 //    fewer than 4 states: RawGeom) holding each channel's positions, at any alignment,
@@ -83,8 +83,8 @@ __host__ __device__ inline int row_kind(const SeqP& s) {
   return s.sl == 1 ? kChannelRows : s.sd == 1 ? kStepRows : kNoRows;
 }
 
-/// A tile's kPipeSteps elements of a row (L contiguous) at any alignment, copied as aligned
-/// kBytes units: kRowUnits of them (kRowElems elements, kRowWords words) always suffice.
+/// A tile's kT elements of a row (L contiguous) at any alignment, copied as aligned kBytes
+/// units: kRowUnits of them (kRowElems elements, kRowWords words) always suffice.
 template <typename T, int kBytes, int kT>
 struct UnitGeom {
   static constexpr int kUnitElems = kBytes / static_cast<int>(sizeof(T));
@@ -101,8 +101,8 @@ using Unit16 = UnitGeom<T, 16, kT>;
 template <typename T, int kNb, int kT>
 struct RawGeom {
   static constexpr int kE = 4 / static_cast<int>(sizeof(T));  ///< elements per word
-  /// Channel rows: 16-byte units (3 per row for 16-bit elements, read in word pairs; 5 for
-  /// f32), except f32 with fewer than 4 states per channel: 8-byte units (9 per row), whose
+  /// Channel rows: 16-byte units (3 per 16-step row for 16-bit elements, read in word pairs;
+  /// 5 for f32), except f32 with fewer than 4 states per channel: 8-byte units (9 per row), whose
   /// 18-word row stride keeps the per-step loads at most 2-way bank-conflicted where 16-byte
   /// units (20 words) make them 4-way. Only the small recurrence of few states feels the
   /// conflicts more than the copies saved (H100, f32, 16- against 8-byte units after the
