@@ -145,8 +145,9 @@ void run_cuda(Context& ctx, const Problem& pr) {
     // channel, each taking half of every tile's steps (scan_pipe.cuh, pipe_min_blocks).
     // MCV_SCAN_SEGMENTS=1 keeps one thread per channel, =2 takes segments wherever they apply
     // (comparisons, tests); then no L-chunks.
-    const int want_segments = env_int("MCV_SCAN_SEGMENTS", 0);
-    const bool seg_fit = states == 1 && lanes == 1 && (p.dirs == 1 || p.par_dirs) && env_int("MCV_SCAN_CHUNKS", 0) <= 1;
+    const bool one_dir_blocks = p.dirs == 1 || p.par_dirs;  // segments and L-chunks need them
+    const int want_segments = env_int("MCV_SCAN_SEGMENTS", 0), want_chunks = env_int("MCV_SCAN_CHUNKS", 0);
+    const bool seg_fit = states == 1 && lanes == 1 && one_dir_blocks && want_chunks <= 1;
     // f32 with channel rows only: H100, S4 (49k channels, 3136 steps) f32 1.556 -> 1.146 ms,
     // where one thread per channel waits on its 8-byte row copies (ncu: 0.27 issued per cycle,
     // 37 % long-scoreboard stalls; with segments 0.44); bf16 0.711 -> 0.767, where the 16-byte
@@ -176,11 +177,11 @@ void run_cuda(Context& ctx, const Problem& pr) {
     const long long threads = channels * lanes;
     const long long chunk_target = 370LL * sms;
     const int min_chunk = env_int("MCV_SCAN_MIN_CHUNK", p.seqlen >= 16384 ? 1024 : p.seqlen >= 1024 ? 64 : 32);
-    int chunks = env_int("MCV_SCAN_CHUNKS", 0);
-    if (chunks == 0 && cfg.segments == 1 && (p.dirs == 1 || p.par_dirs) && threads < target && p.seqlen >= 2 * min_chunk)
+    int chunks = want_chunks;
+    if (chunks == 0 && cfg.segments == 1 && one_dir_blocks && threads < target && p.seqlen >= 2 * min_chunk)
       chunks = static_cast<int>(std::min<long long>((chunk_target + threads - 1) / threads,
                                                     (p.seqlen + min_chunk - 1) / min_chunk));
-    if ((p.dirs == 1 || p.par_dirs) && chunks > 1) {
+    if (one_dir_blocks && chunks > 1) {
       p.chunk_len = round_up((p.seqlen + chunks - 1) / chunks, cuda::kChunkQuantum);
       p.n_chunks = (p.seqlen + p.chunk_len - 1) / p.chunk_len;
     }

@@ -136,7 +136,8 @@ __host__ __device__ constexpr int bc_raw_words() {
 /// (step_out: pipe_step_out), two buffers of [channel][kT + 1] (the cooperative step-row store).
 template <typename T, int kT>
 __host__ __device__ inline int obuf_elems(int channels, bool coop_rows, bool step_out) {
-  const int own = (coop_rows ? 2 : 1) * channels * Unit16<T, kT>::kRowElems, steps = step_out ? 2 * channels * (kT + 1) : 0;
+  const int own = (coop_rows ? 2 : 1) * channels * Unit16<T, kT>::kRowElems;
+  const int steps = step_out ? 2 * channels * (kT + 1) : 0;
   return own > steps ? own : steps;
 }
 
@@ -896,7 +897,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
 
   if constexpr (kSeg > 1) dtsum = lane_sum<kSeg>(dtsum);  // each segment summed its own steps' dt
   if constexpr (!kCorrect)
-    store_channel_end<kS>(p, bc, k, d, lane, active && seg == 0, h, dtsum);  // every lane summed all of its steps' dt
+    store_channel_end<kS>(p, bc, k, d, lane, active && seg == 0, h, dtsum);  // dtsum: all of the channel's steps
 }
 
 /// Whether a pass of the pipelined kernel may stage step-row outputs (obuf_elems): targets
@@ -906,9 +907,9 @@ inline bool pipe_step_out(const Params& p) { return p.mode == 3 || row_kind(p.pa
 /// Whether the pipelined kernel's channel-row outputs may be stored cooperatively (Params::
 /// coop_rows): every unit whole - the target's rows 16-byte aligned at every (batch, direction,
 /// channel), the tiles' position ranges multiples of a unit in either direction - and the
-/// second staging buffer still leaving min_blocks per SM (the launch bounds: pipe_min_blocks). Not for f32
-/// with fewer than 4 states (8-byte row units, RawGeom), where it measured slower (H100, S4
-/// f32 1.556 -> 1.656 ms) while every other shape with whole units gained (bf16 S3 1.320 ->
+/// second staging buffer still leaving min_blocks per SM (the launch bounds, pipe_min_blocks).
+/// Not for f32 with fewer than 4 states (8-byte row units, RawGeom), where it measured slower
+/// (H100, S4 f32 1.556 -> 1.656 ms) while every other shape with whole units gained (bf16 S3 1.320 ->
 /// 1.305, S4 0.748 -> 0.717, S6 4.485 -> 4.266; f32 S3 1.714 -> 1.646, S5 0.0554 -> 0.0507,
 /// S6 5.16 -> 4.955).
 template <typename T, int kNb, int kT>
