@@ -27,9 +27,13 @@ struct CudaCase {
   int serial = 0;  ///< MCV_SCAN_SERIAL_DIRS (1: every direction in one thread, in turn)
   bool tiled = false;  ///< MCV_SCAN_PIPE=0: the older tiled kernel where the pipelined one would run
   int segments = 0;    ///< MCV_SCAN_SEGMENTS (2: step segments for one-state channels; 0: heuristic)
+  /// MCV_SCAN_TMA: 0 where they apply (default), off: the cp.async copies, required: an error
+  /// unless the launch moves its rows as TMA boxes.
+  enum class Tma { heuristic, off, required } tma = Tma::heuristic;
   std::string name() const {
     return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
-           (serial ? "_serial" : "") + (tiled ? "_tiled" : "") + (segments ? "_seg" + std::to_string(segments) : "");
+           (serial ? "_serial" : "") + (tiled ? "_tiled" : "") + (segments ? "_seg" + std::to_string(segments) : "") +
+           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "");
   }
 };
 
@@ -67,7 +71,8 @@ void check_cuda_against_cpu(const CudaCase& cc) {
   {
     EnvGuard lanes("MCV_SCAN_LANES", cc.lanes), chunks("MCV_SCAN_CHUNKS", cc.chunks),
         serial("MCV_SCAN_SERIAL_DIRS", cc.serial), pipe("MCV_SCAN_PIPE", cc.tiled ? "0" : nullptr),
-        segments("MCV_SCAN_SEGMENTS", cc.segments);
+        segments("MCV_SCAN_SEGMENTS", cc.segments),
+        tma("MCV_SCAN_TMA", cc.tma == CudaCase::Tma::off ? "0" : cc.tma == CudaCase::Tma::required ? "2" : nullptr);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -249,6 +254,42 @@ std::vector<CudaCase> cuda_cases() {
   add([](CudaCase& k, C& c) {
     c.n_state = 1; c.dim = 9; c.seqlen = 40; c.has_D = c.has_z = c.softplus = false; c.dtype = DType::bf16; k.segments = 2;
   });
+  // TMA boxes (16-bit channel rows, 16-byte aligned: L a multiple of 8; required, so a case
+  // that stops taking them fails): partial last tiles forward and reversed (the reversed box
+  // starts before position 0), a partial block past D, groups, without z, the per-direction
+  // slices of a bidirectional scan, L-chunks (pass 1 by box, the correction by cp.async) with
+  // an initial and a final state; and the cp.async copies on the same kind of layouts.
+  using Tma = CudaCase::Tma;
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 1000; c.n_state = 16; c.dim = 256; c.batch = 2; c.dtype = DType::bf16; c.final_state = true;
+    k.lanes = 1; k.tma = Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 200; c.n_state = 1; c.dim = 96; c.dtype = DType::f16; c.dirs = ScanDirections::reverse;
+    c.initial_state = true; k.segments = 1; k.tma = Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 96; c.n_state = 4; c.dim = 130; c.dtype = DType::bf16; c.has_z = false; k.lanes = 1; k.tma = Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 3136; c.n_state = 1; c.groups = 4; c.dim = 256; c.dtype = DType::bf16; k.segments = 1; k.tma = Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 72; c.n_state = 8; c.dim = 64; c.dtype = DType::f16; c.dirs = ScanDirections::bidirectional;
+    k.lanes = 1; k.tma = Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.batch = 1; c.dim = 64; c.seqlen = 4104; c.n_state = 16; c.dtype = DType::bf16; c.initial_state = true;
+    c.final_state = true; c.a_scale = 0.01f; c.dirs = ScanDirections::reverse; k.lanes = 1; k.chunks = 4;
+    k.tma = Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 3136; c.n_state = 1; c.groups = 4; c.dim = 256; c.dtype = DType::bf16; k.segments = 1; k.tma = Tma::off;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 200; c.n_state = 16; c.dim = 256; c.dtype = DType::f16; c.dirs = ScanDirections::reverse;
+    c.final_state = true; k.lanes = 1; k.tma = Tma::off;
+  });
   // Options (fixed B/C take the generic kernel).
   add([](CudaCase&, C& c) { c.has_D = c.has_z = c.has_bias = c.softplus = c.final_state = false; });
   add([](CudaCase&, C& c) { c.fixed_B = true; c.dtype = DType::bf16; c.n_state = 64; });
@@ -272,7 +313,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(13);
+  std::vector<CudaCase> cases(14);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -324,6 +365,13 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[12].c.seqlen = 90;
   cases[12].c.dirs = ScanDirections::reverse;
   cases[12].segments = 2;
+  cases[13].c.dtype = DType::bf16;  // TMA boxes, reversed and chunked, a partial last tile
+  cases[13].c.dim = 64;
+  cases[13].c.seqlen = 200;
+  cases[13].c.dirs = ScanDirections::reverse;
+  cases[13].lanes = 1;
+  cases[13].chunks = 2;
+  cases[13].tma = CudaCase::Tma::required;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

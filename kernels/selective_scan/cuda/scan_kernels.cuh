@@ -589,6 +589,22 @@ void configure_smem(Kernel kernel, std::size_t bytes, bool max_carveout = false)
   have = bytes;
 }
 
+/// The architecture (major * 10 + minor) of the kernel's binary the current device runs (the TMA
+/// kernels trap when built below sm_90), once per device and kernel.
+template <typename Kernel>
+int kernel_arch(Kernel kernel) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, const void*>, int> arch;
+  int device = 0;
+  cuda_check(cudaGetDevice(&device), "selective_scan: cudaGetDevice");
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(device, reinterpret_cast<const void*>(kernel));
+  if (const auto it = arch.find(key); it != arch.end()) return it->second;
+  cudaFuncAttributes a{};
+  cuda_check(cudaFuncGetAttributes(&a, kernel), "selective_scan: cudaFuncGetAttributes");
+  return arch[key] = a.binaryVersion;
+}
+
 /// kSeg: the pipelined kernel's step segments (cfg.segments; one-state channels without L-chunks);
 /// the tiled kernel, where the pipelined one does not apply, runs the same blocks' channels
 /// with one thread each.
@@ -600,26 +616,43 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   Params pp = p;  // the pipelined kernel's: with its store choice
   constexpr int kT = pipe_tile_steps<kSeg>();
   pp.coop_rows = pipe_coop_rows<T, kS * kLanes, kT>(p, channels, cfg, pipe_min_blocks<T, kSeg>());
+  bool tma = false;  // pass 1 moved its rows as TMA boxes
   if (cfg.allow_pipe && pipe_supported<T, kS * kLanes, kT>(pp, channels, cfg.smem_optin)) {
-    const std::size_t smem = pipe_smem_bytes<T, kS * kLanes, kT>(channels, pp.coop_rows, pipe_step_out(pp));
-    auto launch = [&](auto kernel, unsigned grid, const char* what) {
+    PipeMaps maps{};
+    auto launch = [&](auto kernel, unsigned grid, bool boxes, const char* what) {
+      const std::size_t smem = pipe_smem_bytes<T, kS * kLanes, kT>(channels, pp.coop_rows, pipe_step_out(pp), boxes);
       configure_smem(kernel, smem, kSeg > 1);  // segments: their blocks per SM need the largest carveout
-      kernel<<<grid, threads * kSeg, smem, stream>>>(pp, channels, cfg.blocks_per_group);
+      kernel<<<grid, threads * kSeg, smem, stream>>>(pp, channels, cfg.blocks_per_group, maps);
       cuda_check_launch(what);
     };
-    constexpr bool kPairable = sizeof(T) == 2 && kLanes == 1;  // instantiate kPairs only there
-    if (kPairable && pipe_pairs<T>(p, kLanes, false))
-      launch(scan_pipe_kernel<T, kS, kLanes, false, kPairable, kSeg>, blocks, "selective_scan: scan_pipe_kernel");
-    else
-      launch(scan_pipe_kernel<T, kS, kLanes, false, false, kSeg>, blocks, "selective_scan: scan_pipe_kernel");
+    // Word pairs and TMA boxes: 16-bit channel rows on one lane (instantiated only there).
+    constexpr bool kPairable = sizeof(T) == 2 && kLanes == 1;
+    constexpr int kPairRead = kPairable ? kReadPairs : kReadElems;
+    if constexpr (kPairable && kSeg == 1) {
+      auto tma_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadTma>;
+      if (cfg.allow_tma && pipe_pairs<T>(p, kLanes, false) && pipe_tma_layout(pp, channels, kT) &&
+          kernel_arch(tma_kernel) >= 90) {
+        maps = make_pipe_maps(pp, channels, kT, std::is_same_v<T, __nv_bfloat16>);
+        launch(tma_kernel, blocks, true, "selective_scan: scan_pipe_kernel (TMA)");
+        tma = true;
+      } else if (pipe_pairs<T>(p, kLanes, false)) {
+        launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead>, blocks, false, "selective_scan: scan_pipe_kernel");
+      } else {
+        launch(scan_pipe_kernel<T, kS, kLanes, false, kReadElems>, blocks, false, "selective_scan: scan_pipe_kernel");
+      }
+    } else if (kPairable && pipe_pairs<T>(p, kLanes, false)) {
+      launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
+    } else {
+      launch(scan_pipe_kernel<T, kS, kLanes, false, kReadElems, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
+    }
     if constexpr (kSeg > 1) {
       if (p.n_chunks > 1) throw Error("selective_scan", "step segments with L-chunks (launch configuration)");
     } else if (p.n_chunks > 1) {
       const unsigned grid = grid_size(per_chunk * (p.n_chunks - 1), "correct");
       if (kPairable && pipe_pairs<T>(p, kLanes, true))
-        launch(scan_pipe_kernel<T, kS, kLanes, true, kPairable>, grid, "selective_scan: scan_pipe_kernel (correction)");
+        launch(scan_pipe_kernel<T, kS, kLanes, true, kPairRead>, grid, false, "selective_scan: scan_pipe_kernel (correction)");
       else
-        launch(scan_pipe_kernel<T, kS, kLanes, true, false>, grid, "selective_scan: scan_pipe_kernel (correction)");
+        launch(scan_pipe_kernel<T, kS, kLanes, true, kReadElems>, grid, false, "selective_scan: scan_pipe_kernel (correction)");
     }
   } else {
     const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);
@@ -633,6 +666,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       cuda_check_launch("selective_scan: scan_correct_kernel");
     }
   }
+  if (cfg.require_tma && !tma) throw Error("selective_scan", "MCV_SCAN_TMA=2, but this launch does not take TMA boxes");
   if (p.par_dirs) {
     constexpr int kVec = 16 / sizeof(T);
     const i64 total = static_cast<i64>(p.batch) * p.dim * p.seqlen;

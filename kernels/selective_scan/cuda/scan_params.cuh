@@ -87,6 +87,8 @@ struct LaunchConfig {
   std::size_t smem_per_sm = 0;          ///< shared memory per multiprocessor
   std::size_t smem_reserved = 0;        ///< shared memory the system reserves per block
   bool allow_coop_rows = true;          ///< MCV_SCAN_COOP_ROWS=0: never (comparisons)
+  bool allow_tma = true;                ///< TMA boxes where they apply (MCV_SCAN_TMA=0: never)
+  bool require_tma = false;             ///< MCV_SCAN_TMA=2: an error where they do not (tests)
 };
 
 /// Steps staged per shared-memory tile. 16 for the N=16 bucket: half the shared memory per

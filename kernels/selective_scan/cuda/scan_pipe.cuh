@@ -30,6 +30,7 @@
 #include <type_traits>
 
 #include "selective_scan/cuda/scan_device.cuh"
+#include "selective_scan/cuda/scan_tma.cuh"
 
 namespace mcv::kernels::scan::cuda {
 
@@ -156,15 +157,24 @@ __host__ __device__ constexpr int bc_m_words() {
   return (2 * kNb + 3) & ~3;
 }
 
+/// Words of one staged tensor's TMA box: [channels][kT] elements, no padding (scan_tma.cuh).
+template <typename T, int kT>
+__host__ __device__ constexpr int tma_area_words(int channels) {
+  return channels * kT * static_cast<int>(sizeof(T)) / 4;
+}
+
 /// Dynamic shared memory of the pipelined kernel: two buffers of raw u/delta/z, two B/C copy
-/// buffers with their row offsets, two f32 B/C tiles and the output staging.
+/// buffers with their row offsets, two f32 B/C tiles and the output staging. With TMA boxes
+/// (`tma`): the raw buffers and two staging buffers as dense boxes from a 1024-byte boundary
+/// (the slack to reach it included), and the raw buffers' two mbarriers.
 template <typename T, int kNb, int kT>
-inline std::size_t pipe_smem_bytes(int channels, bool coop_rows, bool step_out) {
+inline std::size_t pipe_smem_bytes(int channels, bool coop_rows, bool step_out, bool tma = false) {
+  const std::size_t bc = 2ull * (bc_raw_words<T, kNb, kT>() + bc_m_words<kNb>()) + 4ull * kT * bc_ld<kNb>();
+  if (tma) return kTmaAlign + (8ull * tma_area_words<T, kT>(channels) + bc) * sizeof(float) + 16;
   const std::size_t raw = 6ull * RawGeom<T, kNb, kT>::words(channels);
-  const std::size_t bcf = 4ull * kT * bc_ld<kNb>();
   const std::size_t obuf =
       (static_cast<std::size_t>(obuf_elems<T, kT>(channels, coop_rows, step_out)) * sizeof(T) + 15) / 16 * 4;
-  return (raw + 2 * (bc_raw_words<T, kNb, kT>() + bc_m_words<kNb>()) + bcf + obuf) * sizeof(float);
+  return (raw + bc + obuf) * sizeof(float);
 }
 
 /// Buffer b of each double-buffered area is base + b * stride, computed from the shared array
@@ -174,24 +184,40 @@ struct PipeLayout {
   unsigned* bc_raw;  ///< per buffer (stride bc_raw_words + bc_m_words): B/C copies, then the
                      ///< state rows' offsets m (int)
   float* bcf;        ///< per buffer (stride bcf_stride): [B | C][kT][bc_ld] f32
-  void* obuf;        ///< output staging, I/O type (obuf_elems)
+  void* obuf;        ///< output staging, I/O type (obuf_elems; TMA: two [channels][kT] boxes)
+  std::uint64_t* bar;  ///< TMA: the raw buffers' mbarriers
   int raw_words, raw_stride, bcf_stride;
 };
 
-template <typename T, int kNb, int kT>
+template <typename T, int kNb, int kT, bool kTma>
 __device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channels) {
   PipeLayout t;
-  unsigned* w = reinterpret_cast<unsigned*>(smem);
-  t.raw_words = RawGeom<T, kNb, kT>::words(channels);
-  t.raw_stride = 3 * t.raw_words;
-  t.raw = w;
-  w += 2 * t.raw_stride;
+  unsigned* w;
+  if constexpr (kTma) {
+    // Raw boxes, then the staging boxes, all multiples of 1024 bytes (channels % 32 == 0).
+    w = reinterpret_cast<unsigned*>(smem + ((kTmaAlign - (smem_u32(smem) & (kTmaAlign - 1))) & (kTmaAlign - 1)));
+    t.raw_words = tma_area_words<T, kT>(channels);
+    t.raw_stride = 3 * t.raw_words;
+    t.raw = w;
+    w += 2 * t.raw_stride;
+    t.obuf = w;
+    w += 2 * t.raw_words;
+  } else {
+    w = reinterpret_cast<unsigned*>(smem);
+    t.raw_words = RawGeom<T, kNb, kT>::words(channels);
+    t.raw_stride = 3 * t.raw_words;
+    t.raw = w;
+    w += 2 * t.raw_stride;
+  }
   t.bc_raw = w;
   w += 2 * (bc_raw_words<T, kNb, kT>() + bc_m_words<kNb>());
   t.bcf_stride = 2 * kT * bc_ld<kNb>();  // a multiple of 4 words: LDS.128 stays aligned
   t.bcf = reinterpret_cast<float*>(w);
   w += 2 * t.bcf_stride;
-  t.obuf = w;
+  if constexpr (kTma)
+    t.bar = reinterpret_cast<std::uint64_t*>(w);
+  else
+    t.obuf = w;
   return t;
 }
 
@@ -297,6 +323,7 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
 /// raw area viewed as T.
 struct RowRef {
   int base, step;
+  __device__ __forceinline__ int at(int j) const { return base + j * step; }
 };
 template <typename T, int kNb, int kT>
 __device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, int kind, const ThreadChannel& tc,
@@ -397,6 +424,51 @@ __device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const
   r.sel_even = sp.rev ? kHi : kLo;
   r.sel_odd = sp.rev ? kLo : kHi;
   return r;
+}
+
+/// Where a thread's channel finds step j of a TMA box (scan_tma.cuh: rows of 16 16-bit
+/// elements, 32-byte swizzle): element j ^ x of its row, x = 15 when the tile is reversed (a
+/// reversed tile's box ends at its first step), with bit 3 flipped on rows whose bit 2 is set
+/// (the swizzle) - one XOR mask per thread, folded into the row's first element.
+template <typename T, int kT>
+__device__ __forceinline__ int tma_elem_base(int ch, bool rev) {
+  static_assert(kT * sizeof(T) == kTmaRowBytes, "TMA rows are one 32-byte swizzle span");
+  return (ch * kT) ^ ((rev ? kT - 1 : 0) ^ (((ch >> 2) & 1) * (kT / 2)));
+}
+/// Output staging of a TMA box: element base ^ j (base: the buffer's first element, a multiple
+/// of kT, plus tma_elem_base).
+struct SwzRef {
+  int base;
+  __device__ __forceinline__ int at(int j) const { return base ^ j; }
+};
+/// Step j of a TMA box row, element by element.
+template <typename T>
+struct SwzElemReader {
+  const T* raw;
+  int base;  ///< tma_elem_base
+  __device__ __forceinline__ float at(int j) const { return to_float(raw[base ^ j]); }
+};
+/// Step j of a TMA box row, two steps per 32-bit load (steps 2q and 2q + 1 share word q ^ x):
+/// the 16-byte alignment of the box rows leaves no pair straddling two words (PairReader).
+template <typename T>
+struct SwzPairReader {
+  const unsigned* w;
+  int base;  ///< tma_elem_base / 2
+  unsigned sel_even, sel_odd;
+  __device__ __forceinline__ float at(int j) const {
+    const unsigned bits = __byte_perm(w[base ^ (j >> 1)], 0u, (j & 1) ? sel_odd : sel_even);
+    if constexpr (std::is_same_v<T, __half>)
+      return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+    else
+      return __uint_as_float(bits);
+  }
+};
+template <typename T, int kT>
+__device__ __forceinline__ SwzPairReader<T> swz_pair_reader(const unsigned* area, int ch, bool rev) {
+  static_assert(sizeof(T) == 2, "pairs of 16-bit elements");
+  constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
+  constexpr unsigned kLo = kBf ? 0x1044u : 0x4410u, kHi = kBf ? 0x3244u : 0x4432u;  // as pair_reader
+  return {area, tma_elem_base<T, kT>(ch, rev) >> 1, rev ? kHi : kLo, rev ? kLo : kHi};
 }
 
 /// Calls fn(i, j, n, ok, off) for this thread's B (or C) elements of the tile: slot i <
@@ -522,22 +594,37 @@ __device__ __forceinline__ void store_own_row(T* stage, T* row, const TileSpan& 
   }
 }
 
+/// How the pipelined kernel stages and reads u/delta/z: element by element from padded rows of
+/// cp.async units; 16-bit rows two steps per load (PairReader); or TMA boxes (scan_tma.cuh,
+/// SwzPairReader; the output leaves as a box too).
+enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2 };
+
 /// The pipelined scan: one direction (k = the block's direction with par_dirs) of `channels`
 /// channels of one (batch, group[, chunk]); kLanes threads per channel split its states.
 /// kCorrect: the chunked path's second pass over chunks c >= 1 - it starts from the chunk's
 /// carried state H_in, decays it step by step (no input term: pass 1 had them all) and adds
 /// C . (H_in * decay) * gate to the outputs pass 1 wrote, until the decayed state is negligible
 /// for every channel of the block (kCorrectionExponent).
-template <typename T, int kS, int kLanes, bool kCorrect, bool kPairs, int kSeg = 1>
-__global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_kernel(Params p, int channels, int bpg) {
+template <typename T, int kS, int kLanes, bool kCorrect, int kRead, int kSeg = 1>
+__global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
+    scan_pipe_kernel(Params p, int channels, int bpg, const __grid_constant__ PipeMaps maps) {
+  constexpr bool kPairs = kRead == kReadPairs, kTma = kRead == kReadTma;
   static_assert(!kPairs || (sizeof(T) == 2 && kLanes == 1), "word pairs: 16-bit elements, one lane");
+  static_assert(!kTma || (sizeof(T) == 2 && kLanes == 1 && kSeg == 1 && !kCorrect),
+                "TMA boxes: 16-bit channel rows, one thread per channel, pass 1");
   static_assert(kSeg == 1 || (kS == 1 && kLanes == 1 && !kCorrect), "step segments: one state, one lane, no correction");
   constexpr int kT = pipe_tile_steps<kSeg>();
   constexpr int kNb = kS * kLanes;
   constexpr int kLdb = bc_ld<kNb>();
   constexpr int kLdo = kT + 1;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const PipeLayout t = carve_pipe<T, kNb, kT>(smem_raw, channels);
+  const PipeLayout t = carve_pipe<T, kNb, kT, kTma>(smem_raw, channels);
+  if constexpr (kTma) {
+    if (threadIdx.x == 0) {
+      mbar_init(t.bar);
+      mbar_init(t.bar + 1);
+    }
+  }
   const BlockCoords bc = block_coords(p, bpg, kCorrect ? 1 : 0);
 
   const ThreadChannel tch = thread_channel<kLanes * kSeg>(p, bc, channels);
@@ -595,9 +682,22 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
   // tile's parity): the B/C of tile i + 1 have then landed and been made visible by the barrier
   // that ended tile i - 1, so during tile i every thread can convert any of them (below)
   // without a barrier of its own.
+  // TMA: one box per tensor, the block's channels x kT steps (a reversed tile's box ends at its
+  // first step; elements outside the tensor read as zero), completing on the buffer's mbarrier.
+  auto box_x = [&](const TileSpan& sp) { return sp.rev ? sp.p_lo + sp.nT - kT : sp.p_lo; };
   auto issue_rows3 = [&](int t0, int buf) {
     const TileSpan sp = span_at(t0);
     unsigned* r = t.raw + buf * t.raw_stride;
+    if constexpr (kTma) {
+      if (threadIdx.x == 0) {
+        const int x = box_x(sp), b = bc.b;
+        mbar_expect_tx(t.bar + buf, (gate_z ? 3u : 2u) * 4u * static_cast<unsigned>(t.raw_words));
+        tma_load_box(r, &maps.u, x, d_first, k * maps.k_u, b, t.bar + buf);
+        tma_load_box(r + t.raw_words, &maps.delta, x, d_first, k * maps.k_delta, b, t.bar + buf);
+        if (gate_z) tma_load_box(r + 2 * t.raw_words, &maps.z, x, d_first, k * maps.k_z, b, t.bar + buf);
+      }
+      return;
+    }
     issue_rows<T, kNb, kT>(r, first_base, first_s, ku, tch, channels, sp, p, k);
     issue_rows<T, kNb, kT>(r + t.raw_words, dbase, p.delta, kd, tch, channels, sp, p, k);
     if (gate_z) issue_rows<T, kNb, kT>(r + 2 * t.raw_words, zbase, p.z, kz, tch, channels, sp, p, k);
@@ -682,20 +782,26 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
     if (more) issue_rows3(t0 + kT, buf ^ 1);
     if (i + 2 < n_tiles) issue_bc(t0 + 2 * kT, buf);  // B/C buffer buf: its tile i was converted in tile i - 1
     cp_async_commit();
+    if constexpr (kTma) mbar_wait(t.bar + buf, (i >> 1) & 1);  // this tile's boxes (the buffer's (i / 2)-th use)
 
     {
       const unsigned* r = t.raw + buf * t.raw_stride;
       const T* ru = reinterpret_cast<const T*>(r);
       const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
-      const RowRef fu = row_ref<T, kNb, kT>(first_base, first_s, ku, tch, channels, sp);
-      const RowRef fd = row_ref<T, kNb, kT>(dbase, p.delta, kd, tch, channels, sp);
-      const RowRef fz = gate_z ? row_ref<T, kNb, kT>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
+      const RowRef fu = kTma ? RowRef{} : row_ref<T, kNb, kT>(first_base, first_s, ku, tch, channels, sp);
+      const RowRef fd = kTma ? RowRef{} : row_ref<T, kNb, kT>(dbase, p.delta, kd, tch, channels, sp);
+      const RowRef fz = !kTma && gate_z ? row_ref<T, kNb, kT>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
       // Outputs: the channel's staging row (own_out: a single buffer, the same thread stores it
       // before the next tile writes; coop_rows: this tile's buffer), or [channel][kLdo] of this
-      // tile's buffer.
-      const RowRef fo = own_out ? stage_ref<T, kT>(obase, dst_s, tch, sp, coop_stage(buf))
-                                : RowRef{buf * channels * kLdo + ch * kLdo, 1};
+      // tile's buffer; TMA: its row of this tile's box.
+      const auto fo = [&] {
+        if constexpr (kTma)
+          return SwzRef{buf * channels * kT + tma_elem_base<T, kT>(ch, sp.rev)};
+        else
+          return own_out ? stage_ref<T, kT>(obase, dst_s, tch, sp, coop_stage(buf))
+                         : RowRef{buf * channels * kLdo + ch * kLdo, 1};
+      }();
       const float* bt = t.bcf + buf * t.bcf_stride + lane * kS;
       const float* ct = bt + kT * kLdb;
       // Branch-free per step (selects, not branches, for the run-time options), so that the
@@ -775,7 +881,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
 #pragma unroll
           for (int q = 0; q < kQ; ++q) {
             const int j = q * kLanes + lane;
-            obuf[fo.base + j * fo.step] = post_q(q, j, ys[q]);
+            obuf[fo.at(j)] = post_q(q, j, ys[q]);
           }
         } else {
           T o[kT];
@@ -783,7 +889,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
           for (int j = 0; j < kT; ++j) o[j] = post_q(j, j, ys[j]);
           if (lane == 0) {
 #pragma unroll
-            for (int j = 0; j < kT; ++j) obuf[fo.base + j * fo.step] = o[j];
+            for (int j = 0; j < kT; ++j) obuf[fo.at(j)] = o[j];
           }
         }
       };
@@ -830,7 +936,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
 #pragma unroll
           for (int q = 0; q < kQ; ++q) o[q] = post(u, z, q, fmaf(cdecay[q], h_in, ys[q]));
 #pragma unroll
-          for (int q = 0; q < kQ; ++q) obuf[fo.base + (j0 + q) * fo.step] = o[q];
+          for (int q = 0; q < kQ; ++q) obuf[fo.at(j0 + q)] = o[q];
         }
       };
       auto tile = [&](const auto& U, const auto& Dl, const auto& Z) {
@@ -839,8 +945,30 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
         else
           full_tile(U, Dl, Z);
       };
+      // A partial tile (the pass's last): step by step, by the first segment's thread.
+      auto partial = [&](const auto& U, const auto& Dl, const auto& Z) {
+        if (seg == 0) {
+#pragma unroll 1
+          for (int j = 0; j < sp.nT; ++j) {
+            float dt, dtu;
+            pre(U, Dl, j, dt, dtu);
+            dtsum += dt;
+            const T o = post(U, Z, j, recur(j, dt, dtu));
+            if (lane == 0) obuf[fo.at(j)] = o;
+          }
+        }
+        if constexpr (kSeg > 1) h[0] = __shfl_sync(0xffffffffu, h[0], 0, kSeg);
+      };
       const ElemReader<T> eu{ru, fu}, ed{rd, fd}, ez{rz, fz};
-      if (sp.nT == kT) {
+      if constexpr (kTma) {
+        if (sp.nT == kT) {
+          tile(swz_pair_reader<T, kT>(r, ch, sp.rev), swz_pair_reader<T, kT>(r + t.raw_words, ch, sp.rev),
+               swz_pair_reader<T, kT>(r + 2 * t.raw_words, ch, sp.rev));
+        } else {
+          const int eb = tma_elem_base<T, kT>(ch, sp.rev);
+          partial(SwzElemReader<T>{ru, eb}, SwzElemReader<T>{rd, eb}, SwzElemReader<T>{rz, eb});
+        }
+      } else if (sp.nT == kT) {
         // kPairs (16-bit channel rows on one lane, pipe_pairs): two steps per shared-memory
         // load. A template choice rather than a run-time branch: two unrolled tile bodies in
         // one kernel doubled its code and the instruction-cache stalls (H100, S1 bf16).
@@ -853,22 +981,15 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
           tile(eu, ed, ez);
         }
       } else {
-        // A partial tile (the pass's last): step by step, by the first segment's thread.
-        if (seg == 0) {
-#pragma unroll 1
-          for (int j = 0; j < sp.nT; ++j) {
-            float dt, dtu;
-            pre(eu, ed, j, dt, dtu);
-            dtsum += dt;
-            const T o = post(eu, ez, j, recur(j, dt, dtu));
-            if (lane == 0) obuf[fo.base + j * fo.step] = o;
-          }
-        }
-        if constexpr (kSeg > 1) h[0] = __shfl_sync(0xffffffffu, h[0], 0, kSeg);
+        partial(eu, ed, ez);
       }
     }
 
     if (more) convert(t0 + kT, buf ^ 1, buf ^ 1);  // landed before the barrier that ended tile i - 1
+    if constexpr (kTma) {
+      fence_async_shared();  // this thread's staging writes, before the box store issued after the barrier
+      if (threadIdx.x == 0) bulk_wait_read();  // the previous tile's box store has read the other staging buffer
+    }
     cp_async_wait_committed();
     bool live = true;
     if constexpr (kCorrect) {
@@ -879,7 +1000,20 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
     } else {
       __syncthreads();
     }
-    if (coop_rows) {
+    if constexpr (kTma) {
+      const int x = box_x(sp);
+      const T* stage = obuf + buf * channels * kT;
+      if (x >= 0) {
+        if (threadIdx.x == 0) tma_store_box(&maps.out, stage, x, d_first, k * maps.k_out, bc.b);
+      } else if (active) {
+        // A reversed partial tile, whose box starts before position 0: the TMA store faults on
+        // a negative start (H100: illegal instruction; loads take it), so each thread stores its
+        // row's positions [0, nT) = box elements [-x, kT) itself.
+        T* row = obase + static_cast<i64>(d) * dst_s.sd;
+        const int sw = ((ch >> 2) & 1) * (kT / 2);
+        for (int q = 0; q < sp.nT; ++q) row[q] = stage[ch * kT + ((q - x) ^ sw)];
+      }
+    } else if (coop_rows) {
       store_rows_coop<T, kT>(obuf + coop_stage(buf), obase, dst_s, d_first, n_valid, sp);
     } else if (own_out) {
       if (active && lane == 0 && seg == 0) {
@@ -895,6 +1029,9 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>()) scan_pipe_ker
     if (!live) break;  // the next tile's copies have landed (waited for above): nothing in flight
   }
 
+  if constexpr (kTma) {
+    if (threadIdx.x == 0) bulk_wait_done();  // the staging stays in use until the last box is out
+  }
   if constexpr (kSeg > 1) dtsum = lane_sum<kSeg>(dtsum);  // each segment summed its own steps' dt
   if constexpr (!kCorrect)
     store_channel_end<kS>(p, bc, k, d, lane, active && seg == 0, h, dtsum);  // dtsum: all of the channel's steps

@@ -1,0 +1,91 @@
+// Host side of the pipelined scan's TMA path (scan_tma.cuh): which launches qualify, and their
+// tensor maps.
+
+#include <cudaTypedefs.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "mcv/cuda/context.cuh"
+#include "mcv/error.h"
+#include "selective_scan/cuda/scan_tma.cuh"
+
+namespace mcv::kernels::scan::cuda {
+
+namespace {
+
+/// The driver's cuTensorMapEncodeTiled (the runtime has no wrapper), looked up once.
+PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    cuda_check(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found),
+               "selective_scan: cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)");
+    if (found != cudaDriverEntryPointSuccess || !f)
+      throw Error("selective_scan", "the CUDA driver has no cuTensorMapEncodeTiled");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+/// Whether s's rows start 16-byte aligned at every (batch, direction, channel) and run along L.
+bool aligned_rows(const SeqP& s, const Params& p, bool with_k) {
+  constexpr std::int64_t kUnit = 8;  // 16-bit elements per 16 bytes
+  return s.ptr && s.sl == 1 && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 && s.sd >= p.seqlen &&
+         s.sd % kUnit == 0 && s.sb >= 0 && s.sb % kUnit == 0 && (p.batch == 1 || s.sb > 0) &&
+         (!with_k || (s.sk >= 0 && s.sk % kUnit == 0));
+}
+
+/// L2 sector promotion of the boxes' reads (MCV_SCAN_TMA_L2: 0, 64, 128 or 256 bytes).
+CUtensorMapL2promotion l2_promotion() {
+  const char* v = std::getenv("MCV_SCAN_TMA_L2");
+  const std::string s = v ? v : "";
+  if (s == "0") return CU_TENSOR_MAP_L2_PROMOTION_NONE;
+  if (s == "64") return CU_TENSOR_MAP_L2_PROMOTION_L2_64B;
+  if (s == "256") return CU_TENSOR_MAP_L2_PROMOTION_L2_256B;
+  return CU_TENSOR_MAP_L2_PROMOTION_L2_128B;
+}
+
+}  // namespace
+
+bool pipe_tma_layout(const Params& p, int channels, int tile_steps) {
+  if (tile_steps * 2 != kTmaRowBytes || channels % 32 != 0 || channels > 256) return false;
+  // A block's box spans `channels` rows: past D they are not stored, but with groups a partial
+  // block's would be the next group's.
+  if (p.mode == 3 || (p.groups > 1 && p.cpg % channels != 0) || (p.n_chunks > 1 && p.chunk_len % tile_steps != 0))
+    return false;
+  return aligned_rows(p.u, p, p.par_dirs) && aligned_rows(p.delta, p, p.par_dirs) &&
+         (!p.pass_gates_z() || aligned_rows(p.z, p, false)) && aligned_rows(p.pass_target(), p, p.par_dirs);
+}
+
+PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, bool bf16) {
+  PipeMaps m{};
+  const CUtensorMapL2promotion l2 = l2_promotion();
+  auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s, const char* name) {
+    const bool with_k = p.par_dirs && s.sk != 0;
+    k_used = with_k ? 1 : 0;
+    constexpr cuuint64_t kElem = 2;
+    // (L, D, K or 1, batch); a dimension of size 1 gets the dense stride (any would do).
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.seqlen), static_cast<cuuint64_t>(p.dim),
+                                static_cast<cuuint64_t>(with_k ? p.dirs : 1), static_cast<cuuint64_t>(p.batch)};
+    const cuuint64_t row = static_cast<cuuint64_t>(s.sd) * kElem;
+    const cuuint64_t kstride = with_k ? static_cast<cuuint64_t>(s.sk) * kElem : row * dims[1];
+    const cuuint64_t bstride = p.batch > 1 ? static_cast<cuuint64_t>(s.sb) * kElem : kstride * dims[2];
+    const cuuint64_t strides[3] = {row, kstride, bstride};
+    const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(channels), 1, 1};
+    const cuuint32_t unit[4] = {1, 1, 1, 1};
+    const CUresult r = encode_tiled()(
+        &map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4, const_cast<void*>(s.ptr), dims,
+        strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_32B, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS)
+      throw Error("selective_scan", std::string("cuTensorMapEncodeTiled rejected the map of ") + name + " (CUresult " +
+                                        std::to_string(static_cast<int>(r)) + ")");
+  };
+  encode(m.u, m.k_u, p.u, "u");
+  encode(m.delta, m.k_delta, p.delta, "delta");
+  if (p.pass_gates_z()) encode(m.z, m.k_z, p.z, "z");
+  encode(m.out, m.k_out, p.pass_target(), "the output");
+  return m;
+}
+
+}  // namespace mcv::kernels::scan::cuda

@@ -1,0 +1,150 @@
+#pragma once
+// Hopper tensor-memory-accelerator (TMA) pieces of the pipelined selective scan: the tensor maps
+// of its channel-row streams (built on the host with the driver's cuTensorMapEncodeTiled) and
+// the device wrappers of the bulk tensor copies and the mbarriers they complete on.
+//
+// Why: with 16-byte aligned rows (L a multiple of 8 for 16-bit I/O) one elected thread moves a
+// tile's [channels x 16 steps] box of u, delta and z with one instruction each, and the output
+// box back, where the cp.async loops and the cooperative stores cost every thread ~12 of S4's
+// 74 instructions per warp-step (docs/notes/selective_scan.md, "Where it stands"). One 1D bulk
+// copy per row segment was measured 25-50 % slower ("Bulk row copies"): the copy engine pays
+// per operation, so the box must hold the whole block.
+//
+// The boxes land with the 32-byte swizzle: in a buffer aligned to 1024 bytes, row c (32 bytes:
+// 16 steps of a 16-bit channel row) holds its two 16-byte halves swapped when bit 2 of c is set.
+// A warp's per-thread row reads then spread over 8 banks (4-way conflicts, as the padded rows of
+// the cp.async path) where dense rows would be 8-way.
+
+#include <cuda.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "selective_scan/cuda/scan_params.cuh"
+
+namespace mcv::kernels::scan::cuda {
+
+/// Tensor maps of one pipelined launch: u, delta, z (when gated) and the pass's target, each a
+/// 4D view (L, D, K or 1, batch) of its stream; k_* = 1 where the stream has a direction axis
+/// (coordinate k), else 0. Passed as a __grid_constant__ kernel parameter (TMA reads the map
+/// from parameter space).
+struct PipeMaps {
+  CUtensorMap u, delta, z, out;
+  int k_u = 0, k_delta = 0, k_z = 0, k_out = 0;
+};
+
+/// Bytes of a TMA row (16 steps of a 16-bit stream): the 32-byte swizzle span.
+constexpr int kTmaRowBytes = 32;
+/// Alignment of the swizzled buffers (the swizzle pattern is a function of address bits 4-9).
+constexpr int kTmaAlign = 1024;
+
+/// Whether this launch's channel-row streams can move as TMA boxes: 16-bit channel rows on one
+/// lane and kT-step tiles (caller), every stream and the target with 16-byte aligned rows at
+/// each (batch, direction, channel), whole blocks of a group where there are several groups (a
+/// box of another group's rows would be stored over), chunk starts on tile boundaries. The device and the kernel binary
+/// (sm_90 or newer) are checked by the caller.
+bool pipe_tma_layout(const Params& p, int channels, int tile_steps);
+
+/// The maps of pipe_tma_layout's streams for boxes of [channels x tile_steps] 16-bit elements
+/// (bf16 or f16). Throws mcv::Error when the driver rejects one.
+PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, bool bf16);
+
+#if defined(__CUDACC__)
+
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define MCV_SCAN_HAS_TMA 1
+#else
+#define MCV_SCAN_HAS_TMA 0
+#endif
+
+/// Arrival count 1 (the issuing thread's expect_tx); made visible to the async proxy.
+__device__ __forceinline__ void mbar_init(std::uint64_t* bar) {
+#if MCV_SCAN_HAS_TMA
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_u32(bar)) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+
+/// The issuing thread's arrival, announcing `bytes` of bulk copies that complete the phase.
+__device__ __forceinline__ void mbar_expect_tx(std::uint64_t* bar, unsigned bytes) {
+#if MCV_SCAN_HAS_TMA
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+#else
+  __trap();
+#endif
+}
+
+/// Waits until the phase of parity `parity` has completed.
+__device__ __forceinline__ void mbar_wait(std::uint64_t* bar, unsigned parity) {
+#if MCV_SCAN_HAS_TMA
+  unsigned done = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem_u32(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+#else
+  __trap();
+#endif
+}
+
+/// Box (x.., d.., k, b) of `map` into shared memory at dst, completing on `bar`.
+__device__ __forceinline__ void tma_load_box(void* dst, const CUtensorMap* map, int x, int d, int k, int b,
+                                             std::uint64_t* bar) {
+#if MCV_SCAN_HAS_TMA
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], "
+      "[%6];\n" ::"r"(smem_u32(dst)),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(x), "r"(d), "r"(k), "r"(b), "r"(smem_u32(bar))
+      : "memory");
+#else
+  __trap();
+#endif
+}
+
+/// Shared memory at src -> box (x.., d.., k, b) of `map` (elements past the tensor's end are not
+/// written; a negative start coordinate faults: illegal instruction on an H100, where loads take
+/// one), as one bulk group.
+__device__ __forceinline__ void tma_store_box(const CUtensorMap* map, const void* src, int x, int d, int k, int b) {
+#if MCV_SCAN_HAS_TMA
+  asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.tile.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+                   reinterpret_cast<std::uint64_t>(map)),
+               "r"(smem_u32(src)), "r"(x), "r"(d), "r"(k), "r"(b)
+               : "memory");
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+
+/// Waits until this thread's bulk stores have read their shared-memory sources (read) or
+/// completed.
+__device__ __forceinline__ void bulk_wait_read() {
+#if MCV_SCAN_HAS_TMA
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void bulk_wait_done() {
+#if MCV_SCAN_HAS_TMA
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+#endif
+}
+
+/// Orders this thread's shared-memory writes before bulk copies issued after a barrier.
+__device__ __forceinline__ void fence_async_shared() {
+#if MCV_SCAN_HAS_TMA
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+#endif  // __CUDACC__
+
+}  // namespace mcv::kernels::scan::cuda
