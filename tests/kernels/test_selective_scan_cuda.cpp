@@ -283,6 +283,17 @@ std::vector<CudaCase> cuda_cases() {
     c.final_state = true; c.a_scale = 0.01f; c.dirs = ScanDirections::reverse; k.lanes = 1; k.chunks = 4;
     k.tma = Tma::required;
   });
+  // f32 rows (64 bytes per 16 steps, the 64-byte swizzle): N 16 as 8 states x 2 lanes, a
+  // reversed partial tile with 8 states on one lane, chunked with 4 states.
+  add([](CudaCase& k, C& c) { c.seqlen = 1000; c.n_state = 16; c.dim = 128; k.lanes = 2; k.tma = Tma::required; });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 200; c.n_state = 8; c.dim = 64; c.dirs = ScanDirections::reverse; c.initial_state = true; k.lanes = 1;
+    k.tma = Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.batch = 1; c.dim = 32; c.seqlen = 2056; c.n_state = 4; c.a_scale = 0.01f; k.lanes = 1; k.chunks = 3;
+    k.tma = Tma::required;
+  });
   add([](CudaCase& k, C& c) {
     c.seqlen = 3136; c.n_state = 1; c.groups = 4; c.dim = 256; c.dtype = DType::bf16; k.segments = 1; k.tma = Tma::off;
   });
@@ -313,7 +324,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(14);
+  std::vector<CudaCase> cases(15);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -372,6 +383,10 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[13].lanes = 1;
   cases[13].chunks = 2;
   cases[13].tma = CudaCase::Tma::required;
+  cases[14].c.dim = 64;  // TMA boxes of f32 rows, two lanes per channel, a partial last tile
+  cases[14].c.seqlen = 40;
+  cases[14].lanes = 2;
+  cases[14].tma = CudaCase::Tma::required;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

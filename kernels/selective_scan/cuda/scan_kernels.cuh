@@ -625,25 +625,33 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       kernel<<<grid, threads * kSeg, smem, stream>>>(pp, channels, cfg.blocks_per_group, maps);
       cuda_check_launch(what);
     };
-    // Word pairs and TMA boxes: 16-bit channel rows on one lane (instantiated only there).
+    // Word pairs: 16-bit channel rows on one lane (instantiated only there). TMA boxes: the
+    // configurations long aligned rows take (16-bit on one lane; f32 with 4-16 states on one or
+    // two lanes), no step segments.
     constexpr bool kPairable = sizeof(T) == 2 && kLanes == 1;
     constexpr int kPairRead = kPairable ? kReadPairs : kReadElems;
-    if constexpr (kPairable && kSeg == 1) {
+    constexpr bool kTmaCapable =
+        kSeg == 1 && (sizeof(T) == 2 ? kLanes == 1 : kS >= 4 && kLanes <= 2 && kS * kLanes <= 16);
+    const bool pairs = kPairable && pipe_pairs<T>(p, kLanes, false);
+    bool launched = false;
+    if constexpr (kTmaCapable) {
       auto tma_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadTma>;
-      if (cfg.allow_tma && pipe_pairs<T>(p, kLanes, false) && pipe_tma_layout(pp, channels, kT) &&
-          kernel_arch(tma_kernel) >= 90) {
-        maps = make_pipe_maps(pp, channels, kT, std::is_same_v<T, __nv_bfloat16>);
+      // Channel rows for every staged stream (16-bit: exactly when pairs apply).
+      const bool rows = sizeof(T) == 2 ? pairs
+                                       : row_kind(p.u) == kChannelRows && row_kind(p.delta) == kChannelRows &&
+                                             (!p.pass_gates_z() || row_kind(p.z) == kChannelRows);
+      if (cfg.allow_tma && rows && pipe_tma_layout(pp, channels, kT, sizeof(T)) && kernel_arch(tma_kernel) >= 90) {
+        const TmaElem elem = sizeof(T) == 4 ? TmaElem::f32 : std::is_same_v<T, __half> ? TmaElem::f16 : TmaElem::bf16;
+        maps = make_pipe_maps(pp, channels, kT, elem);
         launch(tma_kernel, blocks, true, "selective_scan: scan_pipe_kernel (TMA)");
-        tma = true;
-      } else if (pipe_pairs<T>(p, kLanes, false)) {
-        launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead>, blocks, false, "selective_scan: scan_pipe_kernel");
-      } else {
-        launch(scan_pipe_kernel<T, kS, kLanes, false, kReadElems>, blocks, false, "selective_scan: scan_pipe_kernel");
+        launched = tma = true;
       }
-    } else if (kPairable && pipe_pairs<T>(p, kLanes, false)) {
-      launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
-    } else {
-      launch(scan_pipe_kernel<T, kS, kLanes, false, kReadElems, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
+    }
+    if (!launched) {
+      if (pairs)
+        launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
+      else
+        launch(scan_pipe_kernel<T, kS, kLanes, false, kReadElems, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
     }
     if constexpr (kSeg > 1) {
       if (p.n_chunks > 1) throw Error("selective_scan", "step segments with L-chunks (launch configuration)");

@@ -426,14 +426,20 @@ __device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const
   return r;
 }
 
-/// Where a thread's channel finds step j of a TMA box (scan_tma.cuh: rows of 16 16-bit
-/// elements, 32-byte swizzle): element j ^ x of its row, x = 15 when the tile is reversed (a
-/// reversed tile's box ends at its first step), with bit 3 flipped on rows whose bit 2 is set
-/// (the swizzle) - one XOR mask per thread, folded into the row's first element.
+/// The XOR of the swizzle on the element index within row `ch` of a TMA box (scan_tma.cuh).
+template <typename T, int kT>
+__device__ __forceinline__ int tma_swizzle_elems(int ch) {
+  constexpr int kRowBytes = kT * static_cast<int>(sizeof(T));
+  static_assert(tma_row_bytes_ok(kRowBytes), "TMA rows are one swizzle span");
+  return tma_swizzle_chunks(ch, kRowBytes) * (16 / static_cast<int>(sizeof(T)));
+}
+/// Where a thread's channel finds step j of a TMA box: element j ^ x of its row, x = kT - 1
+/// when the tile is reversed (a reversed tile's box ends at its first step), XOR the swizzle's
+/// permutation of the row's 16-byte chunks - one mask per thread, folded into the row's first
+/// element.
 template <typename T, int kT>
 __device__ __forceinline__ int tma_elem_base(int ch, bool rev) {
-  static_assert(kT * sizeof(T) == kTmaRowBytes, "TMA rows are one 32-byte swizzle span");
-  return (ch * kT) ^ ((rev ? kT - 1 : 0) ^ (((ch >> 2) & 1) * (kT / 2)));
+  return (ch * kT) ^ ((rev ? kT - 1 : 0) ^ tma_swizzle_elems<T, kT>(ch));
 }
 /// Output staging of a TMA box: element base ^ j (base: the buffer's first element, a multiple
 /// of kT, plus tma_elem_base).
@@ -610,8 +616,8 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     scan_pipe_kernel(Params p, int channels, int bpg, const __grid_constant__ PipeMaps maps) {
   constexpr bool kPairs = kRead == kReadPairs, kTma = kRead == kReadTma;
   static_assert(!kPairs || (sizeof(T) == 2 && kLanes == 1), "word pairs: 16-bit elements, one lane");
-  static_assert(!kTma || (sizeof(T) == 2 && kLanes == 1 && kSeg == 1 && !kCorrect),
-                "TMA boxes: 16-bit channel rows, one thread per channel, pass 1");
+  static_assert(!kTma || (kSeg == 1 && !kCorrect && (sizeof(T) == 4 || kLanes == 1)),
+                "TMA boxes: pass 1, no step segments; 16-bit rows on one lane (pair reads)");
   static_assert(kSeg == 1 || (kS == 1 && kLanes == 1 && !kCorrect), "step segments: one state, one lane, no correction");
   constexpr int kT = pipe_tile_steps<kSeg>();
   constexpr int kNb = kS * kLanes;
@@ -961,12 +967,16 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       };
       const ElemReader<T> eu{ru, fu}, ed{rd, fd}, ez{rz, fz};
       if constexpr (kTma) {
+        const int eb = tma_elem_base<T, kT>(ch, sp.rev);
+        const SwzElemReader<T> su{ru, eb}, sd{rd, eb}, sz{rz, eb};
         if (sp.nT == kT) {
-          tile(swz_pair_reader<T, kT>(r, ch, sp.rev), swz_pair_reader<T, kT>(r + t.raw_words, ch, sp.rev),
-               swz_pair_reader<T, kT>(r + 2 * t.raw_words, ch, sp.rev));
+          if constexpr (sizeof(T) == 2)
+            tile(swz_pair_reader<T, kT>(r, ch, sp.rev), swz_pair_reader<T, kT>(r + t.raw_words, ch, sp.rev),
+                 swz_pair_reader<T, kT>(r + 2 * t.raw_words, ch, sp.rev));
+          else
+            tile(su, sd, sz);
         } else {
-          const int eb = tma_elem_base<T, kT>(ch, sp.rev);
-          partial(SwzElemReader<T>{ru, eb}, SwzElemReader<T>{rd, eb}, SwzElemReader<T>{rz, eb});
+          partial(su, sd, sz);
         }
       } else if (sp.nT == kT) {
         // kPairs (16-bit channel rows on one lane, pipe_pairs): two steps per shared-memory
@@ -1010,8 +1020,9 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         // a negative start (H100: illegal instruction; loads take it), so each thread stores its
         // row's positions [0, nT) = box elements [-x, kT) itself.
         T* row = obase + static_cast<i64>(d) * dst_s.sd;
-        const int sw = ((ch >> 2) & 1) * (kT / 2);
-        for (int q = 0; q < sp.nT; ++q) row[q] = stage[ch * kT + ((q - x) ^ sw)];
+        const int sw = tma_swizzle_elems<T, kT>(ch);
+        if (lane == 0)
+          for (int q = 0; q < sp.nT; ++q) row[q] = stage[ch * kT + ((q - x) ^ sw)];
       }
     } else if (coop_rows) {
       store_rows_coop<T, kT>(obuf + coop_stage(buf), obase, dst_s, d_first, n_valid, sp);

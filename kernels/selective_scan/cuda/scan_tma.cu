@@ -29,8 +29,8 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
 }
 
 /// Whether s's rows start 16-byte aligned at every (batch, direction, channel) and run along L.
-bool aligned_rows(const SeqP& s, const Params& p, bool with_k) {
-  constexpr std::int64_t kUnit = 8;  // 16-bit elements per 16 bytes
+bool aligned_rows(const SeqP& s, const Params& p, bool with_k, int elem_bytes) {
+  const std::int64_t kUnit = 16 / elem_bytes;  // elements per 16 bytes
   return s.ptr && s.sl == 1 && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 && s.sd >= p.seqlen &&
          s.sd % kUnit == 0 && s.sb >= 0 && s.sb % kUnit == 0 && (p.batch == 1 || s.sb > 0) &&
          (!with_k || (s.sk >= 0 && s.sk % kUnit == 0));
@@ -48,23 +48,32 @@ CUtensorMapL2promotion l2_promotion() {
 
 }  // namespace
 
-bool pipe_tma_layout(const Params& p, int channels, int tile_steps) {
-  if (tile_steps * 2 != kTmaRowBytes || channels % 32 != 0 || channels > 256) return false;
+bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_bytes) {
+  // channels % 32: each buffer a multiple of 1024 bytes (the swizzle's alignment).
+  if (!tma_row_bytes_ok(tile_steps * elem_bytes) || channels % 32 != 0 || channels > 256) return false;
   // A block's box spans `channels` rows: past D they are not stored, but with groups a partial
   // block's would be the next group's.
   if (p.mode == 3 || (p.groups > 1 && p.cpg % channels != 0) || (p.n_chunks > 1 && p.chunk_len % tile_steps != 0))
     return false;
-  return aligned_rows(p.u, p, p.par_dirs) && aligned_rows(p.delta, p, p.par_dirs) &&
-         (!p.pass_gates_z() || aligned_rows(p.z, p, false)) && aligned_rows(p.pass_target(), p, p.par_dirs);
+  return aligned_rows(p.u, p, p.par_dirs, elem_bytes) && aligned_rows(p.delta, p, p.par_dirs, elem_bytes) &&
+         (!p.pass_gates_z() || aligned_rows(p.z, p, false, elem_bytes)) &&
+         aligned_rows(p.pass_target(), p, p.par_dirs, elem_bytes);
 }
 
-PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, bool bf16) {
+PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem elem) {
   PipeMaps m{};
   const CUtensorMapL2promotion l2 = l2_promotion();
+  const cuuint64_t kElem = elem == TmaElem::f32 ? 4 : 2;
+  const CUtensorMapDataType type = elem == TmaElem::f32    ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
+                                   : elem == TmaElem::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                                           : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  const cuuint64_t row_bytes = kElem * static_cast<cuuint64_t>(tile_steps);
+  const CUtensorMapSwizzle swizzle = row_bytes == 32   ? CU_TENSOR_MAP_SWIZZLE_32B
+                                     : row_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+                                                       : CU_TENSOR_MAP_SWIZZLE_128B;
   auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s, const char* name) {
     const bool with_k = p.par_dirs && s.sk != 0;
     k_used = with_k ? 1 : 0;
-    constexpr cuuint64_t kElem = 2;
     // (L, D, K or 1, batch); a dimension of size 1 gets the dense stride (any would do).
     const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.seqlen), static_cast<cuuint64_t>(p.dim),
                                 static_cast<cuuint64_t>(with_k ? p.dirs : 1), static_cast<cuuint64_t>(p.batch)};
@@ -75,8 +84,8 @@ PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, bool bf16
     const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(channels), 1, 1};
     const cuuint32_t unit[4] = {1, 1, 1, 1};
     const CUresult r = encode_tiled()(
-        &map, bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16, 4, const_cast<void*>(s.ptr), dims,
-        strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_32B, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+        &map, type, 4, const_cast<void*>(s.ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, l2,
+        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
     if (r != CUDA_SUCCESS)
       throw Error("selective_scan", std::string("cuTensorMapEncodeTiled rejected the map of ") + name + " (CUresult " +
                                         std::to_string(static_cast<int>(r)) + ")");

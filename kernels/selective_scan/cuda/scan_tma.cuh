@@ -10,10 +10,11 @@
 // copy per row segment was measured 25-50 % slower ("Bulk row copies"): the copy engine pays
 // per operation, so the box must hold the whole block.
 //
-// The boxes land with the 32-byte swizzle: in a buffer aligned to 1024 bytes, row c (32 bytes:
-// 16 steps of a 16-bit channel row) holds its two 16-byte halves swapped when bit 2 of c is set.
-// A warp's per-thread row reads then spread over 8 banks (4-way conflicts, as the padded rows of
-// the cp.async path) where dense rows would be 8-way.
+// The boxes land swizzled, the swizzle span = the row (16 steps: 32 bytes for 16-bit I/O, 64
+// for f32): in a buffer aligned to 1024 bytes, the 16-byte chunks of row c are permuted by XOR
+// with bits of c (tma_swizzle_chunks), so a warp's per-thread row reads spread over 8 banks
+// (4-way conflicts, as the padded rows of the cp.async path) where dense rows would be 8-way
+// (32-byte rows) or 16-way (64-byte rows).
 
 #include <cuda.h>
 #include <cuda_runtime.h>
@@ -33,21 +34,29 @@ struct PipeMaps {
   int k_u = 0, k_delta = 0, k_z = 0, k_out = 0;
 };
 
-/// Bytes of a TMA row (16 steps of a 16-bit stream): the 32-byte swizzle span.
-constexpr int kTmaRowBytes = 32;
+/// Row widths (bytes) with a swizzle mode of their own span.
+constexpr bool tma_row_bytes_ok(int bytes) { return bytes == 32 || bytes == 64 || bytes == 128; }
+/// The 16-byte chunk of row `row` (rows of row_bytes, from a 1024-byte boundary) that holds
+/// logical chunk c is c ^ tma_swizzle_chunks: the swizzle XORs address bits 4.. with bits 7..
+/// (CU_TENSOR_MAP_SWIZZLE_32B/64B/128B).
+__host__ __device__ constexpr int tma_swizzle_chunks(int row, int row_bytes) {
+  return ((row * row_bytes) >> 7) & (row_bytes / 16 - 1);
+}
 /// Alignment of the swizzled buffers (the swizzle pattern is a function of address bits 4-9).
 constexpr int kTmaAlign = 1024;
 
-/// Whether this launch's channel-row streams can move as TMA boxes: 16-bit channel rows on one
-/// lane and kT-step tiles (caller), every stream and the target with 16-byte aligned rows at
+/// Whether this launch's channel-row streams can move as TMA boxes: channel rows and kT-step
+/// tiles of a swizzle span (tma_row_bytes_ok), every stream and the target with 16-byte aligned rows at
 /// each (batch, direction, channel), whole blocks of a group where there are several groups (a
 /// box of another group's rows would be stored over), chunk starts on tile boundaries. The device and the kernel binary
 /// (sm_90 or newer) are checked by the caller.
-bool pipe_tma_layout(const Params& p, int channels, int tile_steps);
+bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_bytes);
 
-/// The maps of pipe_tma_layout's streams for boxes of [channels x tile_steps] 16-bit elements
-/// (bf16 or f16). Throws mcv::Error when the driver rejects one.
-PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, bool bf16);
+/// The I/O element types of the maps.
+enum class TmaElem { f32, f16, bf16 };
+/// The maps of pipe_tma_layout's streams for boxes of [channels x tile_steps] elements. Throws
+/// mcv::Error when the driver rejects one.
+PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem elem);
 
 #if defined(__CUDACC__)
 
