@@ -36,7 +36,10 @@ bool aligned_rows(const SeqP& s, const Params& p, bool with_k, int elem_bytes) {
          (!with_k || (s.sk >= 0 && s.sk % kUnit == 0));
 }
 
-/// L2 sector promotion of the boxes' reads (MCV_SCAN_TMA_L2: 0, 64, 128 or 256 bytes).
+/// L2 sector promotion of the boxes' reads (MCV_SCAN_TMA_L2: 0, 64, 128 or 256 bytes). 128 by
+/// default: each 16-step row segment is one 32-byte sector of a 16-bit row, and promoting it to
+/// 128 bytes brings the next three tiles' segments into L2 with it (H100, S4 bf16: 0.545 ms
+/// against 0.650 without promotion and 0.676 with 256 bytes; S3 and S6 within 1 %).
 CUtensorMapL2promotion l2_promotion() {
   const char* v = std::getenv("MCV_SCAN_TMA_L2");
   const std::string s = v ? v : "";
