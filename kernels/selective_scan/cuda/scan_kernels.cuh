@@ -642,9 +642,11 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
                                              (!p.pass_gates_z() || row_kind(p.z) == kChannelRows);
       if (cfg.allow_tma && rows && pipe_tma_layout(pp, channels, kT, sizeof(T)) && kernel_arch(tma_kernel) >= 90) {
         const TmaElem elem = sizeof(T) == 4 ? TmaElem::f32 : std::is_same_v<T, __half> ? TmaElem::f16 : TmaElem::bf16;
-        maps = make_pipe_maps(pp, channels, kT, elem);
-        launch(tma_kernel, blocks, true, "selective_scan: scan_pipe_kernel (TMA)");
-        launched = tma = true;
+        if (const std::optional<PipeMaps> m = make_pipe_maps(pp, channels, kT, elem)) {
+          maps = *m;
+          launch(tma_kernel, blocks, true, "selective_scan: scan_pipe_kernel (TMA)");
+          launched = tma = true;
+        }
       }
     }
     if (!launched) {

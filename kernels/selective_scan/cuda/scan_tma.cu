@@ -6,24 +6,23 @@
 #include <cstdlib>
 #include <string>
 
-#include "mcv/cuda/context.cuh"
-#include "mcv/error.h"
 #include "selective_scan/cuda/scan_tma.cuh"
 
 namespace mcv::kernels::scan::cuda {
 
 namespace {
 
-/// The driver's cuTensorMapEncodeTiled (the runtime has no wrapper), looked up once.
+/// The driver's cuTensorMapEncodeTiled (the runtime has no wrapper), looked up once; null when
+/// the driver does not have it.
 PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
   static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
     void* f = nullptr;
     cudaDriverEntryPointQueryResult found{};
-    cuda_check(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found),
-               "selective_scan: cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)");
-    if (found != cudaDriverEntryPointSuccess || !f)
-      throw Error("selective_scan", "the CUDA driver has no cuTensorMapEncodeTiled");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &found) != cudaSuccess) {
+      (void)cudaGetLastError();  // not left for the next launch check to find
+      return PFN_cuTensorMapEncodeTiled_v12000{};
+    }
+    return found == cudaDriverEntryPointSuccess ? reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f) : nullptr;
   }();
   return fn;
 }
@@ -63,7 +62,9 @@ bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_byt
          aligned_rows(p.pass_target(), p, p.par_dirs, elem_bytes);
 }
 
-PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem elem) {
+std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem elem) {
+  const PFN_cuTensorMapEncodeTiled_v12000 encode_map = encode_tiled();
+  if (!encode_map) return std::nullopt;
   PipeMaps m{};
   const CUtensorMapL2promotion l2 = l2_promotion();
   const cuuint64_t kElem = elem == TmaElem::f32 ? 4 : 2;
@@ -74,7 +75,7 @@ PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem e
   const CUtensorMapSwizzle swizzle = row_bytes == 32   ? CU_TENSOR_MAP_SWIZZLE_32B
                                      : row_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
                                                        : CU_TENSOR_MAP_SWIZZLE_128B;
-  auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s, const char* name) {
+  auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s) {
     const bool with_k = p.par_dirs && s.sk != 0;
     k_used = with_k ? 1 : 0;
     // (L, D, K or 1, batch); a dimension of size 1 gets the dense stride (any would do).
@@ -86,17 +87,12 @@ PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem e
     const cuuint64_t strides[3] = {row, kstride, bstride};
     const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(channels), 1, 1};
     const cuuint32_t unit[4] = {1, 1, 1, 1};
-    const CUresult r = encode_tiled()(
-        &map, type, 4, const_cast<void*>(s.ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, l2,
-        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (r != CUDA_SUCCESS)
-      throw Error("selective_scan", std::string("cuTensorMapEncodeTiled rejected the map of ") + name + " (CUresult " +
-                                        std::to_string(static_cast<int>(r)) + ")");
+    return encode_map(&map, type, 4, const_cast<void*>(s.ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                      swizzle, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
   };
-  encode(m.u, m.k_u, p.u, "u");
-  encode(m.delta, m.k_delta, p.delta, "delta");
-  if (p.pass_gates_z()) encode(m.z, m.k_z, p.z, "z");
-  encode(m.out, m.k_out, p.pass_target(), "the output");
+  const bool ok = encode(m.u, m.k_u, p.u) && encode(m.delta, m.k_delta, p.delta) &&
+                  (!p.pass_gates_z() || encode(m.z, m.k_z, p.z)) && encode(m.out, m.k_out, p.pass_target());
+  if (!ok) return std::nullopt;
   return m;
 }
 

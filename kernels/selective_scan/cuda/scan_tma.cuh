@@ -20,6 +20,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <optional>
 
 #include "selective_scan/cuda/scan_params.cuh"
 
@@ -54,9 +55,10 @@ bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_byt
 
 /// The I/O element types of the maps.
 enum class TmaElem { f32, f16, bf16 };
-/// The maps of pipe_tma_layout's streams for boxes of [channels x tile_steps] elements. Throws
-/// mcv::Error when the driver rejects one.
-PipeMaps make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem elem);
+/// The maps of pipe_tma_layout's streams for boxes of [channels x tile_steps] elements; none
+/// when the driver lacks cuTensorMapEncodeTiled or rejects a map (the caller then keeps the
+/// cp.async copies).
+std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem elem);
 
 #if defined(__CUDACC__)
 
