@@ -616,7 +616,11 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   Params pp = p;  // the pipelined kernel's: with its store choice
   constexpr int kT = pipe_tile_steps<kSeg>();
   pp.coop_rows = pipe_coop_rows<T, kS * kLanes, kT>(p, channels, cfg, pipe_min_blocks<T, kSeg>());
-  bool tma = false;  // pass 1 moved its rows as TMA boxes
+  // MCV_SCAN_TMA=2 (tests): an error, before anything is launched, where pass 1 would not move
+  // its rows as TMA boxes.
+  const auto require_tma = [&] {
+    if (cfg.require_tma) throw Error("selective_scan", "MCV_SCAN_TMA=2, but this launch does not take TMA boxes");
+  };
   if (cfg.allow_pipe && pipe_supported<T, kS * kLanes, kT>(pp, channels, cfg.smem_optin)) {
     PipeMaps maps{};
     auto launch = [&](auto kernel, unsigned grid, bool boxes, const char* what) {
@@ -645,11 +649,12 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
         if (const std::optional<PipeMaps> m = make_pipe_maps(pp, channels, kT, elem)) {
           maps = *m;
           launch(tma_kernel, blocks, true, "selective_scan: scan_pipe_kernel (TMA)");
-          launched = tma = true;
+          launched = true;
         }
       }
     }
     if (!launched) {
+      require_tma();
       if (pairs)
         launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
       else
@@ -665,6 +670,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
         launch(scan_pipe_kernel<T, kS, kLanes, true, kReadElems>, grid, false, "selective_scan: scan_pipe_kernel (correction)");
     }
   } else {
+    require_tma();
     const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);
     configure_smem(scan_tiled_kernel<T, kS, kLanes>, smem);
     scan_tiled_kernel<T, kS, kLanes><<<blocks, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
@@ -676,7 +682,6 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       cuda_check_launch("selective_scan: scan_correct_kernel");
     }
   }
-  if (cfg.require_tma && !tma) throw Error("selective_scan", "MCV_SCAN_TMA=2, but this launch does not take TMA boxes");
   if (p.par_dirs) {
     constexpr int kVec = 16 / sizeof(T);
     const i64 total = static_cast<i64>(p.batch) * p.dim * p.seqlen;
