@@ -294,6 +294,11 @@ std::vector<CudaCase> cuda_cases() {
     c.batch = 1; c.dim = 32; c.seqlen = 2056; c.n_state = 4; c.a_scale = 0.01f; k.lanes = 1; k.chunks = 3;
     k.tma = Tma::required;
   });
+  // The other f32 box configurations: 4 states x 2 lanes (S5's, L = 196) and 16 states on one lane.
+  add([](CudaCase& k, C& c) { c.seqlen = 196; c.n_state = 8; c.dim = 128; k.lanes = 2; k.tma = Tma::required; });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 104; c.n_state = 16; c.dim = 64; c.dirs = ScanDirections::reverse; k.lanes = 1; k.tma = Tma::required;
+  });
   add([](CudaCase& k, C& c) {
     c.seqlen = 3136; c.n_state = 1; c.groups = 4; c.dim = 256; c.dtype = DType::bf16; k.segments = 1; k.tma = Tma::off;
   });
