@@ -91,7 +91,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
   cfg.smem_per_sm = static_cast<std::size_t>(cu.props.sharedMemPerMultiprocessor);
   cfg.smem_reserved = static_cast<std::size_t>(cu.props.reservedSharedMemPerBlock);
   cfg.allow_coop_rows = !env_off("MCV_SCAN_COOP_ROWS");
-  // 16-bit channel rows with 16-byte aligned rows move as TMA boxes (scan_tma.cuh);
+  // Channel rows that are 16-byte aligned move as TMA boxes (scan_tma.cuh);
   // MCV_SCAN_TMA=0 keeps the cp.async copies (comparisons, their tests); =2 makes a launch that
   // cannot take them an error (tests that mean to exercise them).
   cfg.allow_tma = !env_off("MCV_SCAN_TMA");

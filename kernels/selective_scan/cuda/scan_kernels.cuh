@@ -566,6 +566,14 @@ inline unsigned grid_size(i64 blocks, const char* what) {
   return static_cast<unsigned>(blocks);
 }
 
+/// (device, kernel): the key of the per-kernel settings and facts below, kept once per device.
+template <typename Kernel>
+std::pair<int, const void*> device_kernel(Kernel kernel) {
+  int device = 0;
+  cuda_check(cudaGetDevice(&device), "selective_scan: cudaGetDevice");
+  return {device, reinterpret_cast<const void*>(kernel)};
+}
+
 /// Allows more than 48 KiB of dynamic shared memory for a kernel, and with max_carveout asks
 /// for the largest shared-memory carveout (the driver's own choice can leave fewer blocks per SM
 /// than the shared memory allows): once per device, kernel and larger size, not per launch
@@ -575,10 +583,9 @@ void configure_smem(Kernel kernel, std::size_t bytes, bool max_carveout = false)
   if (bytes <= 48 * 1024 && !max_carveout) return;
   static std::mutex mutex;
   static std::map<std::pair<int, const void*>, std::size_t> allowed;  // (device, kernel) -> bytes
-  int device = 0;
-  cuda_check(cudaGetDevice(&device), "selective_scan: cudaGetDevice");
+  const auto key = device_kernel(kernel);
   const std::lock_guard<std::mutex> lock(mutex);
-  std::size_t& have = allowed[{device, reinterpret_cast<const void*>(kernel)}];
+  std::size_t& have = allowed[key];
   if (have >= bytes) return;
   if (bytes > 48 * 1024)
     cuda_check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
@@ -595,10 +602,8 @@ template <typename Kernel>
 int kernel_arch(Kernel kernel) {
   static std::mutex mutex;
   static std::map<std::pair<int, const void*>, int> arch;
-  int device = 0;
-  cuda_check(cudaGetDevice(&device), "selective_scan: cudaGetDevice");
+  const auto key = device_kernel(kernel);
   const std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_pair(device, reinterpret_cast<const void*>(kernel));
   if (const auto it = arch.find(key); it != arch.end()) return it->second;
   cudaFuncAttributes a{};
   cuda_check(cudaFuncGetAttributes(&a, kernel), "selective_scan: cudaFuncGetAttributes");
@@ -636,17 +641,13 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
     constexpr int kPairRead = kPairable ? kReadPairs : kReadElems;
     constexpr bool kTmaCapable =
         kSeg == 1 && (sizeof(T) == 2 ? kLanes == 1 : kS >= 4 && kLanes <= 2 && kS * kLanes <= 16);
-    const bool pairs = kPairable && pipe_pairs<T>(p, kLanes, false);
     bool launched = false;
     if constexpr (kTmaCapable) {
       auto tma_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadTma>;
-      // Channel rows for every staged stream (16-bit: exactly when pairs apply).
-      const bool rows = sizeof(T) == 2 ? pairs
-                                       : row_kind(p.u) == kChannelRows && row_kind(p.delta) == kChannelRows &&
-                                             (!p.pass_gates_z() || row_kind(p.z) == kChannelRows);
-      if (cfg.allow_tma && rows && pipe_tma_layout(pp, channels, kT, sizeof(T)) && kernel_arch(tma_kernel) >= 90) {
-        const TmaElem elem = sizeof(T) == 4 ? TmaElem::f32 : std::is_same_v<T, __half> ? TmaElem::f16 : TmaElem::bf16;
-        if (const std::optional<PipeMaps> m = make_pipe_maps(pp, channels, kT, elem)) {
+      // pipe_tma_layout takes channel rows of every staged stream and the target only.
+      if (cfg.allow_tma && pipe_tma_layout(pp, channels, kT, sizeof(T)) && kernel_arch(tma_kernel) >= 90) {
+        constexpr TmaElem kElem = sizeof(T) == 4 ? TmaElem::f32 : std::is_same_v<T, __half> ? TmaElem::f16 : TmaElem::bf16;
+        if (const std::optional<PipeMaps> m = make_pipe_maps(pp, channels, kT, kElem)) {
           maps = *m;
           launch(tma_kernel, blocks, true, "selective_scan: scan_pipe_kernel (TMA)");
           launched = true;
@@ -655,7 +656,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
     }
     if (!launched) {
       require_tma();
-      if (pairs)
+      if (kPairable && pipe_pairs<T>(p, kLanes, false))
         launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
       else
         launch(scan_pipe_kernel<T, kS, kLanes, false, kReadElems, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");

@@ -197,22 +197,17 @@ struct PipeLayout {
 template <typename T, int kNb, int kT, bool kTma>
 __device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channels) {
   PipeLayout t;
-  unsigned* w;
+  // TMA: the raw boxes, then the staging boxes, from a 1024-byte boundary (all multiples of
+  // 1024 bytes: channels % 32 == 0).
+  const unsigned pad = kTma ? (kTmaAlign - (smem_u32(smem) & (kTmaAlign - 1))) & (kTmaAlign - 1) : 0;
+  unsigned* w = reinterpret_cast<unsigned*>(smem + pad);
+  t.raw_words = kTma ? tma_area_words<T, kT>(channels) : RawGeom<T, kNb, kT>::words(channels);
+  t.raw_stride = 3 * t.raw_words;
+  t.raw = w;
+  w += 2 * t.raw_stride;
   if constexpr (kTma) {
-    // Raw boxes, then the staging boxes, all multiples of 1024 bytes (channels % 32 == 0).
-    w = reinterpret_cast<unsigned*>(smem + ((kTmaAlign - (smem_u32(smem) & (kTmaAlign - 1))) & (kTmaAlign - 1)));
-    t.raw_words = tma_area_words<T, kT>(channels);
-    t.raw_stride = 3 * t.raw_words;
-    t.raw = w;
-    w += 2 * t.raw_stride;
     t.obuf = w;
     w += 2 * t.raw_words;
-  } else {
-    w = reinterpret_cast<unsigned*>(smem);
-    t.raw_words = RawGeom<T, kNb, kT>::words(channels);
-    t.raw_stride = 3 * t.raw_words;
-    t.raw = w;
-    w += 2 * t.raw_stride;
   }
   t.bc_raw = w;
   w += 2 * (bc_raw_words<T, kNb, kT>() + bc_m_words<kNb>());
@@ -329,6 +324,8 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
 struct RowRef {
   int base, step;
   __device__ __forceinline__ int at(int j) const { return base + j * step; }
+  /// The reference whose step 0 is this one's step j0.
+  __device__ __forceinline__ RowRef from(int j0) const { return {at(j0), step}; }
 };
 template <typename T, int kNb, int kT>
 __device__ __forceinline__ RowRef row_ref(const T* tensor_base, const SeqP& s, int kind, const ThreadChannel& tc,
@@ -372,15 +369,32 @@ __device__ __forceinline__ void store_rows_coop(const T* stage, T* target_base, 
   }
 }
 
-/// Step j of a staged tensor, element by element (raw[base + j * step]).
-template <typename T>
+/// Step j of a staged tensor, element by element: raw[r.at(j)] (Ref: RowRef, or SwzRef for the
+/// TMA boxes).
+template <typename T, typename Ref = RowRef>
 struct ElemReader {
   const T* raw;
-  RowRef r;
-  __device__ __forceinline__ float at(int j) const { return to_float(raw[r.base + j * r.step]); }
+  Ref r;
+  __device__ __forceinline__ float at(int j) const { return to_float(raw[r.at(j)]); }
   /// The reader whose step 0 is this one's step j0.
-  __device__ __forceinline__ ElemReader from(int j0) const { return {raw, {r.base + j0 * r.step, r.step}}; }
+  __device__ __forceinline__ ElemReader from(int j0) const { return {raw, r.from(j0)}; }
 };
+
+/// The byte_perm selectors that take one 16-bit half of a word to where it becomes a value:
+/// bf16 into the high half (an f32's bits), f16 into the low half (converted after).
+template <typename T>
+struct HalfSelect {
+  static constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
+  static constexpr unsigned kLo = kBf ? 0x1044u : 0x4410u, kHi = kBf ? 0x3244u : 0x4432u;
+};
+/// The value of a 16-bit element placed by a HalfSelect selector.
+template <typename T>
+__device__ __forceinline__ float half_value(unsigned bits) {
+  if constexpr (std::is_same_v<T, __half>)
+    return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+  else
+    return __uint_as_float(bits);
+}
 
 /// Step j of a 16-bit channel row, two steps per 32-bit load: with j unrolled, the words
 /// W_q = w[wbase + q * wstep] (q = j / 2, in step order) are loaded once each, pair q =
@@ -396,11 +410,7 @@ struct PairReader {
   __device__ __forceinline__ float at(int j) const {
     const int q = j >> 1;
     const unsigned pair = __byte_perm(w[wbase + q * wstep], w[wbase + (q + 1) * wstep], sel_pair);
-    const unsigned bits = __byte_perm(pair, 0u, (j & 1) ? sel_odd : sel_even);
-    if constexpr (std::is_same_v<T, __half>)
-      return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
-    else
-      return __uint_as_float(bits);
+    return half_value<T>(__byte_perm(pair, 0u, (j & 1) ? sel_odd : sel_even));
   }
   /// The reader whose step 0 is this one's step j0 (even: pairs stay pairs).
   __device__ __forceinline__ PairReader from(int j0) const {
@@ -415,10 +425,7 @@ __device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const
                                                      const TileSpan& sp) {
   static_assert(sizeof(T) == 2, "pairs of 16-bit elements");
   const int m = ref.base - tc.ch * Unit16<T, kT>::kRowElems - (sp.rev ? sp.nT - 1 : 0);
-  // The half of a pair that becomes the value: bf16 into the high half (an f32's bits), f16
-  // into the low half (converted after).
-  constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
-  constexpr unsigned kLo = kBf ? 0x1044u : 0x4410u, kHi = kBf ? 0x3244u : 0x4432u;
+  constexpr unsigned kLo = HalfSelect<T>::kLo, kHi = HalfSelect<T>::kHi;
   const unsigned sel_m = (m & 1) ? 0x5432u : 0x3210u;  // an odd offset straddles two words
   const int rw = tc.ch * Unit16<T, kT>::kRowWords + (m >> 1);  // 16-bit T: 16-byte units
   PairReader<T> r;
@@ -431,56 +438,40 @@ __device__ __forceinline__ PairReader<T> pair_reader(const unsigned* area, const
   return r;
 }
 
-/// The XOR of the swizzle on the element index within row `ch` of a TMA box (scan_tma.cuh).
-template <typename T, int kT>
-__device__ __forceinline__ int tma_swizzle_elems(int ch) {
-  constexpr int kRowBytes = kT * static_cast<int>(sizeof(T));
-  static_assert(tma_row_bytes_ok(kRowBytes), "TMA rows are one swizzle span");
-  return tma_swizzle_chunks(ch, kRowBytes) * (16 / static_cast<int>(sizeof(T)));
-}
-/// Where a thread's channel finds step j of a TMA box: element j ^ x of its row, x = kT - 1
-/// when the tile is reversed (a reversed tile's box ends at its first step), XOR the swizzle's
-/// permutation of the row's 16-byte chunks - one mask per thread, folded into the row's first
-/// element.
+/// Where a thread's channel finds step j of a TMA box (scan_tma.cuh): element j ^ x of its row,
+/// x = kT - 1 when the tile is reversed (a reversed tile's box ends at its first step), XOR the
+/// swizzle's permutation of the row's 16-byte chunks - one mask per thread, folded into the
+/// row's first element.
 template <typename T, int kT>
 __device__ __forceinline__ int tma_elem_base(int ch, bool rev) {
-  return (ch * kT) ^ ((rev ? kT - 1 : 0) ^ tma_swizzle_elems<T, kT>(ch));
+  constexpr int kRowBytes = kT * static_cast<int>(sizeof(T));
+  static_assert(tma_row_bytes_ok(kRowBytes), "TMA rows are one swizzle span");
+  const int swizzle = tma_swizzle_chunks(ch, kRowBytes) * (16 / static_cast<int>(sizeof(T)));
+  return (ch * kT) ^ ((rev ? kT - 1 : 0) ^ swizzle);
 }
-/// Output staging of a TMA box: element base ^ j (base: the buffer's first element, a multiple
-/// of kT, plus tma_elem_base).
+/// Step j of a TMA box row (reader input, ElemReader<T, SwzRef>) or of its output staging:
+/// element base ^ j (base: tma_elem_base, plus the buffer's first element for the staging).
 struct SwzRef {
   int base;
   __device__ __forceinline__ int at(int j) const { return base ^ j; }
-};
-/// Step j of a TMA box row, element by element.
-template <typename T>
-struct SwzElemReader {
-  const T* raw;
-  int base;  ///< tma_elem_base
-  __device__ __forceinline__ float at(int j) const { return to_float(raw[base ^ j]); }
 };
 /// Step j of a TMA box row, two steps per 32-bit load (steps 2q and 2q + 1 share word q ^ x):
 /// the 16-byte alignment of the box rows leaves no pair straddling two words (PairReader).
 template <typename T>
 struct SwzPairReader {
+  static_assert(sizeof(T) == 2, "pairs of 16-bit elements");
   const unsigned* w;
   int base;  ///< tma_elem_base / 2
   unsigned sel_even, sel_odd;
+  __device__ __forceinline__ SwzPairReader(const unsigned* area, int elem_base, bool rev)
+      : w(area),
+        base(elem_base >> 1),
+        sel_even(rev ? HalfSelect<T>::kHi : HalfSelect<T>::kLo),
+        sel_odd(rev ? HalfSelect<T>::kLo : HalfSelect<T>::kHi) {}
   __device__ __forceinline__ float at(int j) const {
-    const unsigned bits = __byte_perm(w[base ^ (j >> 1)], 0u, (j & 1) ? sel_odd : sel_even);
-    if constexpr (std::is_same_v<T, __half>)
-      return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
-    else
-      return __uint_as_float(bits);
+    return half_value<T>(__byte_perm(w[base ^ (j >> 1)], 0u, (j & 1) ? sel_odd : sel_even));
   }
 };
-template <typename T, int kT>
-__device__ __forceinline__ SwzPairReader<T> swz_pair_reader(const unsigned* area, int ch, bool rev) {
-  static_assert(sizeof(T) == 2, "pairs of 16-bit elements");
-  constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
-  constexpr unsigned kLo = kBf ? 0x1044u : 0x4410u, kHi = kBf ? 0x3244u : 0x4432u;  // as pair_reader
-  return {area, tma_elem_base<T, kT>(ch, rev) >> 1, rev ? kHi : kLo, rev ? kLo : kHi};
-}
 
 /// Calls fn(i, j, n, ok, off) for this thread's B (or C) elements of the tile: slot i <
 /// kT * kNb, step j, state n (consecutive threads on the tensor's contiguous axis), ok
@@ -800,6 +791,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       const T* ru = reinterpret_cast<const T*>(r);
       const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
+      const int eb = kTma ? tma_elem_base<T, kT>(ch, sp.rev) : 0;  // TMA: the thread's row of a box
       const RowRef fu = kTma ? RowRef{} : row_ref<T, kNb, kT>(first_base, first_s, ku, tch, channels, sp);
       const RowRef fd = kTma ? RowRef{} : row_ref<T, kNb, kT>(dbase, p.delta, kd, tch, channels, sp);
       const RowRef fz = !kTma && gate_z ? row_ref<T, kNb, kT>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
@@ -808,7 +800,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // tile's buffer; TMA: its row of this tile's box.
       const auto fo = [&] {
         if constexpr (kTma)
-          return SwzRef{buf * channels * kT + tma_elem_base<T, kT>(ch, sp.rev)};
+          return SwzRef{buf * channels * kT + eb};
         else
           return own_out ? stage_ref<T, kT>(obase, dst_s, tch, sp, coop_stage(buf))
                          : RowRef{buf * channels * kLdo + ch * kLdo, 1};
@@ -972,12 +964,11 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       };
       const ElemReader<T> eu{ru, fu}, ed{rd, fd}, ez{rz, fz};
       if constexpr (kTma) {
-        const int eb = tma_elem_base<T, kT>(ch, sp.rev);
-        const SwzElemReader<T> su{ru, eb}, sd{rd, eb}, sz{rz, eb};
+        const ElemReader<T, SwzRef> su{ru, {eb}}, sd{rd, {eb}}, sz{rz, {eb}};
         if (sp.nT == kT) {
           if constexpr (sizeof(T) == 2)
-            tile(swz_pair_reader<T, kT>(r, ch, sp.rev), swz_pair_reader<T, kT>(r + t.raw_words, ch, sp.rev),
-                 swz_pair_reader<T, kT>(r + 2 * t.raw_words, ch, sp.rev));
+            tile(SwzPairReader<T>(r, eb, sp.rev), SwzPairReader<T>(r + t.raw_words, eb, sp.rev),
+                 SwzPairReader<T>(r + 2 * t.raw_words, eb, sp.rev));
           else
             tile(su, sd, sz);
         } else {
@@ -1025,9 +1016,9 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         // a negative start (H100: illegal instruction; loads take it), so each thread stores its
         // row's positions [0, nT) = box elements [-x, kT) itself.
         T* row = obase + static_cast<i64>(d) * dst_s.sd;
-        const int sw = tma_swizzle_elems<T, kT>(ch);
+        const int forward = tma_elem_base<T, kT>(ch, false);  // box element e at forward ^ e
         if (lane == 0)
-          for (int q = 0; q < sp.nT; ++q) row[q] = stage[ch * kT + ((q - x) ^ sw)];
+          for (int q = 0; q < sp.nT; ++q) row[q] = stage[forward ^ (q - x)];
       }
     } else if (coop_rows) {
       store_rows_coop<T, kT>(obuf + coop_stage(buf), obase, dst_s, d_first, n_valid, sp);
