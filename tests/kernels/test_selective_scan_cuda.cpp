@@ -30,10 +30,14 @@ struct CudaCase {
   /// MCV_SCAN_TMA: 0 where they apply (default), off: the cp.async copies, required: an error
   /// unless the launch moves its rows as TMA boxes.
   enum class Tma { heuristic, off, required } tma = Tma::heuristic;
+  /// MCV_SCAN_COLS: cross2d's column orders staged as transposed channel rows where u is in
+  /// channel rows (default), never (off: channel-major streams staged token-major instead), or
+  /// for every layout (forced).
+  enum class Cols { heuristic, off, forced } cols = Cols::heuristic;
   std::string name() const {
     return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
            (serial ? "_serial" : "") + (tiled ? "_tiled" : "") + (segments ? "_seg" + std::to_string(segments) : "") +
-           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "");
+           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "");
   }
 };
 
@@ -72,7 +76,8 @@ void check_cuda_against_cpu(const CudaCase& cc) {
     EnvGuard lanes("MCV_SCAN_LANES", cc.lanes), chunks("MCV_SCAN_CHUNKS", cc.chunks),
         serial("MCV_SCAN_SERIAL_DIRS", cc.serial), pipe("MCV_SCAN_PIPE", cc.tiled ? "0" : nullptr),
         segments("MCV_SCAN_SEGMENTS", cc.segments),
-        tma("MCV_SCAN_TMA", cc.tma == CudaCase::Tma::off ? "0" : cc.tma == CudaCase::Tma::required ? "2" : nullptr);
+        tma("MCV_SCAN_TMA", cc.tma == CudaCase::Tma::off ? "0" : cc.tma == CudaCase::Tma::required ? "2" : nullptr),
+        cols("MCV_SCAN_COLS", cc.cols == CudaCase::Cols::off ? "0" : cc.cols == CudaCase::Cols::forced ? "2" : nullptr);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -145,9 +150,10 @@ std::vector<CudaCase> cuda_cases() {
     c.dirs = ScanDirections::cross2d; c.height = 5; c.width = 8; c.seqlen = 40; c.layout = Layout::padded; c.groups = 2;
     c.n_state = 32; c.dtype = DType::f16;
   });
-  // Channel-major cross2d, staged through token-major scratch (launch.cu): odd H, W and D (scratch
-  // rows padded), z staged too, a full 128-channel block; f16 with a final state; f32 L-chunked
-  // at batch 1 with an initial state; mixed layouts are covered by `padded` above.
+  // cross2d with its column orders staged as transposed channel rows (the default, launch.cu):
+  // odd H, W and D, z gated in the merge, a full 128-channel block; f16 with a final state; f32
+  // L-chunked at batch 1 with an initial state; mixed layouts are covered by `padded` above, the
+  // token-major and gathered ones (copied to channel rows first) by the cases before.
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 7; c.width = 9; c.seqlen = 63; c.grid_rank4 = true;
     c.dim = 130; c.n_state = 16; c.dtype = DType::bf16; k.lanes = 1;
@@ -159,6 +165,38 @@ std::vector<CudaCase> cuda_cases() {
   add([](CudaCase&, C& c) {  // 16-bit pairs in the copies, partial 64 x 64 tiles on both axes
     c.dirs = ScanDirections::cross2d; c.height = 10; c.width = 13; c.seqlen = 130; c.grid_rank4 = true;
     c.dim = 70; c.dtype = DType::bf16;
+  });
+  // The same staged as token-major scratch (MCV_SCAN_COLS=0); token-major (f16, final state)
+  // and gathered (bf16, groups) streams with staged column orders (MCV_SCAN_COLS=2: copied to
+  // channel rows first).
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 7; c.width = 9; c.seqlen = 63; c.grid_rank4 = true;
+    c.dim = 130; c.n_state = 16; c.dtype = DType::bf16; k.lanes = 1; k.cols = CudaCase::Cols::off;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 10; c.width = 13; c.seqlen = 130; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 24; c.dtype = DType::f16; c.final_state = true; k.cols = CudaCase::Cols::forced;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 9; c.width = 6; c.seqlen = 54; c.layout = Layout::gather;
+    c.dim = 12; c.groups = 3; c.n_state = 8; c.dtype = DType::bf16; k.cols = CudaCase::Cols::forced;
+  });
+  // Staged column orders as TMA boxes (rows 16-byte aligned in both orders): channel-major bf16
+  // with z and 48 x 40 merge tiles over two 32-tiles each way, token-major f32 (8 states x 2
+  // lanes) with a final state, batch-1 chunked with an initial state.
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 48; c.width = 40; c.seqlen = 1920; c.grid_rank4 = true;
+    c.dim = 128; c.n_state = 16; c.dtype = DType::bf16; c.batch = 2; k.lanes = 1; k.tma = CudaCase::Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 16; c.width = 10; c.seqlen = 160; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 64; c.n_state = 16; c.final_state = true; c.has_z = false; k.lanes = 2;
+    k.tma = CudaCase::Tma::required; k.cols = CudaCase::Cols::forced;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 24; c.width = 32; c.seqlen = 768; c.grid_rank4 = true; c.batch = 1;
+    c.dim = 32; c.n_state = 16; c.dtype = DType::f16; c.initial_state = true; c.a_scale = 0.01f; k.lanes = 1;
+    k.chunks = 3; k.tma = CudaCase::Tma::required;
   });
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 28; c.width = 28; c.seqlen = 784; c.grid_rank4 = true; c.batch = 1;
@@ -329,7 +367,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(15);
+  std::vector<CudaCase> cases(16);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -392,6 +430,15 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[14].c.seqlen = 40;
   cases[14].lanes = 2;
   cases[14].tma = CudaCase::Tma::required;
+  cases[15].c.dirs = ScanDirections::cross2d;  // staged column orders as boxes, the transposing merge
+  cases[15].c.height = 8;
+  cases[15].c.width = 12;
+  cases[15].c.seqlen = 96;
+  cases[15].c.grid_rank4 = true;
+  cases[15].c.dtype = DType::bf16;
+  cases[15].c.dim = 32;
+  cases[15].lanes = 1;
+  cases[15].tma = CudaCase::Tma::required;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

@@ -208,9 +208,52 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // every token row is 16-byte aligned) and the output copied back: one layout copy shared by
   // the four directions, which stay index maps: 2.34 ms (f32 10.96 -> 3.21). MCV_SCAN_STAGE=0
   // turns it off (for comparisons).
+  //
+  // Column orders staged (the default where u is in channel rows): instead, u and delta's
+  // column-order slices (k = 1, 3) are copied once transposed per H x W plane (W x H: column
+  // order L-contiguous), the row orders read u and delta's slices 0, 2 in place (streams not in
+  // channel rows are copied to them first), so every direction walks channel rows - TMA boxes
+  // where aligned - and writes its slice of acc in its own order; the merge pass transposes the
+  // column-order slices back (scan_merge_cols_kernel). H100, VMamba SS2D at S3 size, channel-
+  // major grid: bf16 2.36 -> 1.70 ms, f32 3.30 -> 2.36. A token-major grid stays on the token-
+  // major kernel, which needs none of the copies (staged: bf16 1.96 -> 2.03 ms, f32 2.54 ->
+  // 3.11, the copies of its four token-major delta slices being most of the difference).
+  // MCV_SCAN_COLS=2 stages every layout (tests), =0 none.
   const bool stage = cfg.allow_pipe && !cfg.generic && p.par_dirs && p.mode == 3 && !env_off("MCV_SCAN_STAGE");
+  const int cols_mode = env_off("MCV_SCAN_COLS") ? 0 : env_int("MCV_SCAN_COLS", 1);
+  const bool stage_cols =
+      stage && cols_mode != 0 && (cols_mode == 2 || p.u.sl == 1) && cuda::cols_staging_fits(p);
   cuda::SeqP out_final = p.out;
-  if (stage) {
+  if (stage_cols) {
+    const std::int64_t D = p.dim, L = p.seqlen;
+    // Contiguous channel rows (batch, slices, D, L).
+    auto rows = [&](int slices) -> cuda::SeqP {
+      void* m = ws.allocate(static_cast<std::size_t>(p.batch) * slices * D * L * elem);
+      return {m, slices * D * L, slices > 1 ? D * L : 0, L, 1};
+    };
+    for (cuda::SeqP* s : {&p.u, &p.delta, &p.z})
+      if (s->ptr && s->sl != 1) {
+        const int slices = s->sk != 0 ? p.dirs : 1;
+        const cuda::SeqP t = rows(slices);
+        cuda::relayout(*s, t, p.batch, slices, p.dim, p.seqlen, elem, stream);
+        *s = t;
+      }
+    // Slice k of `from` (rows) into slice `to_k` of `to`, each (batch, channel) plane H x W ->
+    // W x H: the relayout of (H, W) "channel x step" tiles with the planes as its slices.
+    auto transpose = [&](const cuda::SeqP& from, int k, const cuda::SeqP& to, int to_k) {
+      const char* f = static_cast<const char*>(from.ptr) + static_cast<std::size_t>(k * from.sk) * elem;
+      char* t = static_cast<char*>(const_cast<void*>(to.ptr)) + static_cast<std::size_t>(to_k * to.sk) * elem;
+      const cuda::SeqP src{f, from.sb, from.sd, p.width, 1}, dst{t, to.sb, to.sd, 1, p.height};
+      cuda::relayout(src, dst, p.batch, p.dim, p.height, p.width, elem, stream);
+    };
+    p.ucol = rows(1);
+    transpose(p.u, 0, p.ucol, 0);
+    p.dcol = rows(2);
+    transpose(p.delta, 1, p.dcol, 0);
+    transpose(p.delta, 3, p.dcol, 1);
+    if (p.out.sl != 1) p.out = rows(1);
+    p.cols_staged = true;
+  } else if (stage) {
     const std::int64_t ld = round_up(p.dim, 8), L = p.seqlen;
     // slices: 1 for a stream shared by the directions (u, z, out), K for delta (batch, K, D, L).
     auto scratch = [&](int slices) -> cuda::SeqP {
@@ -234,7 +277,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     const std::int64_t slices = p.par_dirs ? p.dirs : 1, D = p.dim, L = p.seqlen;
     const std::size_t acc_elem = p.par_dirs ? elem : sizeof(float);
     void* acc = ws.allocate(static_cast<std::size_t>(p.batch) * slices * D * L * acc_elem);
-    if (p.out.sd == 1)
+    if (p.out.sd == 1 && !p.cols_staged)
       p.acc = {acc, slices * D * L, D * L, 1, D};
     else
       p.acc = {acc, slices * D * L, D * L, L, 1};

@@ -65,10 +65,27 @@ __device__ __forceinline__ bool dir_flipped(int mode, int k) {
   return mode == 1 || (mode == 2 && k == 1) || (mode == 3 && k >= 2);
 }
 
+/// Whether direction k visits grid positions column by column (cross2d's odd directions).
+__device__ __forceinline__ bool dir_transposed(const Params& p, int k) { return p.mode == 3 && (k & 1); }
+/// Whether direction k's u, delta and pass-target rows are walked in that column order: not when
+/// the column orders are staged (Params::cols_staged; B and C still are).
+__device__ __forceinline__ bool rows_transposed(const Params& p, int k) { return dir_transposed(p, k) && !p.cols_staged; }
+/// u and delta of direction k (Params::cols_staged: the transposed copies for odd k), with the
+/// direction index of their slice.
+struct DirRows {
+  const SeqP* u;
+  const SeqP* delta;
+  int ku, kd;
+};
+__device__ __forceinline__ DirRows dir_rows(const Params& p, int k) {
+  const bool col = p.cols_staged && (k & 1);
+  return {col ? &p.ucol : &p.u, col ? &p.dcol : &p.delta, col ? 0 : k, col ? k >> 1 : k};
+}
+
 /// Natural (grid) position visited at step t by direction k.
 __device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
   if (dir_flipped(p.mode, k)) t = p.seqlen - 1 - t;
-  if (p.mode == 3 && (k & 1)) {
+  if (dir_transposed(p, k)) {
     const int w = static_cast<int>(p.height_div.div(static_cast<unsigned>(t))), h = t - w * p.height;
     return static_cast<i64>(h) * p.width + w;
   }

@@ -489,6 +489,69 @@ __global__ void scan_merge_vec_kernel(Params p, bool flat) {
   }
 }
 
+/// The merge of a cross2d scan with staged column orders (Params::cols_staged): acc is channel
+/// rows (batch, 4, D, L) holding slices 0 and 2 at grid positions, 1 and 3 in column order
+/// (grid (h, w) at w * H + h). Per block and step one tile of (32 kV)^2 positions of one (batch,
+/// channel) plane: the column-order pair summed along h into shared memory, then read back
+/// across it, so every global access runs along its tensor's contiguous axis, kV elements per
+/// access (kV = 2: H, W even, every base and stride even - cols_merge_pairs; launch.cu hands
+/// out and z over in channel rows). A 56 x 56 VMamba plane is one tile.
+template <typename T, int kV>
+__global__ void scan_merge_cols_kernel(Params p) {
+  constexpr int kSide = 32 * kV, kRowsPerPass = 8;
+  using Word = ::mcv::kernels::cuda::Pack<T, kV>;
+  __shared__ float tile[kSide][kSide + 1];  // [w - w0][h - h0]
+  const int H = p.height, W = p.width, tiles_w = (W + kSide - 1) / kSide;
+  const int h0 = static_cast<int>(blockIdx.y / tiles_w) * kSide, w0 = static_cast<int>(blockIdx.y % tiles_w) * kSide;
+  const int tx = threadIdx.x * kV, ty = threadIdx.y;
+  const i64 sk = p.acc.sk;
+  auto load = [](const T* at) { return *reinterpret_cast<const Word*>(at); };
+  for (i64 plane = blockIdx.x; plane < static_cast<i64>(p.batch) * p.dim; plane += gridDim.x) {
+    const i64 b = plane / p.dim, d = plane - b * p.dim;
+    const T* a = static_cast<const T*>(p.acc.ptr) + b * p.acc.sb + d * p.acc.sd;
+    for (int i = ty; i < kSide; i += kRowsPerPass) {
+      const int w = w0 + i, h = h0 + tx;
+      if (w < W && h < H) {
+        const i64 q = static_cast<i64>(w) * H + h;
+        const Word x = load(a + sk + q), y = load(a + 3 * sk + q);
+#pragma unroll
+        for (int v = 0; v < kV; ++v) tile[i][tx + v] = to_float(x.e[v]) + to_float(y.e[v]);
+      }
+    }
+    __syncthreads();
+    const T* z = p.z.ptr ? static_cast<const T*>(p.z.ptr) + b * p.z.sb + d * p.z.sd : nullptr;
+    T* out = static_cast<T*>(const_cast<void*>(p.out.ptr)) + b * p.out.sb + d * p.out.sd;
+    for (int i = ty; i < kSide; i += kRowsPerPass) {
+      const int h = h0 + i, w = w0 + tx;
+      if (h < H && w < W) {
+        const i64 q = static_cast<i64>(h) * W + w;
+        const Word x = load(a + q), y = load(a + 2 * sk + q);
+        Word g{}, o;
+        if (z) g = load(z + q);
+#pragma unroll
+        for (int v = 0; v < kV; ++v) {
+          float r = (to_float(x.e[v]) + to_float(y.e[v]) + tile[tx + v][i]) * p.out_scale;
+          if (z) r *= silu_f(to_float(g.e[v]));
+          o.e[v] = from_float<T>(r);
+        }
+        *reinterpret_cast<Word*>(out + q) = o;
+      }
+    }
+    __syncthreads();  // the tile is rewritten for the next plane
+  }
+}
+
+/// Whether scan_merge_cols_kernel may move element pairs: no pair straddles a row in either
+/// order, every pair is aligned.
+template <typename T>
+bool cols_merge_pairs(const Params& p) {
+  const auto even = [&](const SeqP& s) {
+    return reinterpret_cast<std::uintptr_t>(s.ptr) % (2 * sizeof(T)) == 0 && s.sb % 2 == 0 && s.sk % 2 == 0 &&
+           s.sd % 2 == 0;
+  };
+  return p.height % 2 == 0 && p.width % 2 == 0 && even(p.acc) && even(p.out) && (!p.z.ptr || even(p.z));
+}
+
 /// 0: per-element merge; 1: vectorised along the inner axis; 2: vectorised over the flat block.
 template <typename T, int kVec>
 int merge_vector_mode(const Params& p) {
@@ -610,6 +673,17 @@ int kernel_arch(Kernel kernel) {
   return arch[key] = a.binaryVersion;
 }
 
+template <typename T, int kV>
+void launch_merge_cols(const Params& p, cudaStream_t stream) {
+  constexpr int kSide = 32 * kV;
+  const i64 tiles = static_cast<i64>((p.height + kSide - 1) / kSide) * ((p.width + kSide - 1) / kSide);
+  if (tiles > 65535) throw Error("selective_scan", "cross2d grid of " + std::to_string(tiles) + " merge tiles");
+  const dim3 grid(grid_size(std::min<i64>(static_cast<i64>(p.batch) * p.dim, 1 << 20), "merge"),
+                  static_cast<unsigned>(tiles));
+  scan_merge_cols_kernel<T, kV><<<grid, dim3(32, 8), 0, stream>>>(p);
+  cuda_check_launch("selective_scan: scan_merge_cols_kernel");
+}
+
 /// kSeg: the pipelined kernel's step segments (cfg.segments; one-state channels without L-chunks);
 /// the tiled kernel, where the pipelined one does not apply, runs the same blocks' channels
 /// with one thread each.
@@ -672,6 +746,9 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
     }
   } else {
     require_tma();
+    // The staged column orders are read by the pipelined kernel only (cols_staging_fits admits
+    // only launches it takes).
+    if (p.cols_staged) throw Error("selective_scan", "staged cross2d column orders without the pipelined kernel");
     const std::size_t smem = tile_smem_bytes(channels, kLanes, kS);
     configure_smem(scan_tiled_kernel<T, kS, kLanes>, smem);
     scan_tiled_kernel<T, kS, kLanes><<<blocks, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
@@ -683,7 +760,12 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       cuda_check_launch("selective_scan: scan_correct_kernel");
     }
   }
-  if (p.par_dirs) {
+  if (p.cols_staged) {
+    if (cols_merge_pairs<T>(p))
+      launch_merge_cols<T, 2>(p, stream);
+    else
+      launch_merge_cols<T, 1>(p, stream);
+  } else if (p.par_dirs) {
     constexpr int kVec = 16 / sizeof(T);
     const i64 total = static_cast<i64>(p.batch) * p.dim * p.seqlen;
     if (const int mode = merge_vector_mode<T, kVec>(p)) {

@@ -54,6 +54,15 @@ struct Params {
   // sums the slices, gates and writes out. Without it one thread runs every direction in turn
   // and acc holds the running sum (4x less parallelism for VMamba's cross-scan).
   bool par_dirs = false;
+  /// cross2d with par_dirs, column orders staged (launch.cu): the column-major directions (odd k)
+  /// read u from ucol (batch, D, L; each H x W plane transposed to W x H, so column order is
+  /// L-contiguous) and delta from dcol (batch, 2, D, L; slice k >> 1, transposed the same way);
+  /// the row-major ones read u and delta (slice k) as given, in channel rows. Every direction's
+  /// rows are then walked as ranges (reversed for k >= 2) and its acc slice is written in its own
+  /// order - column order for odd k, which the merge pass transposes back. B and C stay in grid
+  /// order (read through dir_pos).
+  bool cols_staged = false;
+  SeqP ucol, dcol;
   /// The pipelined kernel stores channel-row outputs cooperatively from two staging buffers
   /// (store_rows_coop): chosen on the host where every unit is whole (pipe_coop_rows).
   bool coop_rows = false;
@@ -72,6 +81,21 @@ struct Params {
   float* chunk_h = nullptr;
   float* chunk_dtsum = nullptr;
 };
+
+/// Whether the B/C element offsets within a (batch, group) fit 32 bits (the pipelined kernel
+/// keeps them so: pipe_supported).
+inline bool bc_offsets_fit(const Params& p) {
+  const auto fits = [&](std::int64_t sn, std::int64_t sl) {
+    return sn >= 0 && sl >= 0 && (p.n_state - 1) * sn + (static_cast<std::int64_t>(p.seqlen) - 1) * sl < (1ll << 31);
+  };
+  return fits(p.B_sn, p.B_sl) && fits(p.C_sn, p.C_sl);
+}
+
+/// Whether launch.cu may stage cross2d's column orders (Params::cols_staged): only the pipelined
+/// kernel reads the staged copies, so its conditions that do not depend on them must hold.
+inline bool cols_staging_fits(const Params& p) {
+  return p.mode == 3 && p.par_dirs && p.B_var && p.C_var && bc_offsets_fit(p);
+}
 
 /// Launch geometry chosen by launch.cu.
 struct LaunchConfig {

@@ -221,19 +221,20 @@ __device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channe
   return t;
 }
 
-/// The steps [t0, t0 + nT) of direction k: when the direction visits positions in order
-/// (everything but cross2d's column-major orders) they are the range [p_lo, p_lo + nT),
-/// walked backwards when rev.
+/// The steps [t0, t0 + nT) of direction k: when the direction's rows visit positions in order
+/// (affine: everything but cross2d's column-major orders, unless staged) they are the range
+/// [p_lo, p_lo + nT), walked backwards when rev; bc_affine: the same for B and C.
 struct TileSpan {
   int t0, nT, p_lo;
-  bool rev, affine;
+  bool rev, affine, bc_affine;
 };
 __device__ __forceinline__ TileSpan tile_span(const Params& p, int k, int t0, int nT) {
   TileSpan s;
   s.t0 = t0;
   s.nT = nT;
   s.rev = dir_flipped(p.mode, k);
-  s.affine = !(p.mode == 3 && (k & 1));
+  s.affine = !rows_transposed(p, k);
+  s.bc_affine = !dir_transposed(p, k);
   s.p_lo = s.rev ? p.seqlen - t0 - nT : t0;
   return s;
 }
@@ -487,7 +488,7 @@ __device__ __forceinline__ void for_each_bc(int sn, int sl, int n_state, const T
     j = n_fast ? i / kNb : i % kT;
     n = n_fast ? i % kNb : i / kT;
   };
-  if (sp.affine) {
+  if (sp.bc_affine) {
     const int first = (sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo) * sl, step = sp.rev ? -sl : sl;
     for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
       int j, n;
@@ -649,8 +650,10 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   const int gk = k * p.groups + bc.g;
   const T* bbase = static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
   const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
-  const T* ubase = static_cast<const T*>(p.u.ptr) + bc.b * p.u.sb + k * p.u.sk;
-  const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
+  const DirRows dr = dir_rows(p, k);
+  const SeqP &us = *dr.u, &ds = *dr.delta;
+  const T* ubase = static_cast<const T*>(us.ptr) + bc.b * us.sb + dr.ku * us.sk;
+  const T* dbase = static_cast<const T*>(ds.ptr) + bc.b * ds.sb + dr.kd * ds.sk;
   const bool gate_z = p.pass_gates_z();
   const T* zbase = gate_z ? static_cast<const T*>(p.z.ptr) + bc.b * p.z.sb : nullptr;
   const SeqP& dst_s = p.pass_target();
@@ -658,14 +661,14 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   const float scale = p.pass_scale();
   const bool softplus = p.softplus;
   // The first staged tensor: u, or for the correction the outputs pass 1 wrote.
-  const SeqP& first_s = kCorrect ? dst_s : p.u;
+  const SeqP& first_s = kCorrect ? dst_s : us;
   const T* first_base = kCorrect ? obase : ubase;
-  const int ku = row_kind(first_s), kd = row_kind(p.delta), kz = gate_z ? row_kind(p.z) : kChannelRows;
+  const int ku = row_kind(first_s), kd = row_kind(ds), kz = gate_z ? row_kind(p.z) : kChannelRows;
   const int bsn = static_cast<int>(p.B_sn), bsl = static_cast<int>(p.B_sl);
   const int csn = static_cast<int>(p.C_sn), csl = static_cast<int>(p.C_sl);
-  const bool rev = dir_flipped(p.mode, k), affine = !(p.mode == 3 && (k & 1));
+  const bool rev = dir_flipped(p.mode, k), affine = !rows_transposed(p, k);
   // B/C as state rows: unit copies (below); else word by word.
-  const bool bc_rows = affine && csl == 1 && (kCorrect || bsl == 1);
+  const bool bc_rows = !dir_transposed(p, k) && csl == 1 && (kCorrect || bsl == 1);
   // Channel-row target: each channel's thread stores its own row from a staging row, in 16-byte
   // units; positions [w_lo_all, w_hi_all) are this pass's.
   const bool own_out = affine && row_kind(dst_s) == kChannelRows;
@@ -694,14 +697,17 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       if (threadIdx.x == 0) {
         const int x = box_x(sp), b = bc.b;
         mbar_expect_tx(t.bar + buf, (gate_z ? 3u : 2u) * 4u * static_cast<unsigned>(t.raw_words));
-        tma_load_box(r, &maps.u, x, d_first, k * maps.k_u, b, t.bar + buf);
-        tma_load_box(r + t.raw_words, &maps.delta, x, d_first, k * maps.k_delta, b, t.bar + buf);
+        // Staged column orders (odd k): the transposed copies' maps, slice k >> 1 of delta's.
+        const bool col = p.cols_staged && (k & 1);
+        tma_load_box(r, col ? &maps.ucol : &maps.u, x, d_first, dr.ku * maps.k_u, b, t.bar + buf);
+        tma_load_box(r + t.raw_words, col ? &maps.dcol : &maps.delta, x, d_first, dr.kd * (col ? 1 : maps.k_delta), b,
+                     t.bar + buf);
         if (gate_z) tma_load_box(r + 2 * t.raw_words, &maps.z, x, d_first, k * maps.k_z, b, t.bar + buf);
       }
       return;
     }
     issue_rows<T, kNb, kT>(r, first_base, first_s, ku, tch, channels, sp, p, k);
-    issue_rows<T, kNb, kT>(r + t.raw_words, dbase, p.delta, kd, tch, channels, sp, p, k);
+    issue_rows<T, kNb, kT>(r + t.raw_words, dbase, ds, kd, tch, channels, sp, p, k);
     if (gate_z) issue_rows<T, kNb, kT>(r + 2 * t.raw_words, zbase, p.z, kz, tch, channels, sp, p, k);
   };
   auto issue_bc = [&](int t0, int bb) {
@@ -793,7 +799,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
       const int eb = kTma ? tma_elem_base<T, kT>(ch, sp.rev) : 0;  // TMA: the thread's row of a box
       const RowRef fu = kTma ? RowRef{} : row_ref<T, kNb, kT>(first_base, first_s, ku, tch, channels, sp);
-      const RowRef fd = kTma ? RowRef{} : row_ref<T, kNb, kT>(dbase, p.delta, kd, tch, channels, sp);
+      const RowRef fd = kTma ? RowRef{} : row_ref<T, kNb, kT>(dbase, ds, kd, tch, channels, sp);
       const RowRef fz = !kTma && gate_z ? row_ref<T, kNb, kT>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
       // Outputs: the channel's staging row (own_out: a single buffer, the same thread stores it
       // before the next tile writes; coop_rows: this tile's buffer), or [channel][kLdo] of this
@@ -1044,9 +1050,15 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     store_channel_end<kS>(p, bc, k, d, lane, active && seg == 0, h, dtsum);  // dtsum: all of the channel's steps
 }
 
+/// Whether cross2d's column orders walk the rows of u, delta and the target column by column
+/// (not staged as transposed copies: Params::cols_staged).
+inline bool rows_column_order(const Params& p) { return p.mode == 3 && !p.cols_staged; }
+
 /// Whether a pass of the pipelined kernel may stage step-row outputs (obuf_elems): targets
-/// with D contiguous, and cross-scans (their column orders store step by step).
-inline bool pipe_step_out(const Params& p) { return p.mode == 3 || row_kind(p.pass_target()) != kChannelRows; }
+/// with D contiguous, and cross-scans walking column orders (they store step by step).
+inline bool pipe_step_out(const Params& p) {
+  return rows_column_order(p) || row_kind(p.pass_target()) != kChannelRows;
+}
 
 /// Whether the pipelined kernel's channel-row outputs may be stored cooperatively (Params::
 /// coop_rows): every unit whole - the target's rows 16-byte aligned at every (batch, direction,
@@ -1061,7 +1073,7 @@ inline bool pipe_coop_rows(const Params& p, int channels, const LaunchConfig& cf
   if constexpr (sizeof(T) == 4 && kNb < 4) return false;
   constexpr int kU = Unit16<T, kT>::kUnitElems;
   const SeqP& s = p.pass_target();
-  const bool whole = p.mode != 3 && row_kind(s) == kChannelRows && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 &&
+  const bool whole = !rows_column_order(p) && row_kind(s) == kChannelRows && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 &&
                      s.sb % kU == 0 && s.sk % kU == 0 && s.sd % kU == 0 && p.seqlen % kU == 0 &&
                      (p.n_chunks == 1 || p.chunk_len % kU == 0);
   const std::size_t bytes = pipe_smem_bytes<T, kNb, kT>(channels, true, pipe_step_out(p)) + cfg.smem_reserved;
@@ -1083,7 +1095,7 @@ inline bool pipe_supported(const Params& p, int channels, std::size_t smem_limit
   constexpr int kUnit = RawGeom<T, kNb, kT>::kStepUnitElems;
   auto ok = [&](const SeqP& s) {
     switch (row_kind(s)) {
-      case kChannelRows: return p.mode != 3;
+      case kChannelRows: return !rows_column_order(p);
       case kStepRows:
         return reinterpret_cast<std::uintptr_t>(s.ptr) % 8 == 0 && s.sb % kUnit == 0 && s.sk % kUnit == 0 &&
                s.sl % kUnit == 0 && channels % kUnit == 0 && p.dim % kUnit == 0 &&
@@ -1091,14 +1103,10 @@ inline bool pipe_supported(const Params& p, int channels, std::size_t smem_limit
       default: return false;
     }
   };
-  // B/C element offsets within a (batch, group) in 32 bits.
-  const auto bc_span = [&](std::int64_t sn, std::int64_t sl) {
-    return sn >= 0 && sl >= 0 && (p.n_state - 1) * sn + (static_cast<std::int64_t>(p.seqlen) - 1) * sl < (1ll << 31);
-  };
   // The chunked path's correction reads back the outputs of pass 1 as rows.
   const bool target_ok = p.n_chunks == 1 || ok(p.pass_target());
-  return ok(p.u) && ok(p.delta) && (!gate_z || ok(p.z)) && target_ok && bc_span(p.B_sn, p.B_sl) &&
-         bc_span(p.C_sn, p.C_sl);
+  const bool cols_ok = !p.cols_staged || (ok(p.ucol) && ok(p.dcol));
+  return ok(p.u) && ok(p.delta) && cols_ok && (!gate_z || ok(p.z)) && target_ok && bc_offsets_fit(p);
 }
 
 /// Whether the pipelined kernel's pass reads every staged tensor as 16-bit channel rows on one
@@ -1108,7 +1116,8 @@ template <typename T>
 inline bool pipe_pairs(const Params& p, int lanes, bool correction) {
   if (sizeof(T) != 2 || lanes != 1) return false;
   const SeqP& first = correction ? p.pass_target() : p.u;
-  return row_kind(first) == kChannelRows && row_kind(p.delta) == kChannelRows &&
+  const bool cols = !p.cols_staged || (row_kind(p.ucol) == kChannelRows && row_kind(p.dcol) == kChannelRows);
+  return row_kind(first) == kChannelRows && row_kind(p.delta) == kChannelRows && cols &&
          (!p.pass_gates_z() || row_kind(p.z) == kChannelRows);
 }
 

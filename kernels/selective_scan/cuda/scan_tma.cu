@@ -55,7 +55,10 @@ bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_byt
   if (!tma_row_bytes_ok(tile_steps * elem_bytes) || channels % 32 != 0 || channels > 256) return false;
   // A block's box spans `channels` rows: past D they are not stored, but with groups a partial
   // block's would be the next group's.
-  if (p.mode == 3 || (p.groups > 1 && p.cpg % channels != 0) || (p.n_chunks > 1 && p.chunk_len % tile_steps != 0))
+  if ((p.mode == 3 && !p.cols_staged) || (p.groups > 1 && p.cpg % channels != 0) ||
+      (p.n_chunks > 1 && p.chunk_len % tile_steps != 0))
+    return false;
+  if (p.cols_staged && !(aligned_rows(p.ucol, p, false, elem_bytes) && aligned_rows(p.dcol, p, true, elem_bytes)))
     return false;
   return aligned_rows(p.u, p, p.par_dirs, elem_bytes) && aligned_rows(p.delta, p, p.par_dirs, elem_bytes) &&
          (!p.pass_gates_z() || aligned_rows(p.z, p, false, elem_bytes)) &&
@@ -75,12 +78,13 @@ std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_s
   const CUtensorMapSwizzle swizzle = row_bytes == 32   ? CU_TENSOR_MAP_SWIZZLE_32B
                                      : row_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
                                                        : CU_TENSOR_MAP_SWIZZLE_128B;
-  auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s) {
+  // slices: the stream's direction axis (K, or 2 for the staged dcol).
+  auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s, int slices) {
     const bool with_k = p.par_dirs && s.sk != 0;
     k_used = with_k ? 1 : 0;
     // (L, D, K or 1, batch); a dimension of size 1 gets the dense stride (any would do).
     const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.seqlen), static_cast<cuuint64_t>(p.dim),
-                                static_cast<cuuint64_t>(with_k ? p.dirs : 1), static_cast<cuuint64_t>(p.batch)};
+                                static_cast<cuuint64_t>(with_k ? slices : 1), static_cast<cuuint64_t>(p.batch)};
     const cuuint64_t row = static_cast<cuuint64_t>(s.sd) * kElem;
     const cuuint64_t kstride = with_k ? static_cast<cuuint64_t>(s.sk) * kElem : row * dims[1];
     const cuuint64_t bstride = p.batch > 1 ? static_cast<cuuint64_t>(s.sb) * kElem : kstride * dims[2];
@@ -90,8 +94,11 @@ std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_s
     return encode_map(&map, type, 4, const_cast<void*>(s.ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
                       swizzle, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
   };
-  const bool ok = encode(m.u, m.k_u, p.u) && encode(m.delta, m.k_delta, p.delta) &&
-                  (!p.pass_gates_z() || encode(m.z, m.k_z, p.z)) && encode(m.out, m.k_out, p.pass_target());
+  int k_col = 0;
+  const bool ok = encode(m.u, m.k_u, p.u, p.dirs) && encode(m.delta, m.k_delta, p.delta, p.dirs) &&
+                  (!p.pass_gates_z() || encode(m.z, m.k_z, p.z, p.dirs)) &&
+                  encode(m.out, m.k_out, p.pass_target(), p.dirs) &&
+                  (!p.cols_staged || (encode(m.ucol, k_col, p.ucol, 1) && encode(m.dcol, k_col, p.dcol, 2)));
   if (!ok) return std::nullopt;
   return m;
 }

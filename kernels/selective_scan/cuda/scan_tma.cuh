@@ -32,6 +32,7 @@ namespace mcv::kernels::scan::cuda {
 /// from parameter space).
 struct PipeMaps {
   CUtensorMap u, delta, z, out;
+  CUtensorMap ucol, dcol;  ///< Params::cols_staged: the column-order copies (dcol: 2 slices)
   int k_u = 0, k_delta = 0, k_z = 0, k_out = 0;
 };
 
