@@ -209,12 +209,12 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // the four directions, which stay index maps: 2.34 ms (f32 10.96 -> 3.21). MCV_SCAN_STAGE=0
   // turns it off (for comparisons).
   //
-  // Column orders staged (the default where u is in channel rows): instead, u and delta's
+  // Column orders staged (the default where u is in channel rows): instead, u, delta's and B/C's
   // column-order slices (k = 1, 3) are copied once transposed per H x W plane (W x H: column
-  // order L-contiguous), the row orders read u and delta's slices 0, 2 in place (streams not in
-  // channel rows are copied to them first), so every direction walks channel rows - TMA boxes
-  // where aligned - and writes its slice of acc in its own order; the merge pass transposes the
-  // column-order slices back (scan_merge_cols_kernel). H100, VMamba SS2D at S3 size, channel-
+  // order L-contiguous), the row orders read u, delta's slices 0, 2, B and C in place (u and
+  // delta not in channel rows are copied to them first), so every direction walks channel rows -
+  // TMA boxes where aligned - and writes its slice of acc in its own order; the merge pass
+  // transposes the column-order slices back (scan_merge_cols_kernel). H100, VMamba SS2D at S3 size, channel-
   // major grid: bf16 2.36 -> 1.70 ms, f32 3.30 -> 2.36. A token-major grid stays on the token-
   // major kernel, which needs none of the copies (staged: bf16 1.96 -> 2.03 ms, f32 2.54 ->
   // 3.11, the copies of its four token-major delta slices being most of the difference).
@@ -251,6 +251,22 @@ void run_cuda(Context& ctx, const Problem& pr) {
     p.dcol = rows(2);
     transpose(p.delta, 1, p.dcol, 0);
     transpose(p.delta, 3, p.dcol, 1);
+    // B and C of the column orders, (batch, 2 G, N, L): per direction and group the relayout of
+    // (H, W) tiles with the states as its slices.
+    const std::int64_t G = p.groups, N = p.n_state;
+    auto transpose_bc = [&](const void* from, std::int64_t sb, std::int64_t sg, std::int64_t sn, std::int64_t sl) {
+      void* to = ws.allocate(static_cast<std::size_t>(p.batch * 2 * G * N * L) * elem);
+      for (int k = 1; k < 4; k += 2)
+        for (std::int64_t g = 0; g < G; ++g) {
+          const char* f = static_cast<const char*>(from) + static_cast<std::size_t>((k * G + g) * sg) * elem;
+          char* t = static_cast<char*>(to) + static_cast<std::size_t>(((k >> 1) * G + g) * N * L) * elem;
+          const cuda::SeqP src{f, sb, sn, p.width * sl, sl}, dst{t, 2 * G * N * L, L, 1, p.height};
+          cuda::relayout(src, dst, p.batch, p.n_state, p.height, p.width, elem, stream);
+        }
+      return to;
+    };
+    p.Bcol = transpose_bc(p.B, p.B_sb, p.B_sg, p.B_sn, p.B_sl);
+    p.Ccol = transpose_bc(p.C, p.C_sb, p.C_sg, p.C_sn, p.C_sl);
     if (p.out.sl != 1) p.out = rows(1);
     p.cols_staged = true;
   } else if (stage) {

@@ -67,8 +67,8 @@ __device__ __forceinline__ bool dir_flipped(int mode, int k) {
 
 /// Whether direction k visits grid positions column by column (cross2d's odd directions).
 __device__ __forceinline__ bool dir_transposed(const Params& p, int k) { return p.mode == 3 && (k & 1); }
-/// Whether direction k's u, delta and pass-target rows are walked in that column order: not when
-/// the column orders are staged (Params::cols_staged; B and C still are).
+/// Whether direction k's streams are walked in that column order: not when the column orders are
+/// staged as transposed copies (Params::cols_staged).
 __device__ __forceinline__ bool rows_transposed(const Params& p, int k) { return dir_transposed(p, k) && !p.cols_staged; }
 /// u and delta of direction k (Params::cols_staged: the transposed copies for odd k), with the
 /// direction index of their slice.
@@ -82,10 +82,11 @@ __device__ __forceinline__ DirRows dir_rows(const Params& p, int k) {
   return {col ? &p.ucol : &p.u, col ? &p.dcol : &p.delta, col ? 0 : k, col ? k >> 1 : k};
 }
 
-/// Natural (grid) position visited at step t by direction k.
+/// Position in direction k's streams visited at step t: the natural (grid) position, or with
+/// staged column orders the position in the transposed copies.
 __device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
   if (dir_flipped(p.mode, k)) t = p.seqlen - 1 - t;
-  if (dir_transposed(p, k)) {
+  if (rows_transposed(p, k)) {
     const int w = static_cast<int>(p.height_div.div(static_cast<unsigned>(t))), h = t - w * p.height;
     return static_cast<i64>(h) * p.width + w;
   }

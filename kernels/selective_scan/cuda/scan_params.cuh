@@ -56,13 +56,15 @@ struct Params {
   bool par_dirs = false;
   /// cross2d with par_dirs, column orders staged (launch.cu): the column-major directions (odd k)
   /// read u from ucol (batch, D, L; each H x W plane transposed to W x H, so column order is
-  /// L-contiguous) and delta from dcol (batch, 2, D, L; slice k >> 1, transposed the same way);
-  /// the row-major ones read u and delta (slice k) as given, in channel rows. Every direction's
-  /// rows are then walked as ranges (reversed for k >= 2) and its acc slice is written in its own
-  /// order - column order for odd k, which the merge pass transposes back. B and C stay in grid
-  /// order (read through dir_pos).
+  /// L-contiguous), delta from dcol (batch, 2, D, L; slice k >> 1, transposed the same way) and
+  /// B, C from Bcol, Ccol (contiguous (batch, 2 G, N, L), group (k >> 1) G + g, transposed too);
+  /// the row-major ones read u, delta (slice k), B and C as given, u and delta in channel rows.
+  /// Every direction then walks its streams as ranges (reversed for k >= 2) and writes its acc
+  /// slice in its own order - column order for odd k, which the merge pass transposes back.
   bool cols_staged = false;
   SeqP ucol, dcol;
+  const void* Bcol = nullptr;
+  const void* Ccol = nullptr;
   /// The pipelined kernel stores channel-row outputs cooperatively from two staging buffers
   /// (store_rows_coop): chosen on the host where every unit is whole (pipe_coop_rows).
   bool coop_rows = false;
@@ -94,7 +96,8 @@ inline bool bc_offsets_fit(const Params& p) {
 /// Whether launch.cu may stage cross2d's column orders (Params::cols_staged): only the pipelined
 /// kernel reads the staged copies, so its conditions that do not depend on them must hold.
 inline bool cols_staging_fits(const Params& p) {
-  return p.mode == 3 && p.par_dirs && p.B_var && p.C_var && bc_offsets_fit(p);
+  return p.mode == 3 && p.par_dirs && p.B_var && p.C_var && bc_offsets_fit(p) &&
+         static_cast<std::int64_t>(p.n_state) * p.seqlen < (1ll << 31);  // the staged B/C's offsets
 }
 
 /// Launch geometry chosen by launch.cu.

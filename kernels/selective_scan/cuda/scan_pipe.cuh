@@ -221,12 +221,12 @@ __device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channe
   return t;
 }
 
-/// The steps [t0, t0 + nT) of direction k: when the direction's rows visit positions in order
-/// (affine: everything but cross2d's column-major orders, unless staged) they are the range
-/// [p_lo, p_lo + nT), walked backwards when rev; bc_affine: the same for B and C.
+/// The steps [t0, t0 + nT) of direction k: when the direction visits positions in order
+/// (everything but cross2d's column-major orders, unless staged) they are the range [p_lo, p_lo
+/// + nT), walked backwards when rev.
 struct TileSpan {
   int t0, nT, p_lo;
-  bool rev, affine, bc_affine;
+  bool rev, affine;
 };
 __device__ __forceinline__ TileSpan tile_span(const Params& p, int k, int t0, int nT) {
   TileSpan s;
@@ -234,7 +234,6 @@ __device__ __forceinline__ TileSpan tile_span(const Params& p, int k, int t0, in
   s.nT = nT;
   s.rev = dir_flipped(p.mode, k);
   s.affine = !rows_transposed(p, k);
-  s.bc_affine = !dir_transposed(p, k);
   s.p_lo = s.rev ? p.seqlen - t0 - nT : t0;
   return s;
 }
@@ -488,7 +487,7 @@ __device__ __forceinline__ void for_each_bc(int sn, int sl, int n_state, const T
     j = n_fast ? i / kNb : i % kT;
     n = n_fast ? i % kNb : i / kT;
   };
-  if (sp.bc_affine) {
+  if (sp.affine) {
     const int first = (sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo) * sl, step = sp.rev ? -sl : sl;
     for (int i = threadIdx.x; i < kPer; i += blockDim.x) {
       int j, n;
@@ -647,9 +646,14 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     threshold = ldexpf(hmax, kCorrectionExponent);
   }
 
+  // B/C of a staged column order: contiguous (batch, 2 G, N, L) copies (Params::cols_staged).
+  const bool bc_col = p.cols_staged && (k & 1);
+  const i64 col_sg = static_cast<i64>(p.n_state) * p.seqlen, col_gk = (k >> 1) * p.groups + bc.g;
   const int gk = k * p.groups + bc.g;
-  const T* bbase = static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
-  const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
+  const T* bbase = bc_col ? static_cast<const T*>(p.Bcol) + (bc.b * 2ll * p.groups + col_gk) * col_sg
+                          : static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
+  const T* cbase = bc_col ? static_cast<const T*>(p.Ccol) + (bc.b * 2ll * p.groups + col_gk) * col_sg
+                          : static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
   const DirRows dr = dir_rows(p, k);
   const SeqP &us = *dr.u, &ds = *dr.delta;
   const T* ubase = static_cast<const T*>(us.ptr) + bc.b * us.sb + dr.ku * us.sk;
@@ -664,11 +668,11 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   const SeqP& first_s = kCorrect ? dst_s : us;
   const T* first_base = kCorrect ? obase : ubase;
   const int ku = row_kind(first_s), kd = row_kind(ds), kz = gate_z ? row_kind(p.z) : kChannelRows;
-  const int bsn = static_cast<int>(p.B_sn), bsl = static_cast<int>(p.B_sl);
-  const int csn = static_cast<int>(p.C_sn), csl = static_cast<int>(p.C_sl);
+  const int bsn = bc_col ? p.seqlen : static_cast<int>(p.B_sn), bsl = bc_col ? 1 : static_cast<int>(p.B_sl);
+  const int csn = bc_col ? p.seqlen : static_cast<int>(p.C_sn), csl = bc_col ? 1 : static_cast<int>(p.C_sl);
   const bool rev = dir_flipped(p.mode, k), affine = !rows_transposed(p, k);
   // B/C as state rows: unit copies (below); else word by word.
-  const bool bc_rows = !dir_transposed(p, k) && csl == 1 && (kCorrect || bsl == 1);
+  const bool bc_rows = affine && csl == 1 && (kCorrect || bsl == 1);
   // Channel-row target: each channel's thread stores its own row from a staging row, in 16-byte
   // units; positions [w_lo_all, w_hi_all) are this pass's.
   const bool own_out = affine && row_kind(dst_s) == kChannelRows;
