@@ -345,15 +345,16 @@ class Bench {
 #endif
   }
 
-  // VMamba SS2D at S3 size (4 x 192 channels, 56 x 56 grid, N 16, no z): fused cross2d (both
-  // layouts) vs CrossScan copy + one grouped scan over 4*D channels + CrossMerge.
-  void run_vmamba(DType dt) {
+  // VMamba SS2D at S3 size (4 x 192 channels, 56 x 56 grid, no z; N 16, and N 1 as in
+  // vmambav2_tiny_224, the S4 shape): fused cross2d (both layouts) vs CrossScan copy + one
+  // grouped scan over 4*D channels + CrossMerge.
+  void run_vmamba(DType dt, int n) {
     Problem p;
     p.batch = ctx_.is_cuda() ? 64 : 2;
     p.dim = 192;
     p.height = p.width = 56;
     p.len = 56 * 56;
-    p.n = 16;
+    p.n = n;
     p.dirs = ScanDirections::cross2d;
     p.with_z = false;
     double fused_ms[2] = {0, 0};  // channel-major grid, token-major grid
@@ -405,7 +406,8 @@ class Bench {
         run_single(s, dt);
       }
       if (opt_.compositions && wanted("vim")) run_vim(dt);
-      if (opt_.compositions && wanted("vmamba") && ctx_.is_cuda()) run_vmamba(dt);
+      if (opt_.compositions && wanted("vmamba") && ctx_.is_cuda())
+        for (int n : {16, 1}) run_vmamba(dt, n);
     }
     return out_;
   }

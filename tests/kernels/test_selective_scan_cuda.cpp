@@ -181,6 +181,10 @@ std::vector<CudaCase> cuda_cases() {
     c.dirs = ScanDirections::cross2d; c.height = 9; c.width = 6; c.seqlen = 54; c.layout = Layout::gather;
     c.dim = 12; c.groups = 3; c.n_state = 8; c.dtype = DType::bf16; k.cols = CudaCase::Cols::forced;
   });
+  add([](CudaCase& k, C& c) {  // one state: step segments over the staged rows (f32's default at scale)
+    c.dirs = ScanDirections::cross2d; c.height = 12; c.width = 9; c.seqlen = 108; c.grid_rank4 = true;
+    c.dim = 40; c.n_state = 1; c.batch = 3; k.segments = 2;
+  });
   // Staged column orders as TMA boxes (rows 16-byte aligned in both orders): channel-major bf16
   // with z and 48 x 40 merge tiles over two 32-tiles each way, token-major f32 (8 states x 2
   // lanes) with a final state, batch-1 chunked with an initial state.

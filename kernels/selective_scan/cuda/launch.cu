@@ -104,6 +104,11 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // MCV_SCAN_SERIAL_DIRS=1 restores the serial form (for comparisons).
   // (The fixed-B/C generic kernel always runs directions serially.)
   p.par_dirs = p.dirs > 1 && p.B_var && p.C_var && env_int("MCV_SCAN_SERIAL_DIRS", 0) != 1;
+  // Cross-scans with their column orders staged as transposed channel rows (below, where the
+  // copies are made): decided here, since the kernel choice depends on the rows it will read.
+  const int cols_mode = env_off("MCV_SCAN_COLS") ? 0 : env_int("MCV_SCAN_COLS", 1);
+  const bool stage = cfg.allow_pipe && p.par_dirs && p.mode == 3 && !env_off("MCV_SCAN_STAGE");
+  const bool stage_cols = stage && cols_mode != 0 && (cols_mode == 2 || p.u.sl == 1) && cuda::cols_staging_fits(p);
   // Independent recurrences: channels x directions run in parallel.
   const long long channels = static_cast<long long>(p.batch) * p.dim * p.dir_blocks();
   if (!p.B_var || !p.C_var) {
@@ -158,7 +163,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     // 37 % long-scoreboard stalls; with segments 0.44); bf16 0.711 -> 0.767, where the 16-byte
     // copies leave less to hide than the segments' extra instructions (+22 % per channel-step)
     // cost; VMamba-T f32 (token-major cross-scans) 57.24 -> 57.87 ms per batch of 128.
-    const bool channel_rows = p.mode != 3 && p.u.sl == 1 && p.delta.sl == 1;
+    const bool channel_rows = (p.mode != 3 && p.u.sl == 1 && p.delta.sl == 1) || stage_cols;
     const bool seg_default = pr.dtype == DType::f32 && channel_rows && channels >= target;
     cfg.segments = seg_fit && (want_segments ? want_segments == 2 : seg_default) ? 2 : 1;
     // Channels per block: 128 threads' worth; MCV_SCAN_MAX_CHANNELS lowers it (for tuning).
@@ -219,10 +224,6 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // major kernel, which needs none of the copies (staged: bf16 1.96 -> 2.03 ms, f32 2.54 ->
   // 3.11, the copies of its four token-major delta slices being most of the difference).
   // MCV_SCAN_COLS=2 stages every layout (tests), =0 none.
-  const bool stage = cfg.allow_pipe && !cfg.generic && p.par_dirs && p.mode == 3 && !env_off("MCV_SCAN_STAGE");
-  const int cols_mode = env_off("MCV_SCAN_COLS") ? 0 : env_int("MCV_SCAN_COLS", 1);
-  const bool stage_cols =
-      stage && cols_mode != 0 && (cols_mode == 2 || p.u.sl == 1) && cuda::cols_staging_fits(p);
   cuda::SeqP out_final = p.out;
   if (stage_cols) {
     const std::int64_t D = p.dim, L = p.seqlen;
