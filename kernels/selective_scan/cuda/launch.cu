@@ -247,27 +247,35 @@ void run_cuda(Context& ctx, const Problem& pr) {
       const cuda::SeqP src{f, from.sb, from.sd, p.width, 1}, dst{t, to.sb, to.sd, 1, p.height};
       cuda::relayout(src, dst, p.batch, p.dim, p.height, p.width, elem, stream);
     };
-    p.ucol = rows(1);
-    transpose(p.u, 0, p.ucol, 0);
-    p.dcol = rows(2);
-    transpose(p.delta, 1, p.dcol, 0);
-    transpose(p.delta, 3, p.dcol, 1);
-    // B and C of the column orders, (batch, 2 G, N, L): per direction and group the relayout of
-    // (H, W) tiles with the states as its slices.
-    const std::int64_t G = p.groups, N = p.n_state;
+    // The copies keep the direction slots of what they stand for (Params::cols: the kernel
+    // addresses both the same way); only the odd directions' slots are written.
+    cuda::DirInputs& c = p.cols;
+    c.u = rows(1);
+    transpose(p.u, 0, c.u, 0);
+    c.delta = rows(p.dirs);
+    transpose(p.delta, 1, c.delta, 1);
+    transpose(p.delta, 3, c.delta, 3);
+    // B and C, (batch, K G, N, L): per odd direction and group the relayout of (H, W) tiles with
+    // the states as its slices.
+    const std::int64_t KG = static_cast<std::int64_t>(p.dirs) * p.groups, N = p.n_state;
     auto transpose_bc = [&](const void* from, std::int64_t sb, std::int64_t sg, std::int64_t sn, std::int64_t sl) {
-      void* to = ws.allocate(static_cast<std::size_t>(p.batch * 2 * G * N * L) * elem);
-      for (int k = 1; k < 4; k += 2)
-        for (std::int64_t g = 0; g < G; ++g) {
-          const char* f = static_cast<const char*>(from) + static_cast<std::size_t>((k * G + g) * sg) * elem;
-          char* t = static_cast<char*>(to) + static_cast<std::size_t>(((k >> 1) * G + g) * N * L) * elem;
-          const cuda::SeqP src{f, sb, sn, p.width * sl, sl}, dst{t, 2 * G * N * L, L, 1, p.height};
+      void* to = ws.allocate(static_cast<std::size_t>(p.batch * KG * N * L) * elem);
+      for (int k = 1; k < p.dirs; k += 2)
+        for (std::int64_t g = 0; g < p.groups; ++g) {
+          const std::int64_t slot = k * p.groups + g;
+          const char* f = static_cast<const char*>(from) + static_cast<std::size_t>(slot * sg) * elem;
+          char* t = static_cast<char*>(to) + static_cast<std::size_t>(slot * N * L) * elem;
+          const cuda::SeqP src{f, sb, sn, p.width * sl, sl}, dst{t, KG * N * L, L, 1, p.height};
           cuda::relayout(src, dst, p.batch, p.n_state, p.height, p.width, elem, stream);
         }
       return to;
     };
-    p.Bcol = transpose_bc(p.B, p.B_sb, p.B_sg, p.B_sn, p.B_sl);
-    p.Ccol = transpose_bc(p.C, p.C_sb, p.C_sg, p.C_sn, p.C_sl);
+    c.B = transpose_bc(p.B, p.B_sb, p.B_sg, p.B_sn, p.B_sl);
+    c.C = transpose_bc(p.C, p.C_sb, p.C_sg, p.C_sn, p.C_sl);
+    c.B_sb = c.C_sb = KG * N * L;
+    c.B_sg = c.C_sg = N * L;
+    c.B_sn = c.C_sn = L;
+    c.B_sl = c.C_sl = 1;
     if (p.out.sl != 1) p.out = rows(1);
     p.cols_staged = true;
   } else if (stage) {

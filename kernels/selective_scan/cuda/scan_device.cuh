@@ -70,17 +70,6 @@ __device__ __forceinline__ bool dir_transposed(const Params& p, int k) { return 
 /// Whether direction k's streams are walked in that column order: not when the column orders are
 /// staged as transposed copies (Params::cols_staged).
 __device__ __forceinline__ bool rows_transposed(const Params& p, int k) { return dir_transposed(p, k) && !p.cols_staged; }
-/// u and delta of direction k (Params::cols_staged: the transposed copies for odd k), with the
-/// direction index of their slice.
-struct DirRows {
-  const SeqP* u;
-  const SeqP* delta;
-  int ku, kd;
-};
-__device__ __forceinline__ DirRows dir_rows(const Params& p, int k) {
-  const bool col = p.cols_staged && (k & 1);
-  return {col ? &p.ucol : &p.u, col ? &p.dcol : &p.delta, col ? 0 : k, col ? k >> 1 : k};
-}
 
 /// Position in direction k's streams visited at step t: the natural (grid) position, or with
 /// staged column orders the position in the transposed copies.

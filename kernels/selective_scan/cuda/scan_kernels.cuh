@@ -692,7 +692,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const int channels = cfg.channels_per_block, threads = channels * kLanes;
   const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group * p.dir_blocks();
   const unsigned blocks = grid_size(per_chunk * p.n_chunks, "scan");
-  Params pp = p;  // the pipelined kernel's: with its store choice
+  Params pp = with_pipe_inputs(p);  // the pipelined kernel's: with its inputs and store choice
   constexpr int kT = pipe_tile_steps<kSeg>();
   pp.coop_rows = pipe_coop_rows<T, kS * kLanes, kT>(p, channels, cfg, pipe_min_blocks<T, kSeg>());
   // MCV_SCAN_TMA=2 (tests): an error, before anything is launched, where pass 1 would not move
@@ -715,35 +715,48 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
     constexpr int kPairRead = kPairable ? kReadPairs : kReadElems;
     constexpr bool kTmaCapable =
         kSeg == 1 && (sizeof(T) == 2 ? kLanes == 1 : kS >= 4 && kLanes <= 2 && kS * kLanes <= 16);
-    bool launched = false;
-    if constexpr (kTmaCapable) {
-      auto tma_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadTma>;
-      // pipe_tma_layout takes channel rows of every staged stream and the target only.
-      if (cfg.allow_tma && pipe_tma_layout(pp, channels, kT, sizeof(T)) && kernel_arch(tma_kernel) >= 90) {
-        constexpr TmaElem kElem = sizeof(T) == 4 ? TmaElem::f32 : std::is_same_v<T, __half> ? TmaElem::f16 : TmaElem::bf16;
-        if (const std::optional<PipeMaps> m = make_pipe_maps(pp, channels, kT, kElem)) {
-          maps = *m;
-          launch(tma_kernel, blocks, true, "selective_scan: scan_pipe_kernel (TMA)");
-          launched = true;
+    // kCols (staged cross2d column orders): the TMA and element-read kernels only (no word pairs).
+    auto run_pipe = [&](auto cols) {
+      constexpr bool kCols = decltype(cols)::value;
+      bool launched = false;
+      if constexpr (kTmaCapable) {
+        auto tma_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadTma, 1, kCols>;
+        // pipe_tma_layout takes channel rows of every staged stream and the target only.
+        if (cfg.allow_tma && pipe_tma_layout(pp, channels, kT, sizeof(T)) && kernel_arch(tma_kernel) >= 90) {
+          constexpr TmaElem kElem =
+              sizeof(T) == 4 ? TmaElem::f32 : std::is_same_v<T, __half> ? TmaElem::f16 : TmaElem::bf16;
+          if (const std::optional<PipeMaps> m = make_pipe_maps(pp, channels, kT, kElem)) {
+            maps = *m;
+            launch(tma_kernel, blocks, true, "selective_scan: scan_pipe_kernel (TMA)");
+            launched = true;
+          }
         }
       }
-    }
-    if (!launched) {
-      require_tma();
-      if (kPairable && pipe_pairs<T>(p, kLanes, false))
-        launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
-      else
-        launch(scan_pipe_kernel<T, kS, kLanes, false, kReadElems, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
-    }
-    if constexpr (kSeg > 1) {
-      if (p.n_chunks > 1) throw Error("selective_scan", "step segments with L-chunks (launch configuration)");
-    } else if (p.n_chunks > 1) {
-      const unsigned grid = grid_size(per_chunk * (p.n_chunks - 1), "correct");
-      if (kPairable && pipe_pairs<T>(p, kLanes, true))
-        launch(scan_pipe_kernel<T, kS, kLanes, true, kPairRead>, grid, false, "selective_scan: scan_pipe_kernel (correction)");
-      else
-        launch(scan_pipe_kernel<T, kS, kLanes, true, kReadElems>, grid, false, "selective_scan: scan_pipe_kernel (correction)");
-    }
+      const bool pairs = !kCols && kPairable;
+      if (!launched) {
+        require_tma();
+        if (pairs && pipe_pairs<T>(p, kLanes, false))
+          launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
+        else
+          launch(scan_pipe_kernel<T, kS, kLanes, false, kReadElems, kSeg, kCols>, blocks, false,
+                 "selective_scan: scan_pipe_kernel");
+      }
+      if constexpr (kSeg > 1) {
+        if (p.n_chunks > 1) throw Error("selective_scan", "step segments with L-chunks (launch configuration)");
+      } else if (p.n_chunks > 1) {
+        const unsigned grid = grid_size(per_chunk * (p.n_chunks - 1), "correct");
+        if (pairs && pipe_pairs<T>(p, kLanes, true))
+          launch(scan_pipe_kernel<T, kS, kLanes, true, kPairRead>, grid, false,
+                 "selective_scan: scan_pipe_kernel (correction)");
+        else
+          launch(scan_pipe_kernel<T, kS, kLanes, true, kReadElems, 1, kCols>, grid, false,
+                 "selective_scan: scan_pipe_kernel (correction)");
+      }
+    };
+    if (p.cols_staged)
+      run_pipe(std::true_type{});
+    else
+      run_pipe(std::false_type{});
   } else {
     require_tma();
     // The staged column orders are read by the pipelined kernel only (cols_staging_fits admits

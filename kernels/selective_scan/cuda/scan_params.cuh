@@ -17,6 +17,16 @@ struct SeqP {
   std::int64_t sb = 0, sk = 0, sd = 0, sl = 0;
 };
 
+/// A direction's input streams as the pipelined kernel reads them: u and delta (slice k), B and
+/// C (group k * G + g, strides as in Params).
+struct DirInputs {
+  SeqP u, delta;
+  const void* B = nullptr;
+  const void* C = nullptr;
+  std::int64_t B_sb = 0, B_sg = 0, B_sn = 0, B_sl = 0;
+  std::int64_t C_sb = 0, C_sg = 0, C_sn = 0, C_sl = 0;
+};
+
 struct Params {
   int batch = 0, dim = 0, seqlen = 0, n_state = 0;
   int groups = 1;  ///< G per direction
@@ -55,16 +65,17 @@ struct Params {
   // and acc holds the running sum (4x less parallelism for VMamba's cross-scan).
   bool par_dirs = false;
   /// cross2d with par_dirs, column orders staged (launch.cu): the column-major directions (odd k)
-  /// read u from ucol (batch, D, L; each H x W plane transposed to W x H, so column order is
-  /// L-contiguous), delta from dcol (batch, 2, D, L; slice k >> 1, transposed the same way) and
-  /// B, C from Bcol, Ccol (contiguous (batch, 2 G, N, L), group (k >> 1) G + g, transposed too);
-  /// the row-major ones read u, delta (slice k), B and C as given, u and delta in channel rows.
-  /// Every direction then walks its streams as ranges (reversed for k >= 2) and writes its acc
-  /// slice in its own order - column order for odd k, which the merge pass transposes back.
+  /// read `cols` - u (batch, D, L) with each H x W plane transposed to W x H, so that column
+  /// order is L-contiguous; delta (batch, 4, D, L) and B, C (batch, 4 G, N, L) transposed the
+  /// same way in the slots of the odd directions - the row-major ones u, delta, B and C as given,
+  /// u and delta in channel rows. Every direction then walks its streams as ranges (reversed for
+  /// k >= 2) and writes its acc slice in its own order - column order for odd k, which the merge
+  /// pass transposes back.
   bool cols_staged = false;
-  SeqP ucol, dcol;
-  const void* Bcol = nullptr;
-  const void* Ccol = nullptr;
+  DirInputs cols;
+  /// The pipelined kernel's inputs of direction k: in[0] u, delta, B, C as above; in[1] cols,
+  /// read by odd k where staged (the kernel's kCols). Set by with_pipe_inputs on the host.
+  DirInputs in[2];
   /// The pipelined kernel stores channel-row outputs cooperatively from two staging buffers
   /// (store_rows_coop): chosen on the host where every unit is whole (pipe_coop_rows).
   bool coop_rows = false;
@@ -91,6 +102,13 @@ inline bool bc_offsets_fit(const Params& p) {
     return sn >= 0 && sl >= 0 && (p.n_state - 1) * sn + (static_cast<std::int64_t>(p.seqlen) - 1) * sl < (1ll << 31);
   };
   return fits(p.B_sn, p.B_sl) && fits(p.C_sn, p.C_sl);
+}
+
+/// p with its pipelined-kernel inputs (Params::in) filled in.
+inline Params with_pipe_inputs(Params p) {
+  p.in[0] = {p.u, p.delta, p.B, p.C, p.B_sb, p.B_sg, p.B_sn, p.B_sl, p.C_sb, p.C_sg, p.C_sn, p.C_sl};
+  p.in[1] = p.cols_staged ? p.cols : p.in[0];
+  return p;
 }
 
 /// Whether launch.cu may stage cross2d's column orders (Params::cols_staged): only the pipelined

@@ -607,7 +607,10 @@ enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2 };
 /// carried state H_in, decays it step by step (no input term: pass 1 had them all) and adds
 /// C . (H_in * decay) * gate to the outputs pass 1 wrote, until the decayed state is negligible
 /// for every channel of the block (kCorrectionExponent).
-template <typename T, int kS, int kLanes, bool kCorrect, int kRead, int kSeg = 1>
+/// kCols: launches with staged cross2d column orders (Params::cols_staged), whose odd directions
+/// read Params::in[1]; a template choice, so that the address arithmetic of every other launch
+/// stays as it was (an index chosen at run time cost the f32 TMA kernel ~2 % on S3/S5/S6).
+template <typename T, int kS, int kLanes, bool kCorrect, int kRead, int kSeg = 1, bool kCols = false>
 __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     scan_pipe_kernel(Params p, int channels, int bpg, const __grid_constant__ PipeMaps maps) {
   constexpr bool kPairs = kRead == kReadPairs, kTma = kRead == kReadTma;
@@ -646,18 +649,15 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     threshold = ldexpf(hmax, kCorrectionExponent);
   }
 
-  // B/C of a staged column order: contiguous (batch, 2 G, N, L) copies (Params::cols_staged).
-  const bool bc_col = p.cols_staged && (k & 1);
-  const i64 col_sg = static_cast<i64>(p.n_state) * p.seqlen, col_gk = (k >> 1) * p.groups + bc.g;
+  // This direction's inputs: as given, or a staged column order's copies (Params::in).
+  const int in_k = kCols ? k & 1 : 0;
+  const DirInputs& in = p.in[in_k];
+  const SeqP &us = in.u, &ds = in.delta;
   const int gk = k * p.groups + bc.g;
-  const T* bbase = bc_col ? static_cast<const T*>(p.Bcol) + (bc.b * 2ll * p.groups + col_gk) * col_sg
-                          : static_cast<const T*>(p.B) + bc.b * p.B_sb + gk * p.B_sg;
-  const T* cbase = bc_col ? static_cast<const T*>(p.Ccol) + (bc.b * 2ll * p.groups + col_gk) * col_sg
-                          : static_cast<const T*>(p.C) + bc.b * p.C_sb + gk * p.C_sg;
-  const DirRows dr = dir_rows(p, k);
-  const SeqP &us = *dr.u, &ds = *dr.delta;
-  const T* ubase = static_cast<const T*>(us.ptr) + bc.b * us.sb + dr.ku * us.sk;
-  const T* dbase = static_cast<const T*>(ds.ptr) + bc.b * ds.sb + dr.kd * ds.sk;
+  const T* bbase = static_cast<const T*>(in.B) + bc.b * in.B_sb + gk * in.B_sg;
+  const T* cbase = static_cast<const T*>(in.C) + bc.b * in.C_sb + gk * in.C_sg;
+  const T* ubase = static_cast<const T*>(us.ptr) + bc.b * us.sb + k * us.sk;
+  const T* dbase = static_cast<const T*>(ds.ptr) + bc.b * ds.sb + k * ds.sk;
   const bool gate_z = p.pass_gates_z();
   const T* zbase = gate_z ? static_cast<const T*>(p.z.ptr) + bc.b * p.z.sb : nullptr;
   const SeqP& dst_s = p.pass_target();
@@ -668,8 +668,8 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   const SeqP& first_s = kCorrect ? dst_s : us;
   const T* first_base = kCorrect ? obase : ubase;
   const int ku = row_kind(first_s), kd = row_kind(ds), kz = gate_z ? row_kind(p.z) : kChannelRows;
-  const int bsn = bc_col ? p.seqlen : static_cast<int>(p.B_sn), bsl = bc_col ? 1 : static_cast<int>(p.B_sl);
-  const int csn = bc_col ? p.seqlen : static_cast<int>(p.C_sn), csl = bc_col ? 1 : static_cast<int>(p.C_sl);
+  const int bsn = static_cast<int>(in.B_sn), bsl = static_cast<int>(in.B_sl);
+  const int csn = static_cast<int>(in.C_sn), csl = static_cast<int>(in.C_sl);
   const bool rev = dir_flipped(p.mode, k), affine = !rows_transposed(p, k);
   // B/C as state rows: unit copies (below); else word by word.
   const bool bc_rows = affine && csl == 1 && (kCorrect || bsl == 1);
@@ -701,11 +701,8 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       if (threadIdx.x == 0) {
         const int x = box_x(sp), b = bc.b;
         mbar_expect_tx(t.bar + buf, (gate_z ? 3u : 2u) * 4u * static_cast<unsigned>(t.raw_words));
-        // Staged column orders (odd k): the transposed copies' maps, slice k >> 1 of delta's.
-        const bool col = p.cols_staged && (k & 1);
-        tma_load_box(r, col ? &maps.ucol : &maps.u, x, d_first, dr.ku * maps.k_u, b, t.bar + buf);
-        tma_load_box(r + t.raw_words, col ? &maps.dcol : &maps.delta, x, d_first, dr.kd * (col ? 1 : maps.k_delta), b,
-                     t.bar + buf);
+        tma_load_box(r, &maps.u[in_k], x, d_first, k * maps.k_u, b, t.bar + buf);
+        tma_load_box(r + t.raw_words, &maps.delta[in_k], x, d_first, k * maps.k_delta, b, t.bar + buf);
         if (gate_z) tma_load_box(r + 2 * t.raw_words, &maps.z, x, d_first, k * maps.k_z, b, t.bar + buf);
       }
       return;
@@ -1109,7 +1106,7 @@ inline bool pipe_supported(const Params& p, int channels, std::size_t smem_limit
   };
   // The chunked path's correction reads back the outputs of pass 1 as rows.
   const bool target_ok = p.n_chunks == 1 || ok(p.pass_target());
-  const bool cols_ok = !p.cols_staged || (ok(p.ucol) && ok(p.dcol));
+  const bool cols_ok = !p.cols_staged || (ok(p.cols.u) && ok(p.cols.delta));
   return ok(p.u) && ok(p.delta) && cols_ok && (!gate_z || ok(p.z)) && target_ok && bc_offsets_fit(p);
 }
 
@@ -1120,7 +1117,7 @@ template <typename T>
 inline bool pipe_pairs(const Params& p, int lanes, bool correction) {
   if (sizeof(T) != 2 || lanes != 1) return false;
   const SeqP& first = correction ? p.pass_target() : p.u;
-  const bool cols = !p.cols_staged || (row_kind(p.ucol) == kChannelRows && row_kind(p.dcol) == kChannelRows);
+  const bool cols = !p.cols_staged || (row_kind(p.cols.u) == kChannelRows && row_kind(p.cols.delta) == kChannelRows);
   return row_kind(first) == kChannelRows && row_kind(p.delta) == kChannelRows && cols &&
          (!p.pass_gates_z() || row_kind(p.z) == kChannelRows);
 }

@@ -58,7 +58,8 @@ bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_byt
   if ((p.mode == 3 && !p.cols_staged) || (p.groups > 1 && p.cpg % channels != 0) ||
       (p.n_chunks > 1 && p.chunk_len % tile_steps != 0))
     return false;
-  if (p.cols_staged && !(aligned_rows(p.ucol, p, false, elem_bytes) && aligned_rows(p.dcol, p, true, elem_bytes)))
+  if (p.cols_staged &&
+      !(aligned_rows(p.cols.u, p, p.par_dirs, elem_bytes) && aligned_rows(p.cols.delta, p, p.par_dirs, elem_bytes)))
     return false;
   return aligned_rows(p.u, p, p.par_dirs, elem_bytes) && aligned_rows(p.delta, p, p.par_dirs, elem_bytes) &&
          (!p.pass_gates_z() || aligned_rows(p.z, p, false, elem_bytes)) &&
@@ -78,13 +79,12 @@ std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_s
   const CUtensorMapSwizzle swizzle = row_bytes == 32   ? CU_TENSOR_MAP_SWIZZLE_32B
                                      : row_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
                                                        : CU_TENSOR_MAP_SWIZZLE_128B;
-  // slices: the stream's direction axis (K, or 2 for the staged dcol).
-  auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s, int slices) {
+  auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s) {
     const bool with_k = p.par_dirs && s.sk != 0;
     k_used = with_k ? 1 : 0;
     // (L, D, K or 1, batch); a dimension of size 1 gets the dense stride (any would do).
     const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.seqlen), static_cast<cuuint64_t>(p.dim),
-                                static_cast<cuuint64_t>(with_k ? slices : 1), static_cast<cuuint64_t>(p.batch)};
+                                static_cast<cuuint64_t>(with_k ? p.dirs : 1), static_cast<cuuint64_t>(p.batch)};
     const cuuint64_t row = static_cast<cuuint64_t>(s.sd) * kElem;
     const cuuint64_t kstride = with_k ? static_cast<cuuint64_t>(s.sk) * kElem : row * dims[1];
     const cuuint64_t bstride = p.batch > 1 ? static_cast<cuuint64_t>(s.sb) * kElem : kstride * dims[2];
@@ -94,11 +94,14 @@ std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_s
     return encode_map(&map, type, 4, const_cast<void*>(s.ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
                       swizzle, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
   };
-  int k_col = 0;
-  const bool ok = encode(m.u, m.k_u, p.u, p.dirs) && encode(m.delta, m.k_delta, p.delta, p.dirs) &&
-                  (!p.pass_gates_z() || encode(m.z, m.k_z, p.z, p.dirs)) &&
-                  encode(m.out, m.k_out, p.pass_target(), p.dirs) &&
-                  (!p.cols_staged || (encode(m.ucol, k_col, p.ucol, 1) && encode(m.dcol, k_col, p.dcol, 2)));
+  // The staged copies have the direction axes of the streams they stand for (u shared, delta
+  // with its K slots), so one k flag serves both.
+  int k_u_col = 0, k_delta_col = 0;
+  const bool ok = encode(m.u[0], m.k_u, p.u) && encode(m.delta[0], m.k_delta, p.delta) &&
+                  (!p.pass_gates_z() || encode(m.z, m.k_z, p.z)) && encode(m.out, m.k_out, p.pass_target()) &&
+                  (p.cols_staged ? encode(m.u[1], k_u_col, p.cols.u) && encode(m.delta[1], k_delta_col, p.cols.delta) &&
+                                       k_u_col == m.k_u && k_delta_col == m.k_delta
+                                 : (m.u[1] = m.u[0], m.delta[1] = m.delta[0], true));
   if (!ok) return std::nullopt;
   return m;
 }

@@ -31,8 +31,8 @@ namespace mcv::kernels::scan::cuda {
 /// (coordinate k), else 0. Passed as a __grid_constant__ kernel parameter (TMA reads the map
 /// from parameter space).
 struct PipeMaps {
-  CUtensorMap u, delta, z, out;
-  CUtensorMap ucol, dcol;  ///< Params::cols_staged: the column-order copies (dcol: 2 slices)
+  CUtensorMap u[2], delta[2];  ///< by Params::in: [1] the staged column orders' copies, if any
+  CUtensorMap z, out;
   int k_u = 0, k_delta = 0, k_z = 0, k_out = 0;
 };
 
