@@ -113,9 +113,12 @@ inline Params with_pipe_inputs(Params p) {
 
 /// Whether launch.cu may stage cross2d's column orders (Params::cols_staged): only the pipelined
 /// kernel reads the staged copies, so its conditions that do not depend on them must hold.
+/// The merge's 32 x 32 tiles of a plane (its smallest) must fit a grid dimension.
 inline bool cols_staging_fits(const Params& p) {
+  const std::int64_t merge_tiles = ((p.height + 31ll) / 32) * ((p.width + 31ll) / 32);
   return p.mode == 3 && p.par_dirs && p.B_var && p.C_var && bc_offsets_fit(p) &&
-         static_cast<std::int64_t>(p.n_state) * p.seqlen < (1ll << 31);  // the staged B/C's offsets
+         static_cast<std::int64_t>(p.n_state) * p.seqlen < (1ll << 31) &&  // the staged B/C's offsets
+         merge_tiles <= 65535;
 }
 
 /// Launch geometry chosen by launch.cu.
