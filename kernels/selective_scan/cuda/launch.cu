@@ -219,11 +219,12 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // order L-contiguous), the row orders read u, delta's slices 0, 2, B and C in place (u and
   // delta not in channel rows are copied to them first), so every direction walks channel rows -
   // TMA boxes where aligned - and writes its slice of acc in its own order; the merge pass
-  // transposes the column-order slices back (scan_merge_cols_kernel). H100, VMamba SS2D at S3 size, channel-
-  // major grid: bf16 2.36 -> 1.70 ms, f32 3.30 -> 2.36. A token-major grid stays on the token-
-  // major kernel, which needs none of the copies (staged: bf16 1.96 -> 2.03 ms, f32 2.54 ->
-  // 3.11, the copies of its four token-major delta slices being most of the difference).
-  // MCV_SCAN_COLS=2 stages every layout (tests), =0 none.
+  // transposes the column-order slices back (scan_merge_cols_kernel). H100, VMamba SS2D at S3
+  // size, channel-major grid, ms: N 16 bf16 2.36 -> 1.62, f32 3.30 -> 2.27; N 1 bf16 1.32 ->
+  // 0.83, f32 1.99 -> 1.77. A token-major grid stays on the token-major kernel, which needs none
+  // of the copies (staged: N 16 bf16 1.96 -> 2.03 ms, f32 2.54 -> 3.11, the copies of its four
+  // token-major delta slices being most of the difference). MCV_SCAN_COLS=2 stages every
+  // layout (tests), =0 none.
   cuda::SeqP out_final = p.out;
   if (stage_cols) {
     const std::int64_t D = p.dim, L = p.seqlen;

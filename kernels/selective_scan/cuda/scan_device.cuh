@@ -69,7 +69,9 @@ __device__ __forceinline__ bool dir_flipped(int mode, int k) {
 __device__ __forceinline__ bool dir_transposed(const Params& p, int k) { return p.mode == 3 && (k & 1); }
 /// Whether direction k's streams are walked in that column order: not when the column orders are
 /// staged as transposed copies (Params::cols_staged).
-__device__ __forceinline__ bool rows_transposed(const Params& p, int k) { return dir_transposed(p, k) && !p.cols_staged; }
+__device__ __forceinline__ bool rows_transposed(const Params& p, int k) {
+  return dir_transposed(p, k) && !p.cols_staged;
+}
 
 /// Position in direction k's streams visited at step t: the natural (grid) position, or with
 /// staged column orders the position in the transposed copies.

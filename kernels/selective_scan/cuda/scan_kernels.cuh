@@ -736,7 +736,8 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       if (!launched) {
         require_tma();
         if (pairs && pipe_pairs<T>(p, kLanes, false))
-          launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead, kSeg>, blocks, false, "selective_scan: scan_pipe_kernel");
+          launch(scan_pipe_kernel<T, kS, kLanes, false, kPairRead, kSeg>, blocks, false,
+                 "selective_scan: scan_pipe_kernel");
         else
           launch(scan_pipe_kernel<T, kS, kLanes, false, kReadElems, kSeg, kCols>, blocks, false,
                  "selective_scan: scan_pipe_kernel");

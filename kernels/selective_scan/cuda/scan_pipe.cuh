@@ -1074,7 +1074,8 @@ inline bool pipe_coop_rows(const Params& p, int channels, const LaunchConfig& cf
   if constexpr (sizeof(T) == 4 && kNb < 4) return false;
   constexpr int kU = Unit16<T, kT>::kUnitElems;
   const SeqP& s = p.pass_target();
-  const bool whole = !rows_column_order(p) && row_kind(s) == kChannelRows && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 &&
+  const bool whole = !rows_column_order(p) && row_kind(s) == kChannelRows &&
+                     reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 &&
                      s.sb % kU == 0 && s.sk % kU == 0 && s.sd % kU == 0 && p.seqlen % kU == 0 &&
                      (p.n_chunks == 1 || p.chunk_len % kU == 0);
   const std::size_t bytes = pipe_smem_bytes<T, kNb, kT>(channels, true, pipe_step_out(p)) + cfg.smem_reserved;
