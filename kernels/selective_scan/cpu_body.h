@@ -91,18 +91,42 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
     for (std::int64_t t0 = 0; t0 < L; t0 += kStepsPerTile) {
       const std::int64_t steps = std::min(kStepsPerTile, L - t0);
       for (std::int64_t j = 0; j < steps; ++j) s.pos[j] = dir_position(p, k, t0 + j);
-      // Gather this tile in visiting order, converted to f32.
-      for (std::int64_t j = 0; j < steps; ++j) {
-        const std::int64_t q = s.pos[j];
-        if (var_b)
-          for (std::int64_t n = 0; n < N; ++n) s.bt[j * N + n] = to_f32(bsrc[n * p.B.sn + q * p.B.sl]);
-        if (var_c)
-          for (std::int64_t n = 0; n < N; ++n) s.ct[j * N + n] = to_f32(csrc[n * p.C.sn + q * p.C.sl]);
-        for (int c = 0; c < W; ++c) {
-          const bool live = c < nc;
-          s.ut[j * W + c] = live ? to_f32(uk[c * p.u.sd + q * p.u.sl]) : 0.0f;
-          s.dtt[j * W + c] = live ? to_f32(delta[c * p.delta.sd + q * p.delta.sl]) : 0.0f;
+      // Gather this tile in visiting order, converted to f32. The strides are read once: the
+      // stores into the scratch vectors could alias p for all the compiler knows, and
+      // re-reading them per element was a fifth of the scan's time (perf, S1 f32).
+      {
+        const std::int64_t bsn = p.B.sn, bsl = p.B.sl, csn = p.C.sn, csl = p.C.sl;
+        const std::int64_t usd = p.u.sd, usl = p.u.sl, dsd = p.delta.sd, dsl = p.delta.sl;
+        const std::int64_t zsd = p.z.sd, zsl = p.z.sl;
+        const bool gate = z && K == 1;  // K > 1 gates the merged sum at the end
+        const std::int64_t* pos = s.pos.data();
+        float* bt = s.bt.data();
+        float* ct = s.ct.data();
+        float* ut = s.ut.data();
+        float* dtt = s.dtt.data();
+        float* zt = s.zt.data();
+        for (std::int64_t j = 0; j < steps; ++j) {
+          const std::int64_t q = pos[j];
+          if (var_b)
+            for (std::int64_t n = 0; n < N; ++n) bt[j * N + n] = to_f32(bsrc[n * bsn + q * bsl]);
+          if (var_c)
+            for (std::int64_t n = 0; n < N; ++n) ct[j * N + n] = to_f32(csrc[n * csn + q * csl]);
+          for (int c = nc; c < W; ++c) ut[j * W + c] = dtt[j * W + c] = zt[j * W + c] = 0.0f;
         }
+        // Channel rows (L contiguous): each channel's steps in turn, so the reads run along its
+        // row; otherwise (token-major) each step's channels in turn.
+        auto channel = [&](int c, std::int64_t j) {
+          const std::int64_t q = pos[j];
+          ut[j * W + c] = to_f32(uk[c * usd + q * usl]);
+          dtt[j * W + c] = to_f32(delta[c * dsd + q * dsl]);
+          if (gate) zt[j * W + c] = to_f32(z[c * zsd + q * zsl]);
+        };
+        if (usl == 1)
+          for (int c = 0; c < nc; ++c)
+            for (std::int64_t j = 0; j < steps; ++j) channel(c, j);
+        else
+          for (std::int64_t j = 0; j < steps; ++j)
+            for (int c = 0; c < nc; ++c) channel(c, j);
       }
       for (std::int64_t j = 0; j < steps; ++j) {
         Vec dt = Vec::load(&s.dtt[j * W]) + bias;
@@ -116,38 +140,55 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
         const Vec dt = Vec::load(&s.dtt[j * W]);
         const Vec uu = Vec::load(&s.ut[j * W]);
         const Vec dtu = dt * uu;
-        Vec y = Vec::zero();
         const float* brow = &s.bt[j * N];
         const float* crow = &s.ct[j * N];
-        if (var_b && var_c) {
-          for (std::int64_t n = 0; n < N; ++n) {
+        // y over four partial sums (state n into sum n % 4): one chain of N dependent FMAs
+        // was the step's critical path (N x the FMA latency, ~64 cycles at N = 16, where the
+        // independent exps and state updates need ~15 per vector).
+        // kAllVar: both B and C variable (every model), without the per-state choice.
+        auto states = [&](auto all_var) {
+          constexpr bool kAllVar = decltype(all_var)::value;
+          Vec ys[4] = {Vec::zero(), Vec::zero(), Vec::zero(), Vec::zero()};
+          auto update = [&](std::int64_t n, Vec& y) {
             const Vec decay = vexp(dt * Vec::load(a + n * W));
-            const Vec hn = fma(decay, Vec::load(h + n * W), Vec::set1(brow[n]) * dtu);
-            hn.store(h + n * W);
-            y = fma(Vec::set1(crow[n]), hn, y);
-          }
-        } else {
-          for (std::int64_t n = 0; n < N; ++n) {
-            const Vec decay = vexp(dt * Vec::load(a + n * W));
-            const Vec bn = var_b ? Vec::set1(brow[n]) : Vec::load(&s.bfix[n * W]);
-            const Vec cn = var_c ? Vec::set1(crow[n]) : Vec::load(&s.cfix[n * W]);
+            const Vec bn = kAllVar || var_b ? Vec::set1(brow[n]) : Vec::load(&s.bfix[n * W]);
+            const Vec cn = kAllVar || var_c ? Vec::set1(crow[n]) : Vec::load(&s.cfix[n * W]);
             const Vec hn = fma(decay, Vec::load(h + n * W), bn * dtu);
             hn.store(h + n * W);
             y = fma(cn, hn, y);
+          };
+          std::int64_t n = 0;
+          for (; n + 4 <= N; n += 4) {
+            update(n, ys[0]);
+            update(n + 1, ys[1]);
+            update(n + 2, ys[2]);
+            update(n + 3, ys[3]);
           }
-        }
+          for (; n < N; ++n) update(n, ys[n & 3]);
+          return (ys[0] + ys[1]) + (ys[2] + ys[3]);
+        };
+        Vec y = var_b && var_c ? states(std::true_type{}) : states(std::false_type{});
         y = fma(dskip, uu, y);
         y.store(&s.yt[j * W]);
       }
       if (K == 1) {
         const Vec scale = Vec::set1(p.out_scale);
+        const std::int64_t osd = p.out.sd, osl = p.out.sl;
+        const std::int64_t* pos = s.pos.data();
+        float* yt = s.yt.data();
         for (std::int64_t j = 0; j < steps; ++j) {
-          const std::int64_t q = s.pos[j];
-          Vec y = Vec::load(&s.yt[j * W]) * scale;
-          if (z) y = y * vsilu(gather_lanes([&](int c) { return to_f32(z[c * p.z.sd + q * p.z.sl]); }));
-          y.store(lane);
-          for (int c = 0; c < nc; ++c) out[c * p.out.sd + q * p.out.sl] = from_f32<T>(lane[c]);
+          Vec y = Vec::load(&yt[j * W]) * scale;
+          if (z) y = y * vsilu(Vec::load(&s.zt[j * W]));
+          y.store(&yt[j * W]);
         }
+        // Along each channel's row where L is contiguous, as the gather reads (above).
+        auto put = [&](int c, std::int64_t j) { out[c * osd + pos[j] * osl] = from_f32<T>(yt[j * W + c]); };
+        if (osl == 1)
+          for (int c = 0; c < nc; ++c)
+            for (std::int64_t j = 0; j < steps; ++j) put(c, j);
+        else
+          for (std::int64_t j = 0; j < steps; ++j)
+            for (int c = 0; c < nc; ++c) put(c, j);
       } else {
         for (std::int64_t j = 0; j < steps; ++j) {
           float* acc = &s.acc[s.pos[j] * W];
