@@ -27,6 +27,19 @@ struct Scratch {
   std::vector<float> h, a, bfix, cfix;
 };
 
+/// fn(c, j) for the tile's lanes c < nc and steps j < steps: with channel rows (L contiguous)
+/// each channel's steps in turn, so the accesses run along its row; otherwise (token-major)
+/// each step's channels in turn.
+template <typename Fn>
+void for_lanes_and_steps(bool channel_rows, int nc, std::int64_t steps, Fn&& fn) {
+  if (channel_rows)
+    for (int c = 0; c < nc; ++c)
+      for (std::int64_t j = 0; j < steps; ++j) fn(c, j);
+  else
+    for (std::int64_t j = 0; j < steps; ++j)
+      for (int c = 0; c < nc; ++c) fn(c, j);
+}
+
 template <typename T>
 void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c0, Scratch& s) {
   constexpr int W = Vec::W;
@@ -113,20 +126,13 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
             for (std::int64_t n = 0; n < N; ++n) ct[j * N + n] = to_f32(csrc[n * csn + q * csl]);
           for (int c = nc; c < W; ++c) ut[j * W + c] = dtt[j * W + c] = zt[j * W + c] = 0.0f;
         }
-        // Channel rows (L contiguous): each channel's steps in turn, so the reads run along its
-        // row; otherwise (token-major) each step's channels in turn.
         auto channel = [&](int c, std::int64_t j) {
           const std::int64_t q = pos[j];
           ut[j * W + c] = to_f32(uk[c * usd + q * usl]);
           dtt[j * W + c] = to_f32(delta[c * dsd + q * dsl]);
           if (gate) zt[j * W + c] = to_f32(z[c * zsd + q * zsl]);
         };
-        if (usl == 1)
-          for (int c = 0; c < nc; ++c)
-            for (std::int64_t j = 0; j < steps; ++j) channel(c, j);
-        else
-          for (std::int64_t j = 0; j < steps; ++j)
-            for (int c = 0; c < nc; ++c) channel(c, j);
+        for_lanes_and_steps(usl == 1, nc, steps, channel);
       }
       for (std::int64_t j = 0; j < steps; ++j) {
         Vec dt = Vec::load(&s.dtt[j * W]) + bias;
@@ -181,14 +187,8 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
           if (z) y = y * vsilu(Vec::load(&s.zt[j * W]));
           y.store(&yt[j * W]);
         }
-        // Along each channel's row where L is contiguous, as the gather reads (above).
         auto put = [&](int c, std::int64_t j) { out[c * osd + pos[j] * osl] = from_f32<T>(yt[j * W + c]); };
-        if (osl == 1)
-          for (int c = 0; c < nc; ++c)
-            for (std::int64_t j = 0; j < steps; ++j) put(c, j);
-        else
-          for (std::int64_t j = 0; j < steps; ++j)
-            for (int c = 0; c < nc; ++c) put(c, j);
+        for_lanes_and_steps(osl == 1, nc, steps, put);
       } else {
         for (std::int64_t j = 0; j < steps; ++j) {
           float* acc = &s.acc[s.pos[j] * W];
