@@ -207,11 +207,24 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
   }
   if (K > 1) {  // cross-merge / direction sum done: gate and store at natural positions
     const Vec scale = Vec::set1(p.out_scale);
-    for (std::int64_t q = 0; q < L; ++q) {
-      Vec y = Vec::load(&s.acc[q * W]) * scale;
-      if (z) y = y * vsilu(gather_lanes([&](int c) { return to_f32(z[c * p.z.sd + q * p.z.sl]); }));
-      y.store(lane);
-      for (int c = 0; c < nc; ++c) out[c * p.out.sd + q * p.out.sl] = from_f32<T>(lane[c]);
+    const std::int64_t zsd = p.z.sd, zsl = p.z.sl, osd = p.out.sd, osl = p.out.sl;
+    float* zt = s.zt.data();
+    float* yt = s.yt.data();
+    std::fill(s.zt.begin(), s.zt.end(), 0.0f);  // lanes past nc stay zero
+    // A tile of positions at a time, z gathered and outputs stored along rows as in the tiles
+    // above (per position across the lanes, each access was its own cache line).
+    for (std::int64_t q0 = 0; q0 < L; q0 += kStepsPerTile) {
+      const std::int64_t steps = std::min(kStepsPerTile, L - q0);
+      if (z)
+        for_lanes_and_steps(zsl == 1, nc, steps,
+                            [&](int c, std::int64_t j) { zt[j * W + c] = to_f32(z[c * zsd + (q0 + j) * zsl]); });
+      for (std::int64_t j = 0; j < steps; ++j) {
+        Vec y = Vec::load(&s.acc[(q0 + j) * W]) * scale;
+        if (z) y = y * vsilu(Vec::load(&zt[j * W]));
+        y.store(&yt[j * W]);
+      }
+      for_lanes_and_steps(osl == 1, nc, steps,
+                          [&](int c, std::int64_t j) { out[c * osd + (q0 + j) * osl] = from_f32<T>(yt[j * W + c]); });
     }
   }
 }
