@@ -210,7 +210,7 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
     const std::int64_t zsd = p.z.sd, zsl = p.z.sl, osd = p.out.sd, osl = p.out.sl;
     float* zt = s.zt.data();
     float* yt = s.yt.data();
-    std::fill(s.zt.begin(), s.zt.end(), 0.0f);  // lanes past nc stay zero
+    if (z) std::fill(s.zt.begin(), s.zt.end(), 0.0f);  // lanes past nc stay zero
     // A tile of positions at a time, z gathered and outputs stored along rows as in the tiles
     // above (per position across the lanes, each access was its own cache line).
     for (std::int64_t q0 = 0; q0 < L; q0 += kStepsPerTile) {

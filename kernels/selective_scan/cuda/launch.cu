@@ -226,6 +226,18 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // token-major delta slices being most of the difference). MCV_SCAN_COLS=2 stages every
   // layout (tests), =0 none.
   cuda::SeqP out_final = p.out;
+  // u, delta and z not in the layout the scan will read are copied to scratch(slices) (delta
+  // with its K slices), and an output not in it is written to scratch(1) and copied back after.
+  auto restage = [&](auto&& in_layout, auto&& scratch) {
+    for (cuda::SeqP* s : {&p.u, &p.delta, &p.z})
+      if (s->ptr && !in_layout(*s)) {
+        const int slices = s->sk != 0 ? p.dirs : 1;
+        const cuda::SeqP t = scratch(slices);
+        cuda::relayout(*s, t, p.batch, slices, p.dim, p.seqlen, elem, stream);
+        *s = t;
+      }
+    if (!in_layout(p.out)) p.out = scratch(1);
+  };
   if (stage_cols) {
     const std::int64_t D = p.dim, L = p.seqlen;
     // Contiguous channel rows (batch, slices, D, L).
@@ -233,41 +245,35 @@ void run_cuda(Context& ctx, const Problem& pr) {
       void* m = ws.allocate(static_cast<std::size_t>(p.batch) * slices * D * L * elem);
       return {m, slices * D * L, slices > 1 ? D * L : 0, L, 1};
     };
-    for (cuda::SeqP* s : {&p.u, &p.delta, &p.z})
-      if (s->ptr && s->sl != 1) {
-        const int slices = s->sk != 0 ? p.dirs : 1;
-        const cuda::SeqP t = rows(slices);
-        cuda::relayout(*s, t, p.batch, slices, p.dim, p.seqlen, elem, stream);
-        *s = t;
-      }
-    // Slice k of `from` (rows) into slice `to_k` of `to`, each (batch, channel) plane H x W ->
-    // W x H: the relayout of (H, W) "channel x step" tiles with the planes as its slices.
-    auto transpose = [&](const cuda::SeqP& from, int k, const cuda::SeqP& to, int to_k) {
-      const char* f = static_cast<const char*>(from.ptr) + static_cast<std::size_t>(k * from.sk) * elem;
-      char* t = static_cast<char*>(const_cast<void*>(to.ptr)) + static_cast<std::size_t>(to_k * to.sk) * elem;
-      const cuda::SeqP src{f, from.sb, from.sd, p.width, 1}, dst{t, to.sb, to.sd, 1, p.height};
-      cuda::relayout(src, dst, p.batch, p.dim, p.height, p.width, elem, stream);
+    restage([](const cuda::SeqP& s) { return s.sl == 1; }, rows);
+    auto at = [&](const void* base, std::int64_t elems) {
+      return static_cast<char*>(const_cast<void*>(base)) + static_cast<std::size_t>(elems) * elem;
+    };
+    // `planes` H x W planes (plane i of batch b at from + b sb + i plane, element (h, w) at
+    // (h W + w) sl) into W x H planes, L-contiguous (at to + b to_sb + i to_plane): the relayout
+    // of (H, W) "channel x step" tiles with the planes as its slices.
+    auto transpose = [&](const void* from, std::int64_t sb, std::int64_t plane, std::int64_t sl, int planes,
+                         const void* to, std::int64_t to_sb, std::int64_t to_plane) {
+      const cuda::SeqP src{from, sb, plane, p.width * sl, sl}, dst{to, to_sb, to_plane, 1, p.height};
+      cuda::relayout(src, dst, p.batch, planes, p.height, p.width, elem, stream);
     };
     // The copies keep the direction slots of what they stand for (Params::cols: the kernel
     // addresses both the same way); only the odd directions' slots are written.
     cuda::DirInputs& c = p.cols;
-    c.u = rows(1);
-    transpose(p.u, 0, c.u, 0);
-    c.delta = rows(p.dirs);
-    transpose(p.delta, 1, c.delta, 1);
-    transpose(p.delta, 3, c.delta, 3);
-    // B and C, (batch, K G, N, L): per odd direction and group the relayout of (H, W) tiles with
-    // the states as its slices.
     const std::int64_t KG = static_cast<std::int64_t>(p.dirs) * p.groups, N = p.n_state;
+    c.u = rows(1);
+    c.delta = rows(p.dirs);
+    transpose(p.u.ptr, p.u.sb, p.u.sd, 1, p.dim, c.u.ptr, c.u.sb, c.u.sd);
+    for (int k = 1; k < p.dirs; k += 2)
+      transpose(at(p.delta.ptr, k * p.delta.sk), p.delta.sb, p.delta.sd, 1, p.dim, at(c.delta.ptr, k * c.delta.sk),
+                c.delta.sb, c.delta.sd);
+    // B and C, (batch, K G, N, L): per odd direction and group, the states as the planes.
     auto transpose_bc = [&](const void* from, std::int64_t sb, std::int64_t sg, std::int64_t sn, std::int64_t sl) {
       void* to = ws.allocate(static_cast<std::size_t>(p.batch * KG * N * L) * elem);
       for (int k = 1; k < p.dirs; k += 2)
         for (std::int64_t g = 0; g < p.groups; ++g) {
           const std::int64_t slot = k * p.groups + g;
-          const char* f = static_cast<const char*>(from) + static_cast<std::size_t>(slot * sg) * elem;
-          char* t = static_cast<char*>(to) + static_cast<std::size_t>(slot * N * L) * elem;
-          const cuda::SeqP src{f, sb, sn, p.width * sl, sl}, dst{t, KG * N * L, L, 1, p.height};
-          cuda::relayout(src, dst, p.batch, p.n_state, p.height, p.width, elem, stream);
+          transpose(at(from, slot * sg), sb, sn, sl, p.n_state, at(to, slot * N * L), KG * N * L, L);
         }
       return to;
     };
@@ -277,23 +283,14 @@ void run_cuda(Context& ctx, const Problem& pr) {
     c.B_sg = c.C_sg = N * L;
     c.B_sn = c.C_sn = L;
     c.B_sl = c.C_sl = 1;
-    if (p.out.sl != 1) p.out = rows(1);
     p.cols_staged = true;
   } else if (stage) {
     const std::int64_t ld = round_up(p.dim, 8), L = p.seqlen;
-    // slices: 1 for a stream shared by the directions (u, z, out), K for delta (batch, K, D, L).
-    auto scratch = [&](int slices) -> cuda::SeqP {
+    // Token-major rows padded to 8 elements.
+    restage([](const cuda::SeqP& s) { return s.sd == 1; }, [&](int slices) -> cuda::SeqP {
       void* m = ws.allocate(static_cast<std::size_t>(p.batch) * slices * L * ld * elem);
       return {m, slices * L * ld, slices > 1 ? L * ld : 0, 1, ld};
-    };
-    for (cuda::SeqP* s : {&p.u, &p.delta, &p.z})
-      if (s->ptr && s->sd != 1) {
-        const int slices = s->sk != 0 ? p.dirs : 1;
-        const cuda::SeqP t = scratch(slices);
-        cuda::relayout(*s, t, p.batch, slices, p.dim, p.seqlen, elem, stream);
-        *s = t;
-      }
-    if (p.out.sd != 1) p.out = scratch(1);
+    });
   }
   if (p.dirs > 1) {
     // Serial directions: one f32 running sum. par_dirs: one slice per direction in the I/O type,

@@ -84,6 +84,11 @@ __device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
   return t;
 }
 
+/// The shared-memory address of a generic pointer into shared memory (PTX operands).
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
 /// Asynchronous 4-byte copy (cp.async, no registers, every copy of a tile in flight at once)
 /// of the aligned word holding the element at `src` into `dst`; zero-fills when !ok. 16-bit
 /// elements are picked out of their word afterwards by address parity (word_value): a 2-byte
@@ -91,8 +96,8 @@ __device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
 template <typename T>
 __device__ __forceinline__ void cp_async_word(void* dst, const T* src, bool ok) {
   const auto addr = reinterpret_cast<std::uintptr_t>(src) & ~std::uintptr_t{3};
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(addr), "r"(ok ? 4 : 0) : "memory");
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(addr), "r"(ok ? 4 : 0)
+               : "memory");
 }
 
 /// Closes the group of this thread's copies started since the last commit.

@@ -676,10 +676,9 @@ int kernel_arch(Kernel kernel) {
 template <typename T, int kV>
 void launch_merge_cols(const Params& p, cudaStream_t stream) {
   constexpr int kSide = 32 * kV;
-  const i64 tiles = static_cast<i64>((p.height + kSide - 1) / kSide) * ((p.width + kSide - 1) / kSide);
-  if (tiles > 65535) throw Error("selective_scan", "cross2d grid of " + std::to_string(tiles) + " merge tiles");
-  const dim3 grid(grid_size(std::min<i64>(static_cast<i64>(p.batch) * p.dim, 1 << 20), "merge"),
-                  static_cast<unsigned>(tiles));
+  // At most 65535 tiles: cols_staging_fits.
+  const unsigned tiles = static_cast<unsigned>(((p.height + kSide - 1) / kSide) * ((p.width + kSide - 1) / kSide));
+  const dim3 grid(grid_size(std::min<i64>(static_cast<i64>(p.batch) * p.dim, 1 << 20), "merge"), tiles);
   scan_merge_cols_kernel<T, kV><<<grid, dim3(32, 8), 0, stream>>>(p);
   cuda_check_launch("selective_scan: scan_merge_cols_kernel");
 }

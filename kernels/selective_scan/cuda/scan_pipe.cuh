@@ -239,16 +239,14 @@ __device__ __forceinline__ TileSpan tile_span(const Params& p, int k, int t0, in
 }
 
 __device__ __forceinline__ void cp_async8(unsigned* dst, std::uintptr_t src) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(s), "l"(src) : "memory");
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
 }
 /// 16-byte copies bypass L1 (.cg): the data is read once, from shared memory, and L1 shares its
 /// storage and data path with shared memory. H100 against .ca: S1 bf16 0.1139 -> 0.1065 ms, S3
 /// 1.380 -> 1.336, S4 0.768 -> 0.748, S6 4.50 -> 4.405 (two runs each; adding an L2::256B
 /// prefetch hint lost half of that and slowed S5). 8-byte copies have no .cg form.
 __device__ __forceinline__ void cp_async16(unsigned* dst, std::uintptr_t src) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
 }
 
 /// The aligned kBytes units holding positions [p_lo, p_lo + nT) of a row (element 0 at `row`,
@@ -1118,8 +1116,7 @@ template <typename T>
 inline bool pipe_pairs(const Params& p, int lanes, bool correction) {
   if (sizeof(T) != 2 || lanes != 1) return false;
   const SeqP& first = correction ? p.pass_target() : p.u;
-  const bool cols = !p.cols_staged || (row_kind(p.cols.u) == kChannelRows && row_kind(p.cols.delta) == kChannelRows);
-  return row_kind(first) == kChannelRows && row_kind(p.delta) == kChannelRows && cols &&
+  return row_kind(first) == kChannelRows && row_kind(p.delta) == kChannelRows &&
          (!p.pass_gates_z() || row_kind(p.z) == kChannelRows);
 }
 

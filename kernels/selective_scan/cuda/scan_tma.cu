@@ -94,15 +94,21 @@ std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_s
     return encode_map(&map, type, 4, const_cast<void*>(s.ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
                       swizzle, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
   };
-  // The staged copies have the direction axes of the streams they stand for (u shared, delta
-  // with its K slots), so one k flag serves both.
+  if (!(encode(m.u[0], m.k_u, p.u) && encode(m.delta[0], m.k_delta, p.delta) &&
+        (!p.pass_gates_z() || encode(m.z, m.k_z, p.z)) && encode(m.out, m.k_out, p.pass_target())))
+    return std::nullopt;
+  // Maps [1] (Params::in[1]): the staged column orders' copies, which have the direction axes
+  // of the streams they stand for (u shared, delta with its K slots), so one k flag serves both;
+  // without staging, the same streams.
+  if (!p.cols_staged) {
+    m.u[1] = m.u[0];
+    m.delta[1] = m.delta[0];
+    return m;
+  }
   int k_u_col = 0, k_delta_col = 0;
-  const bool ok = encode(m.u[0], m.k_u, p.u) && encode(m.delta[0], m.k_delta, p.delta) &&
-                  (!p.pass_gates_z() || encode(m.z, m.k_z, p.z)) && encode(m.out, m.k_out, p.pass_target()) &&
-                  (p.cols_staged ? encode(m.u[1], k_u_col, p.cols.u) && encode(m.delta[1], k_delta_col, p.cols.delta) &&
-                                       k_u_col == m.k_u && k_delta_col == m.k_delta
-                                 : (m.u[1] = m.u[0], m.delta[1] = m.delta[0], true));
-  if (!ok) return std::nullopt;
+  if (!(encode(m.u[1], k_u_col, p.cols.u) && encode(m.delta[1], k_delta_col, p.cols.delta)) || k_u_col != m.k_u ||
+      k_delta_col != m.k_delta)
+    return std::nullopt;
   return m;
 }
 

@@ -23,6 +23,9 @@
 #include <optional>
 
 #include "selective_scan/cuda/scan_params.cuh"
+#if defined(__CUDACC__)
+#include "selective_scan/cuda/scan_device.cuh"  // smem_u32
+#endif
 
 namespace mcv::kernels::scan::cuda {
 
@@ -62,10 +65,6 @@ enum class TmaElem { f32, f16, bf16 };
 std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem elem);
 
 #if defined(__CUDACC__)
-
-__device__ __forceinline__ unsigned smem_u32(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define MCV_SCAN_HAS_TMA 1
