@@ -87,6 +87,12 @@ Vec vexp(const Vec& x) {
   for (int i = 0; i < Vec::W; ++i) r.v[i] = std::exp(x.v[i]);
   return r;
 }
+// 2^x (the decays with A log2 e folded in, cpu_vecmath.h's vexp2_decay).
+Vec vexp2_decay(const Vec& x) {
+  Vec r;
+  for (int i = 0; i < Vec::W; ++i) r.v[i] = std::exp2(x.v[i]);
+  return r;
+}
 Vec vsoftplus(const Vec& x) {
   Vec r;
   for (int i = 0; i < Vec::W; ++i) r.v[i] = x.v[i] > 20.0f ? x.v[i] : std::log1p(std::exp(x.v[i]));

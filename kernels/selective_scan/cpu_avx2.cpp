@@ -41,6 +41,7 @@ struct Vec {
     const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(k.v), _mm256_set1_epi32(127));
     return {_mm256_castsi256_ps(_mm256_slli_epi32(e, 23))};
   }
+  static Vec scale_pow2i(Vec x, Vec k) { return x * pow2i(k); }
   static void split_exponent(Vec u, Vec& m, Vec& e) {
     const __m256i bits = _mm256_castps_si256(u.v);
     const __m256i ex = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));

@@ -46,6 +46,7 @@ struct Vec {
     const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(k.v), _mm512_set1_epi32(127));
     return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
   }
+  static Vec scale_pow2i(Vec x, Vec k) { return {_mm512_scalef_ps(x.v, k.v)}; }  // one instruction
   static void split_exponent(Vec u, Vec& m, Vec& e) {
     const __m512i bits = _mm512_castps_si512(u.v);
     const __m512i ex = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
