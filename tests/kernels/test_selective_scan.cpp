@@ -168,7 +168,7 @@ INSTANTIATE_TEST_SUITE_P(Sweep, SelectiveScanCpu, ::testing::ValuesIn(sweep_case
 
 // Every instruction-set path on a few shapes (the CPU may lack some: the op falls back).
 TEST(SelectiveScanCpuIsa, EveryPathMatchesReference) {
-  std::vector<ScanCase> cases(4);
+  std::vector<ScanCase> cases(5);
   cases[0].dirs = ScanDirections::bidirectional;
   cases[0].layout = Layout::token_major;
   cases[0].dtype = DType::bf16;
@@ -185,6 +185,8 @@ TEST(SelectiveScanCpuIsa, EveryPathMatchesReference) {
   cases[3].has_bias = false;
   cases[3].seqlen = 300;
   cases[3].dtype = DType::f16;
+  cases[4].a_scale = -0.05f;  // A > 0 (growing states): the general exp, not the decays' 2^x
+  cases[4].dim = 19;
   for (const ScanCase& c : cases)
     for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
       SCOPED_TRACE(c.name() + " " + kernels::scan::cpu_isa_label(isa));
