@@ -41,18 +41,10 @@ struct Vec {
     const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(k.v), _mm256_set1_epi32(127));
     return {_mm256_castsi256_ps(_mm256_slli_epi32(e, 23))};
   }
-  static Vec scale_pow2i(Vec x, Vec k) { return x * pow2i(k); }
-  static void split_exponent(Vec u, Vec& m, Vec& e) {
-    const __m256i bits = _mm256_castps_si256(u.v);
-    const __m256i ex = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(127));
-    const __m256i mb = _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
-                                       _mm256_set1_epi32(0x3f800000));
-    m.v = _mm256_castsi256_ps(mb);
-    e.v = _mm256_cvtepi32_ps(ex);
-  }
+  /// x 2^k for integral k <= 127 (k below -126 taken as -126: pow2i's exponent field).
+  static Vec scale_pow2i(Vec x, Vec k) { return x * pow2i(max_nan(set1(-126.0f), k)); }
   static Mask lt(Vec a, Vec b) { return _mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ); }
   static Mask gt(Vec a, Vec b) { return _mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ); }
-  static Mask eq(Vec a, Vec b) { return _mm256_cmp_ps(a.v, b.v, _CMP_EQ_OQ); }
   static Vec select(Mask m, Vec a, Vec b) { return {_mm256_blendv_ps(b.v, a.v, m)}; }
 };
 

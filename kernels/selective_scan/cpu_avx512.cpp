@@ -46,18 +46,10 @@ struct Vec {
     const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(k.v), _mm512_set1_epi32(127));
     return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
   }
-  static Vec scale_pow2i(Vec x, Vec k) { return {_mm512_scalef_ps(x.v, k.v)}; }  // one instruction
-  static void split_exponent(Vec u, Vec& m, Vec& e) {
-    const __m512i bits = _mm512_castps_si512(u.v);
-    const __m512i ex = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
-    const __m512i mb = _mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007fffff)),
-                                       _mm512_set1_epi32(0x3f800000));
-    m.v = _mm512_castsi512_ps(mb);
-    e.v = _mm512_cvtepi32_ps(ex);
-  }
+  /// x 2^k for integral k, any (one instruction; underflow and overflow as IEEE).
+  static Vec scale_pow2i(Vec x, Vec k) { return {_mm512_scalef_ps(x.v, k.v)}; }
   static Mask lt(Vec a, Vec b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ); }
   static Mask gt(Vec a, Vec b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ); }
-  static Mask eq(Vec a, Vec b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_EQ_OQ); }
   static Vec select(Mask m, Vec a, Vec b) { return {_mm512_mask_blend_ps(m, b.v, a.v)}; }
 };
 
