@@ -66,6 +66,29 @@ struct Vec {
     return r;
   }
   void store(float* p) const { std::copy(v, v + W, p); }
+  static Vec load_row(const float* p) { return load(p); }
+  static Vec load_row(const BFloat16* p) {
+    Vec r;
+    for (int i = 0; i < W; ++i) r.v[i] = from_bf16(p[i]);
+    return r;
+  }
+  static Vec load_row(const Half* p) {
+    Vec r;
+    for (int i = 0; i < W; ++i) r.v[i] = from_half(p[i]);
+    return r;
+  }
+  void store_row(float* p) const { store(p); }
+  void store_row(BFloat16* p) const {
+    for (int i = 0; i < W; ++i) p[i] = to_bf16(v[i]);
+  }
+  void store_row(Half* p) const {
+    for (int i = 0; i < W; ++i) p[i] = to_half(v[i]);
+  }
+  Vec reversed() const {
+    Vec r;
+    std::reverse_copy(v, v + W, r.v);
+    return r;
+  }
   template <typename F>
   static Vec map2(const Vec& a, const Vec& b, F f) {
     Vec r;
@@ -79,6 +102,10 @@ struct Vec {
     Vec r;
     for (int i = 0; i < W; ++i) r.v[i] = std::fma(a.v[i], b.v[i], c.v[i]);
     return r;
+  }
+  static void transpose(Vec (&r)[W]) {
+    for (int i = 0; i < W; ++i)
+      for (int j = i + 1; j < W; ++j) std::swap(r[i].v[j], r[j].v[i]);
   }
 };
 

@@ -27,16 +27,70 @@ struct Scratch {
   std::vector<float> h, a, bfix, cfix;
 };
 
-/// fn(c, j) for the tile's lanes c < nc and steps j < steps: with channel rows (L contiguous)
+/// +1 or -1 where the positions pos(j0 + i), i < W, run along a row one apart (forward or
+/// reversed), else 0. Then W rows' elements there are W contiguous values each, which move as
+/// one W x W block (gather_block, store_block); every position is checked, as a cross-scan's
+/// column order can start and end a block W - 1 apart without being contiguous.
+template <typename Pos>
+int contiguous_run(Pos&& pos, std::int64_t j0) {
+  constexpr int W = Vec::W;
+  const std::int64_t first = pos(j0), step = pos(j0 + 1) - first;
+  if (step != 1 && step != -1) return 0;
+  for (int i = 2; i < W; ++i)
+    if (pos(j0 + i) != first + step * i) return 0;
+  return static_cast<int>(step);
+}
+
+/// tile[j ld + r] = src[r sd + first + dir j] as f32 for r, j < W: each row's W values loaded
+/// and converted as one vector (Vec::load_row), then the block transposed in registers. Per element, the scalar
+/// gather was a load, a conversion and a store with its address arithmetic; with 16-bit rows it
+/// was about half of the CPU scan (perf, S1 bf16).
+template <typename T>
+void gather_block(const T* src, std::int64_t sd, std::int64_t first, int dir, float* tile, std::int64_t ld) {
+  constexpr int W = Vec::W;
+  Vec r[W];
+  const std::int64_t lo = dir > 0 ? first : first - (W - 1);
+  for (int c = 0; c < W; ++c) {
+    const Vec v = Vec::load_row(src + c * sd + lo);
+    r[c] = dir > 0 ? v : v.reversed();
+  }
+  Vec::transpose(r);
+  for (int j = 0; j < W; ++j) r[j].store(tile + j * ld);
+}
+
+/// The inverse of gather_block: dst[r sd + first + dir j] = tile[j ld + r] converted to T.
+template <typename T>
+void store_block(const float* tile, std::int64_t ld, T* dst, std::int64_t sd, std::int64_t first, int dir) {
+  constexpr int W = Vec::W;
+  Vec r[W];
+  for (int j = 0; j < W; ++j) r[j] = Vec::load(tile + j * ld);
+  Vec::transpose(r);
+  const std::int64_t lo = dir > 0 ? first : first - (W - 1);
+  for (int c = 0; c < W; ++c) (dir > 0 ? r[c] : r[c].reversed()).store_row(dst + c * sd + lo);
+}
+
+/// fn(c, j) for the tile's lanes c < nc and steps j < steps - with channel rows (L contiguous)
 /// each channel's steps in turn, so the accesses run along its row; otherwise (token-major)
-/// each step's channels in turn.
-template <typename Fn>
-void for_lanes_and_steps(bool channel_rows, int nc, std::int64_t steps, Fn&& fn) {
+/// each step's channels in turn -, except that where `blocks` (full lanes, rows along L) each W
+/// steps with contiguous positions go to block(j0, dir) instead.
+template <typename Pos, typename Block, typename Fn>
+void for_tile(bool blocks, bool channel_rows, int nc, std::int64_t steps, Pos&& pos, Block&& block, Fn&& fn) {
+  constexpr int W = Vec::W;
+  std::int64_t j0 = 0;
+  if (blocks)
+    for (; j0 + W <= steps; j0 += W) {
+      if (const int dir = contiguous_run(pos, j0)) {
+        block(j0, dir);
+      } else {
+        for (int c = 0; c < nc; ++c)
+          for (std::int64_t j = j0; j < j0 + W; ++j) fn(c, j);
+      }
+    }
   if (channel_rows)
     for (int c = 0; c < nc; ++c)
-      for (std::int64_t j = 0; j < steps; ++j) fn(c, j);
+      for (std::int64_t j = j0; j < steps; ++j) fn(c, j);
   else
-    for (std::int64_t j = 0; j < steps; ++j)
+    for (std::int64_t j = j0; j < steps; ++j)
       for (int c = 0; c < nc; ++c) fn(c, j);
 }
 
@@ -123,21 +177,38 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
         float* ut = s.ut.data();
         float* dtt = s.dtt.data();
         float* zt = s.zt.data();
-        for (std::int64_t j = 0; j < steps; ++j) {
-          const std::int64_t q = pos[j];
-          if (var_b)
-            for (std::int64_t n = 0; n < N; ++n) bt[j * N + n] = to_f32(bsrc[n * bsn + q * bsl]);
-          if (var_c)
-            for (std::int64_t n = 0; n < N; ++n) ct[j * N + n] = to_f32(csrc[n * csn + q * csl]);
+        auto at = [pos](std::int64_t j) { return pos[j]; };
+        // B and C as W x W blocks of their state rows where those run along L (whole blocks of
+        // states); else state by state.
+        auto bc_rows = [&](const T* src, std::int64_t sn, std::int64_t sl, float* t) {
+          const bool rows = sl == 1 && N % W == 0;
+          for_tile(rows, false, 1, steps, at,
+                   [&](std::int64_t j0, int dir) {
+                     for (std::int64_t n0 = 0; n0 < N; n0 += W)
+                       gather_block(src + n0 * sn, sn, pos[j0], dir, t + j0 * N + n0, N);
+                   },
+                   [&](int, std::int64_t j) {
+                     for (std::int64_t n = 0; n < N; ++n) t[j * N + n] = to_f32(src[n * sn + pos[j] * sl]);
+                   });
+        };
+        if (var_b) bc_rows(bsrc, bsn, bsl, bt);
+        if (var_c) bc_rows(csrc, csn, csl, ct);
+        for (std::int64_t j = 0; j < steps; ++j)
           for (int c = nc; c < W; ++c) ut[j * W + c] = dtt[j * W + c] = zt[j * W + c] = 0.0f;
-        }
         auto channel = [&](int c, std::int64_t j) {
           const std::int64_t q = pos[j];
           ut[j * W + c] = to_f32(uk[c * usd + q * usl]);
           dtt[j * W + c] = to_f32(delta[c * dsd + q * dsl]);
           if (gate) zt[j * W + c] = to_f32(z[c * zsd + q * zsl]);
         };
-        for_lanes_and_steps(usl == 1, nc, steps, channel);
+        const bool blocks = nc == W && usl == 1 && dsl == 1 && (!gate || zsl == 1);
+        for_tile(blocks, usl == 1, nc, steps, at,
+                 [&](std::int64_t j0, int dir) {
+                   gather_block(uk, usd, pos[j0], dir, ut + j0 * W, W);
+                   gather_block(delta, dsd, pos[j0], dir, dtt + j0 * W, W);
+                   if (gate) gather_block(z, zsd, pos[j0], dir, zt + j0 * W, W);
+                 },
+                 channel);
       }
       for (std::int64_t j = 0; j < steps; ++j) {
         Vec dt = Vec::load(&s.dtt[j * W]) + bias;
@@ -197,7 +268,8 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
           y.store(&yt[j * W]);
         }
         auto put = [&](int c, std::int64_t j) { out[c * osd + pos[j] * osl] = from_f32<T>(yt[j * W + c]); };
-        for_lanes_and_steps(osl == 1, nc, steps, put);
+        for_tile(nc == W && osl == 1, osl == 1, nc, steps, [pos](std::int64_t j) { return pos[j]; },
+                 [&](std::int64_t j0, int dir) { store_block(yt + j0 * W, W, out, osd, pos[j0], dir); }, put);
       } else {
         for (std::int64_t j = 0; j < steps; ++j) {
           float* acc = &s.acc[s.pos[j] * W];
@@ -224,16 +296,19 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
     // above (per position across the lanes, each access was its own cache line).
     for (std::int64_t q0 = 0; q0 < L; q0 += kStepsPerTile) {
       const std::int64_t steps = std::min(kStepsPerTile, L - q0);
+      auto at = [q0](std::int64_t j) { return q0 + j; };
       if (z)
-        for_lanes_and_steps(zsl == 1, nc, steps,
-                            [&](int c, std::int64_t j) { zt[j * W + c] = to_f32(z[c * zsd + (q0 + j) * zsl]); });
+        for_tile(nc == W && zsl == 1, zsl == 1, nc, steps, at,
+                 [&](std::int64_t j0, int dir) { gather_block(z, zsd, q0 + j0, dir, zt + j0 * W, W); },
+                 [&](int c, std::int64_t j) { zt[j * W + c] = to_f32(z[c * zsd + (q0 + j) * zsl]); });
       for (std::int64_t j = 0; j < steps; ++j) {
         Vec y = Vec::load(&s.acc[(q0 + j) * W]) * scale;
         if (z) y = y * vsilu(Vec::load(&zt[j * W]));
         y.store(&yt[j * W]);
       }
-      for_lanes_and_steps(osl == 1, nc, steps,
-                          [&](int c, std::int64_t j) { out[c * osd + (q0 + j) * osl] = from_f32<T>(yt[j * W + c]); });
+      for_tile(nc == W && osl == 1, osl == 1, nc, steps, at,
+               [&](std::int64_t j0, int dir) { store_block(yt + j0 * W, W, out, osd, q0 + j0, dir); },
+               [&](int c, std::int64_t j) { out[c * osd + (q0 + j) * osl] = from_f32<T>(yt[j * W + c]); });
     }
   }
 }

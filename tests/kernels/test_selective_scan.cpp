@@ -168,7 +168,7 @@ INSTANTIATE_TEST_SUITE_P(Sweep, SelectiveScanCpu, ::testing::ValuesIn(sweep_case
 
 // Every instruction-set path on a few shapes (the CPU may lack some: the op falls back).
 TEST(SelectiveScanCpuIsa, EveryPathMatchesReference) {
-  std::vector<ScanCase> cases(5);
+  std::vector<ScanCase> cases(7);
   cases[0].dirs = ScanDirections::bidirectional;
   cases[0].layout = Layout::token_major;
   cases[0].dtype = DType::bf16;
@@ -187,6 +187,16 @@ TEST(SelectiveScanCpuIsa, EveryPathMatchesReference) {
   cases[3].dtype = DType::f16;
   cases[4].a_scale = -0.05f;  // A > 0 (growing states): the general exp, not the decays' 2^x
   cases[4].dim = 19;
+  // Channel rows of full vectors (W = 8 and 16): the W x W block gathers and stores, forward and
+  // reversed, with the conversions of each I/O type, and a partial block of steps after them.
+  cases[5].dirs = ScanDirections::bidirectional;
+  cases[5].dtype = DType::bf16;
+  cases[5].dim = 32;
+  cases[5].seqlen = 70;
+  cases[6].dtype = DType::f16;
+  cases[6].dim = 48;
+  cases[6].seqlen = 37;
+  cases[6].dirs = ScanDirections::reverse;
   for (const ScanCase& c : cases)
     for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
       SCOPED_TRACE(c.name() + " " + kernels::scan::cpu_isa_label(isa));
