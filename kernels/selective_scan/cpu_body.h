@@ -72,10 +72,16 @@ void store_block(const float* tile, std::int64_t ld, T* dst, std::int64_t sd, st
 /// fn(c, j) for the tile's lanes c < nc and steps j < steps - with channel rows (L contiguous)
 /// each channel's steps in turn, so the accesses run along its row; otherwise (token-major)
 /// each step's channels in turn -, except that where `blocks` (full lanes, rows along L) each W
-/// steps with contiguous positions go to block(j0, dir) instead.
-template <typename Pos, typename Block, typename Fn>
-void for_tile(bool blocks, bool channel_rows, int nc, std::int64_t steps, Pos&& pos, Block&& block, Fn&& fn) {
+/// steps with contiguous positions go to block(j0, dir), and where `lane_rows` (full lanes that
+/// are contiguous at each step: token-major) every step goes to row(j), one vector.
+template <typename Pos, typename Block, typename Row, typename Fn>
+void for_tile(bool blocks, bool lane_rows, bool channel_rows, int nc, std::int64_t steps, Pos&& pos, Block&& block,
+              Row&& row, Fn&& fn) {
   constexpr int W = Vec::W;
+  if (lane_rows) {
+    for (std::int64_t j = 0; j < steps; ++j) row(j);
+    return;
+  }
   std::int64_t j0 = 0;
   if (blocks)
     for (; j0 + W <= steps; j0 += W) {
@@ -181,11 +187,14 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
         // B and C as W x W blocks of their state rows where those run along L (whole blocks of
         // states); else state by state.
         auto bc_rows = [&](const T* src, std::int64_t sn, std::int64_t sl, float* t) {
-          const bool rows = sl == 1 && N % W == 0;
-          for_tile(rows, false, 1, steps, at,
+          const bool rows = sl == 1 && N % W == 0, states_rows = sn == 1 && N % W == 0;
+          for_tile(rows, states_rows, false, 1, steps, at,
                    [&](std::int64_t j0, int dir) {
                      for (std::int64_t n0 = 0; n0 < N; n0 += W)
                        gather_block(src + n0 * sn, sn, pos[j0], dir, t + j0 * N + n0, N);
+                   },
+                   [&](std::int64_t j) {
+                     for (std::int64_t n0 = 0; n0 < N; n0 += W) Vec::load_row(src + pos[j] * sl + n0).store(t + j * N + n0);
                    },
                    [&](int, std::int64_t j) {
                      for (std::int64_t n = 0; n < N; ++n) t[j * N + n] = to_f32(src[n * sn + pos[j] * sl]);
@@ -202,11 +211,18 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
           if (gate) zt[j * W + c] = to_f32(z[c * zsd + q * zsl]);
         };
         const bool blocks = nc == W && usl == 1 && dsl == 1 && (!gate || zsl == 1);
-        for_tile(blocks, usl == 1, nc, steps, at,
+        const bool lane_rows = nc == W && usd == 1 && dsd == 1 && (!gate || zsd == 1);
+        for_tile(blocks, lane_rows, usl == 1, nc, steps, at,
                  [&](std::int64_t j0, int dir) {
                    gather_block(uk, usd, pos[j0], dir, ut + j0 * W, W);
                    gather_block(delta, dsd, pos[j0], dir, dtt + j0 * W, W);
                    if (gate) gather_block(z, zsd, pos[j0], dir, zt + j0 * W, W);
+                 },
+                 [&](std::int64_t j) {
+                   const std::int64_t q = pos[j];
+                   Vec::load_row(uk + q * usl).store(ut + j * W);
+                   Vec::load_row(delta + q * dsl).store(dtt + j * W);
+                   if (gate) Vec::load_row(z + q * zsl).store(zt + j * W);
                  },
                  channel);
       }
@@ -268,8 +284,9 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
           y.store(&yt[j * W]);
         }
         auto put = [&](int c, std::int64_t j) { out[c * osd + pos[j] * osl] = from_f32<T>(yt[j * W + c]); };
-        for_tile(nc == W && osl == 1, osl == 1, nc, steps, [pos](std::int64_t j) { return pos[j]; },
-                 [&](std::int64_t j0, int dir) { store_block(yt + j0 * W, W, out, osd, pos[j0], dir); }, put);
+        for_tile(nc == W && osl == 1, nc == W && osd == 1, osl == 1, nc, steps, [pos](std::int64_t j) { return pos[j]; },
+                 [&](std::int64_t j0, int dir) { store_block(yt + j0 * W, W, out, osd, pos[j0], dir); },
+                 [&](std::int64_t j) { Vec::load(yt + j * W).store_row(out + pos[j] * osl); }, put);
       } else {
         for (std::int64_t j = 0; j < steps; ++j) {
           float* acc = &s.acc[s.pos[j] * W];
@@ -298,16 +315,18 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
       const std::int64_t steps = std::min(kStepsPerTile, L - q0);
       auto at = [q0](std::int64_t j) { return q0 + j; };
       if (z)
-        for_tile(nc == W && zsl == 1, zsl == 1, nc, steps, at,
+        for_tile(nc == W && zsl == 1, nc == W && zsd == 1, zsl == 1, nc, steps, at,
                  [&](std::int64_t j0, int dir) { gather_block(z, zsd, q0 + j0, dir, zt + j0 * W, W); },
+                 [&](std::int64_t j) { Vec::load_row(z + (q0 + j) * zsl).store(zt + j * W); },
                  [&](int c, std::int64_t j) { zt[j * W + c] = to_f32(z[c * zsd + (q0 + j) * zsl]); });
       for (std::int64_t j = 0; j < steps; ++j) {
         Vec y = Vec::load(&s.acc[(q0 + j) * W]) * scale;
         if (z) y = y * vsilu(Vec::load(&zt[j * W]));
         y.store(&yt[j * W]);
       }
-      for_tile(nc == W && osl == 1, osl == 1, nc, steps, at,
+      for_tile(nc == W && osl == 1, nc == W && osd == 1, osl == 1, nc, steps, at,
                [&](std::int64_t j0, int dir) { store_block(yt + j0 * W, W, out, osd, q0 + j0, dir); },
+               [&](std::int64_t j) { Vec::load(yt + j * W).store_row(out + (q0 + j) * osl); },
                [&](int c, std::int64_t j) { out[c * osd + (q0 + j) * osl] = from_f32<T>(yt[j * W + c]); });
     }
   }
