@@ -42,9 +42,9 @@ int contiguous_run(Pos&& pos, std::int64_t j0) {
 }
 
 /// tile[j ld + r] = src[r sd + first + dir j] as f32 for r, j < W: each row's W values loaded
-/// and converted as one vector (Vec::load_row), then the block transposed in registers. Per element, the scalar
-/// gather was a load, a conversion and a store with its address arithmetic; with 16-bit rows it
-/// was about half of the CPU scan (perf, S1 bf16).
+/// and converted as one vector (Vec::load_row), then the block transposed in registers. Per
+/// element, the scalar gather was a load, a conversion and a store with its address arithmetic;
+/// with 16-bit rows it was about half of the CPU scan (perf, S1 bf16).
 template <typename T>
 void gather_block(const T* src, std::int64_t sd, std::int64_t first, int dir, float* tile, std::int64_t ld) {
   constexpr int W = Vec::W;
