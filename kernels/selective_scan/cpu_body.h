@@ -75,7 +75,7 @@ void store_block(const float* tile, std::int64_t ld, T* dst, std::int64_t sd, st
 /// steps with contiguous positions go to block(j0, dir), and where `lane_rows` (full lanes that
 /// are contiguous at each step: token-major) every step goes to row(j), one vector.
 template <typename Pos, typename Block, typename Row, typename Fn>
-void for_tile(bool blocks, bool lane_rows, bool channel_rows, int nc, std::int64_t steps, Pos&& pos, Block&& block,
+[[gnu::always_inline]] inline void for_tile(bool blocks, bool lane_rows, bool channel_rows, int nc, std::int64_t steps, Pos&& pos, Block&& block,
               Row&& row, Fn&& fn) {
   constexpr int W = Vec::W;
   if (lane_rows) {
@@ -98,6 +98,48 @@ void for_tile(bool blocks, bool lane_rows, bool channel_rows, int nc, std::int64
   else
     for (std::int64_t j = j0; j < steps; ++j)
       for (int c = 0; c < nc; ++c) fn(c, j);
+}
+
+/// tile[j ld + r] = src[r sd + pos(j) sl] as f32 for rows r < rows and steps j < steps. Rows in
+/// whole vectors (rows % W == 0) move W at a time: adjacent at each step (sd == 1, token-major)
+/// as one vector per step, along L (sl == 1) as W x W blocks where W steps' positions are
+/// contiguous (gather_block); the rest element by element, along the rows where they run
+/// along L.
+/// (for_tile is always inlined into these, so the lambdas' copies stay in registers: out of line,
+/// every captured stride and pointer was re-read after each vector store into the tile - an
+/// intrinsic store may alias anything - which made the token-major gathers ~2x slower, perf,
+/// Vim-T on the CPU.)
+template <typename T, typename Pos>
+void gather_tile(const T* src, std::int64_t sd, std::int64_t sl, int rows, std::int64_t steps, Pos pos, float* tile,
+                 std::int64_t ld) {
+  constexpr int W = Vec::W;
+  const bool whole = rows % W == 0;
+  for_tile(whole && sl == 1, whole && sd == 1, sl == 1, rows, steps, pos,
+           [=](std::int64_t j0, int dir) {
+             for (int r0 = 0; r0 < rows; r0 += W)
+               gather_block(src + r0 * sd, sd, pos(j0), dir, tile + j0 * ld + r0, ld);
+           },
+           [=](std::int64_t j) {
+             for (int r0 = 0; r0 < rows; r0 += W) Vec::load_row(src + pos(j) * sl + r0).store(tile + j * ld + r0);
+           },
+           [=](int r, std::int64_t j) { tile[j * ld + r] = to_f32(src[r * sd + pos(j) * sl]); });
+}
+
+/// The inverse of gather_tile: dst[r sd + pos(j) sl] = tile[j ld + r] converted to T.
+template <typename T, typename Pos>
+void store_tile(const float* tile, std::int64_t ld, int rows, std::int64_t steps, Pos pos, T* dst, std::int64_t sd,
+                std::int64_t sl) {
+  constexpr int W = Vec::W;
+  const bool whole = rows % W == 0;
+  for_tile(whole && sl == 1, whole && sd == 1, sl == 1, rows, steps, pos,
+           [=](std::int64_t j0, int dir) {
+             for (int r0 = 0; r0 < rows; r0 += W)
+               store_block(tile + j0 * ld + r0, ld, dst + r0 * sd, sd, pos(j0), dir);
+           },
+           [=](std::int64_t j) {
+             for (int r0 = 0; r0 < rows; r0 += W) Vec::load(tile + j * ld + r0).store_row(dst + pos(j) * sl + r0);
+           },
+           [=](int r, std::int64_t j) { dst[r * sd + pos(j) * sl] = from_f32<T>(tile[j * ld + r]); });
 }
 
 template <typename T>
@@ -184,47 +226,14 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
         float* dtt = s.dtt.data();
         float* zt = s.zt.data();
         auto at = [pos](std::int64_t j) { return pos[j]; };
-        // B and C as W x W blocks of their state rows where those run along L (whole blocks of
-        // states); else state by state.
-        auto bc_rows = [&](const T* src, std::int64_t sn, std::int64_t sl, float* t) {
-          const bool rows = sl == 1 && N % W == 0, states_rows = sn == 1 && N % W == 0;
-          for_tile(rows, states_rows, false, 1, steps, at,
-                   [&](std::int64_t j0, int dir) {
-                     for (std::int64_t n0 = 0; n0 < N; n0 += W)
-                       gather_block(src + n0 * sn, sn, pos[j0], dir, t + j0 * N + n0, N);
-                   },
-                   [&](std::int64_t j) {
-                     for (std::int64_t n0 = 0; n0 < N; n0 += W) Vec::load_row(src + pos[j] * sl + n0).store(t + j * N + n0);
-                   },
-                   [&](int, std::int64_t j) {
-                     for (std::int64_t n = 0; n < N; ++n) t[j * N + n] = to_f32(src[n * sn + pos[j] * sl]);
-                   });
-        };
-        if (var_b) bc_rows(bsrc, bsn, bsl, bt);
-        if (var_c) bc_rows(csrc, csn, csl, ct);
+        const int n_rows = static_cast<int>(N);
+        if (var_b) gather_tile(bsrc, bsn, bsl, n_rows, steps, at, bt, N);
+        if (var_c) gather_tile(csrc, csn, csl, n_rows, steps, at, ct, N);
         for (std::int64_t j = 0; j < steps; ++j)
           for (int c = nc; c < W; ++c) ut[j * W + c] = dtt[j * W + c] = zt[j * W + c] = 0.0f;
-        auto channel = [&](int c, std::int64_t j) {
-          const std::int64_t q = pos[j];
-          ut[j * W + c] = to_f32(uk[c * usd + q * usl]);
-          dtt[j * W + c] = to_f32(delta[c * dsd + q * dsl]);
-          if (gate) zt[j * W + c] = to_f32(z[c * zsd + q * zsl]);
-        };
-        const bool blocks = nc == W && usl == 1 && dsl == 1 && (!gate || zsl == 1);
-        const bool lane_rows = nc == W && usd == 1 && dsd == 1 && (!gate || zsd == 1);
-        for_tile(blocks, lane_rows, usl == 1, nc, steps, at,
-                 [&](std::int64_t j0, int dir) {
-                   gather_block(uk, usd, pos[j0], dir, ut + j0 * W, W);
-                   gather_block(delta, dsd, pos[j0], dir, dtt + j0 * W, W);
-                   if (gate) gather_block(z, zsd, pos[j0], dir, zt + j0 * W, W);
-                 },
-                 [&](std::int64_t j) {
-                   const std::int64_t q = pos[j];
-                   Vec::load_row(uk + q * usl).store(ut + j * W);
-                   Vec::load_row(delta + q * dsl).store(dtt + j * W);
-                   if (gate) Vec::load_row(z + q * zsl).store(zt + j * W);
-                 },
-                 channel);
+        gather_tile(uk, usd, usl, nc, steps, at, ut, W);
+        gather_tile(delta, dsd, dsl, nc, steps, at, dtt, W);
+        if (gate) gather_tile(z, zsd, zsl, nc, steps, at, zt, W);
       }
       for (std::int64_t j = 0; j < steps; ++j) {
         Vec dt = Vec::load(&s.dtt[j * W]) + bias;
@@ -283,10 +292,7 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
           if (z) y = y * vsilu(Vec::load(&s.zt[j * W]));
           y.store(&yt[j * W]);
         }
-        auto put = [&](int c, std::int64_t j) { out[c * osd + pos[j] * osl] = from_f32<T>(yt[j * W + c]); };
-        for_tile(nc == W && osl == 1, nc == W && osd == 1, osl == 1, nc, steps, [pos](std::int64_t j) { return pos[j]; },
-                 [&](std::int64_t j0, int dir) { store_block(yt + j0 * W, W, out, osd, pos[j0], dir); },
-                 [&](std::int64_t j) { Vec::load(yt + j * W).store_row(out + pos[j] * osl); }, put);
+        store_tile(yt, W, nc, steps, [pos](std::int64_t j) { return pos[j]; }, out, osd, osl);
       } else {
         for (std::int64_t j = 0; j < steps; ++j) {
           float* acc = &s.acc[s.pos[j] * W];
@@ -314,20 +320,13 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
     for (std::int64_t q0 = 0; q0 < L; q0 += kStepsPerTile) {
       const std::int64_t steps = std::min(kStepsPerTile, L - q0);
       auto at = [q0](std::int64_t j) { return q0 + j; };
-      if (z)
-        for_tile(nc == W && zsl == 1, nc == W && zsd == 1, zsl == 1, nc, steps, at,
-                 [&](std::int64_t j0, int dir) { gather_block(z, zsd, q0 + j0, dir, zt + j0 * W, W); },
-                 [&](std::int64_t j) { Vec::load_row(z + (q0 + j) * zsl).store(zt + j * W); },
-                 [&](int c, std::int64_t j) { zt[j * W + c] = to_f32(z[c * zsd + (q0 + j) * zsl]); });
+      if (z) gather_tile(z, zsd, zsl, nc, steps, at, zt, W);
       for (std::int64_t j = 0; j < steps; ++j) {
         Vec y = Vec::load(&s.acc[(q0 + j) * W]) * scale;
         if (z) y = y * vsilu(Vec::load(&zt[j * W]));
         y.store(&yt[j * W]);
       }
-      for_tile(nc == W && osl == 1, nc == W && osd == 1, osl == 1, nc, steps, at,
-               [&](std::int64_t j0, int dir) { store_block(yt + j0 * W, W, out, osd, q0 + j0, dir); },
-               [&](std::int64_t j) { Vec::load(yt + j * W).store_row(out + (q0 + j) * osl); },
-               [&](int c, std::int64_t j) { out[c * osd + (q0 + j) * osl] = from_f32<T>(yt[j * W + c]); });
+      store_tile(yt, W, nc, steps, at, out, osd, osl);
     }
   }
 }
