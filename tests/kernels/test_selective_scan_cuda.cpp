@@ -30,6 +30,9 @@ struct CudaCase {
   /// MCV_SCAN_TMA: 0 where they apply (default), off: the cp.async copies, required: an error
   /// unless the launch moves its rows as TMA boxes.
   enum class Tma { heuristic, off, required } tma = Tma::heuristic;
+  /// MCV_SCAN_WARP_TMA=0: one box per block where 16-bit 16-state launches would take the warp
+  /// pipelines (each warp its own boxes, B/C included).
+  bool block_boxes = false;
   /// MCV_SCAN_COLS: cross2d's column orders staged as transposed channel rows where u is in
   /// channel rows (default), never (off: channel-major streams staged token-major instead), or
   /// for every layout (forced).
@@ -37,7 +40,7 @@ struct CudaCase {
   std::string name() const {
     return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
            (serial ? "_serial" : "") + (tiled ? "_tiled" : "") + (segments ? "_seg" + std::to_string(segments) : "") +
-           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "");
+           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (block_boxes ? "_blockboxes" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "");
   }
 };
 
@@ -77,7 +80,8 @@ void check_cuda_against_cpu(const CudaCase& cc) {
         serial("MCV_SCAN_SERIAL_DIRS", cc.serial), pipe("MCV_SCAN_PIPE", cc.tiled ? "0" : nullptr),
         segments("MCV_SCAN_SEGMENTS", cc.segments),
         tma("MCV_SCAN_TMA", cc.tma == CudaCase::Tma::off ? "0" : cc.tma == CudaCase::Tma::required ? "2" : nullptr),
-        cols("MCV_SCAN_COLS", cc.cols == CudaCase::Cols::off ? "0" : cc.cols == CudaCase::Cols::forced ? "2" : nullptr);
+        cols("MCV_SCAN_COLS", cc.cols == CudaCase::Cols::off ? "0" : cc.cols == CudaCase::Cols::forced ? "2" : nullptr),
+        warp_tma("MCV_SCAN_WARP_TMA", cc.block_boxes ? "0" : nullptr);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -325,6 +329,26 @@ std::vector<CudaCase> cuda_cases() {
     c.final_state = true; c.a_scale = 0.01f; c.dirs = ScanDirections::reverse; k.lanes = 1; k.chunks = 4;
     k.tma = Tma::required;
   });
+  // 16-bit with 16 states: the warp pipelines by default (the cases above with N 16), one box
+  // per block on request; N below the bucket (B/C box rows past N read as zero), groups, a
+  // reversed partial tile without z, the per-direction slots of a bidirectional scan.
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 1000; c.n_state = 16; c.dim = 256; c.batch = 2; c.dtype = DType::bf16; c.final_state = true;
+    k.lanes = 1; k.tma = Tma::required; k.block_boxes = true;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 200; c.n_state = 12; c.dim = 256; c.groups = 2; c.dtype = DType::f16; c.dirs = ScanDirections::reverse;
+    c.has_z = false; c.final_state = true; k.lanes = 1; k.tma = Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.seqlen = 72; c.n_state = 16; c.dim = 64; c.batch = 3; c.dtype = DType::bf16; c.dirs = ScanDirections::bidirectional;
+    c.initial_state = true; k.lanes = 1; k.tma = Tma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 48; c.width = 40; c.seqlen = 1920; c.grid_rank4 = true;
+    c.dim = 128; c.n_state = 16; c.dtype = DType::bf16; c.batch = 2; k.lanes = 1; k.tma = Tma::required;
+    k.block_boxes = true;
+  });
   // f32 rows (64 bytes per 16 steps, the 64-byte swizzle): N 16 as 8 states x 2 lanes, a
   // reversed partial tile with 8 states on one lane, chunked with 4 states.
   add([](CudaCase& k, C& c) { c.seqlen = 1000; c.n_state = 16; c.dim = 128; k.lanes = 2; k.tma = Tma::required; });
@@ -371,7 +395,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(16);
+  std::vector<CudaCase> cases(17);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -423,7 +447,7 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[12].c.seqlen = 90;
   cases[12].c.dirs = ScanDirections::reverse;
   cases[12].segments = 2;
-  cases[13].c.dtype = DType::bf16;  // TMA boxes, reversed and chunked, a partial last tile
+  cases[13].c.dtype = DType::bf16;  // TMA boxes (warp pipelines), reversed and chunked, a partial last tile
   cases[13].c.dim = 64;
   cases[13].c.seqlen = 200;
   cases[13].c.dirs = ScanDirections::reverse;
@@ -443,6 +467,8 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[15].c.dim = 32;
   cases[15].lanes = 1;
   cases[15].tma = CudaCase::Tma::required;
+  cases[16] = cases[13];  // the same with one box per block
+  cases[16].block_boxes = true;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

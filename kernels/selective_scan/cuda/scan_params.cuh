@@ -137,6 +137,7 @@ struct LaunchConfig {
   bool allow_coop_rows = true;          ///< MCV_SCAN_COOP_ROWS=0: never (comparisons)
   bool allow_tma = true;                ///< TMA boxes where they apply (MCV_SCAN_TMA=0: never)
   bool require_tma = false;             ///< MCV_SCAN_TMA=2: an error where they do not (tests)
+  bool allow_warp_tma = true;           ///< warp pipelines where they apply (MCV_SCAN_WARP_TMA=0: never)
 };
 
 /// Steps staged per shared-memory tile. 16 for the N=16 bucket: half the shared memory per

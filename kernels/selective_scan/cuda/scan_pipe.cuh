@@ -182,6 +182,29 @@ inline std::size_t pipe_smem_bytes(int channels, bool coop_rows, bool step_out, 
   return (raw + bc + obuf) * sizeof(float);
 }
 
+/// Warp pipelines (kReadWarpTma): each warp of a block moves and scans its own 32 channels as if
+/// it were a block - its own u/delta/z boxes of 32 rows and B/C boxes, its own mbarriers, its own
+/// f32 B/C tile and output staging, its own box stores - so that no barrier couples the warps of
+/// a block. Why: with one box per block, the tile-end __syncthreads (B/C converted by all
+/// threads, buffers released, the staging complete before the block's store) was 15 % of the
+/// stall samples of S3 bf16 (H100, ncu), and blocks of 2 warps instead of 3-4 already measured
+/// S3 4 % faster. Per warp, from a 1024-byte boundary (bytes): two stages of [u | delta | z | B |
+/// C] boxes, two output staging boxes, the f32 B/C tile, the two stages' mbarriers.
+template <typename T, int kNb, int kT>
+struct WarpTmaGeom {
+  static constexpr int kBox = 32 * kT * static_cast<int>(sizeof(T));   ///< one stream's 32 rows
+  static constexpr int kBcBox = kNb * kT * static_cast<int>(sizeof(T));  ///< B or C: kNb state rows
+  static constexpr int kStage = 3 * kBox + 2 * kBcBox;
+  static constexpr int kObuf = 2 * kStage;
+  static constexpr int kBcf = kObuf + 2 * kBox;
+  static constexpr int kBar = kBcf + 2 * kT * bc_ld<kNb>() * 4;
+  static constexpr int kBytes = (kBar + 16 + kTmaAlign - 1) / kTmaAlign * kTmaAlign;
+};
+template <typename T, int kNb, int kT>
+inline std::size_t pipe_warp_smem_bytes(int channels) {
+  return kTmaAlign + static_cast<std::size_t>(channels / 32) * WarpTmaGeom<T, kNb, kT>::kBytes;
+}
+
 /// Buffer b of each double-buffered area is base + b * stride, computed from the shared array
 /// (not picked from an array of pointers) so that the compiler keeps shared-memory loads.
 struct PipeLayout {
@@ -193,6 +216,26 @@ struct PipeLayout {
   std::uint64_t* bar;  ///< TMA: the raw buffers' mbarriers
   int raw_words, raw_stride, bcf_stride;
 };
+
+/// Warp pipelines: warp w's areas (WarpTmaGeom) in the layout's terms - raw stages with the B/C
+/// boxes after z (raw + 3 raw_words), a single f32 B/C tile (bcf_stride 0), two staging boxes.
+template <typename T, int kNb, int kT>
+__device__ __forceinline__ PipeLayout carve_warp_pipe(unsigned char* smem, int warp) {
+  using G = WarpTmaGeom<T, kNb, kT>;
+  static_assert(G::kBox % kTmaAlign == 0 && G::kBcBox % 128 == 0, "boxes keep the swizzle's and TMA's alignment");
+  const unsigned pad = (kTmaAlign - (smem_u32(smem) & (kTmaAlign - 1))) & (kTmaAlign - 1);
+  unsigned char* w = smem + pad + warp * G::kBytes;
+  PipeLayout t;
+  t.raw = reinterpret_cast<unsigned*>(w);
+  t.raw_words = G::kBox / 4;
+  t.raw_stride = G::kStage / 4;
+  t.bc_raw = nullptr;
+  t.obuf = w + G::kObuf;
+  t.bcf = reinterpret_cast<float*>(w + G::kBcf);
+  t.bcf_stride = 0;
+  t.bar = reinterpret_cast<std::uint64_t*>(w + G::kBar);
+  return t;
+}
 
 template <typename T, int kNb, int kT, bool kTma>
 __device__ __forceinline__ PipeLayout carve_pipe(unsigned char* smem, int channels) {
@@ -597,7 +640,7 @@ __device__ __forceinline__ void store_own_row(T* stage, T* row, const TileSpan& 
 /// How the pipelined kernel stages and reads u/delta/z: element by element from padded rows of
 /// cp.async units; 16-bit rows two steps per load (PairReader); or TMA boxes (scan_tma.cuh,
 /// SwzPairReader; the output leaves as a box too).
-enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2 };
+enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2, kReadWarpTma = 3 };
 
 /// The pipelined scan: one direction (k = the block's direction with par_dirs) of `channels`
 /// channels of one (batch, group[, chunk]); kLanes threads per channel split its states.
@@ -611,7 +654,8 @@ enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2 };
 template <typename T, int kS, int kLanes, bool kCorrect, int kRead, int kSeg = 1, bool kCols = false>
 __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     scan_pipe_kernel(Params p, int channels, int bpg, const __grid_constant__ PipeMaps maps) {
-  constexpr bool kPairs = kRead == kReadPairs, kTma = kRead == kReadTma;
+  constexpr bool kPairs = kRead == kReadPairs, kWarp = kRead == kReadWarpTma, kTma = kRead == kReadTma || kWarp;
+  static_assert(!kWarp || (sizeof(T) == 2 && kLanes == 1), "warp pipelines: 16-bit rows on one lane");
   static_assert(!kPairs || (sizeof(T) == 2 && kLanes == 1), "word pairs: 16-bit elements, one lane");
   static_assert(!kTma || (kSeg == 1 && !kCorrect && (sizeof(T) == 4 || kLanes == 1)),
                 "TMA boxes: pass 1, no step segments; 16-bit rows on one lane (pair reads)");
@@ -621,12 +665,21 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   constexpr int kLdb = bc_ld<kNb>();
   constexpr int kLdo = kT + 1;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const PipeLayout t = carve_pipe<T, kNb, kT, kTma>(smem_raw, channels);
+  // Warp pipelines (WarpTmaGeom): the warp's own areas, boxes of its 32 rows, issued by its lane 0.
+  const int warp = static_cast<int>(threadIdx.x) >> 5, wlane = static_cast<int>(threadIdx.x) & 31;
+  const PipeLayout t = [&] {
+    if constexpr (kWarp)
+      return carve_warp_pipe<T, kNb, kT>(smem_raw, warp);
+    else
+      return carve_pipe<T, kNb, kT, kTma>(smem_raw, channels);
+  }();
+  const bool issuer = kWarp ? wlane == 0 : threadIdx.x == 0;
   if constexpr (kTma) {
-    if (threadIdx.x == 0) {
+    if (issuer) {
       mbar_init(t.bar);
       mbar_init(t.bar + 1);
     }
+    if constexpr (kWarp) __syncwarp();
   }
   const BlockCoords bc = block_coords(p, bpg, kCorrect ? 1 : 0);
 
@@ -637,6 +690,10 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   const bool active = tch.active;
   const int t_begin = tch.t_begin, t_end = tch.t_end;
   const int k = bc.k;  // 0 unless par_dirs
+  // TMA: the rows of a box (the block's channels, or the warp's 32), this thread's row in it and
+  // the first row's channel.
+  const int box_rows = kWarp ? 32 : channels, box_row = kWarp ? ch & 31 : ch;
+  const int box_d = kWarp ? d_first + (warp << 5) : d_first;
 
   float a2[kS], h[kS], dskip, bias;
   load_channel<kS>(p, bc.b, k, d, lane, active, !kCorrect && bc.chunk == 0, a2, h, dskip, bias);
@@ -696,12 +753,18 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     const TileSpan sp = span_at(t0);
     unsigned* r = t.raw + buf * t.raw_stride;
     if constexpr (kTma) {
-      if (threadIdx.x == 0) {
+      if (issuer) {
         const int x = box_x(sp), b = bc.b;
-        mbar_expect_tx(t.bar + buf, (gate_z ? 3u : 2u) * 4u * static_cast<unsigned>(t.raw_words));
-        tma_load_box(r, &maps.u[in_k], x, d_first, k * maps.k_u, b, t.bar + buf);
-        tma_load_box(r + t.raw_words, &maps.delta[in_k], x, d_first, k * maps.k_delta, b, t.bar + buf);
-        if (gate_z) tma_load_box(r + 2 * t.raw_words, &maps.z, x, d_first, k * maps.k_z, b, t.bar + buf);
+        constexpr unsigned kBcBytes = kWarp ? 2u * WarpTmaGeom<T, kNb, kT>::kBcBox : 0u;
+        mbar_expect_tx(t.bar + buf, (gate_z ? 3u : 2u) * 4u * static_cast<unsigned>(t.raw_words) + kBcBytes);
+        tma_load_box(r, &maps.u[in_k], x, box_d, k * maps.k_u, b, t.bar + buf);
+        tma_load_box(r + t.raw_words, &maps.delta[in_k], x, box_d, k * maps.k_delta, b, t.bar + buf);
+        if (gate_z) tma_load_box(r + 2 * t.raw_words, &maps.z, x, box_d, k * maps.k_z, b, t.bar + buf);
+        if constexpr (kWarp) {  // B and C: state rows (L, N, slot, batch), after z
+          unsigned* bcr = r + 3 * t.raw_words;
+          tma_load_box(bcr, &maps.B[in_k], x, 0, gk, b, t.bar + buf);
+          tma_load_box(bcr + WarpTmaGeom<T, kNb, kT>::kBcBox / 4, &maps.C[in_k], x, 0, gk, b, t.bar + buf);
+        }
       }
       return;
     }
@@ -769,17 +832,42 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     }
   };
 
+  // Warp pipelines: this tile's B/C boxes (kNb state rows of kT steps each, box order) -> the
+  // warp's f32 tile [B | C][step][bc_ld], one row per lane; reversed tiles read their rows back
+  // to front (step j = box element kT - 1 - j). TMA filled rows past n_state and positions
+  // outside the sequence with zeros.
+  auto convert_warp = [&](const unsigned* r, bool rev) {
+    constexpr int kW = kT * static_cast<int>(sizeof(T)) / 4;  // words per row
+    const unsigned* rows = r + 3 * t.raw_words;
+    const unsigned sel_even = rev ? HalfSelect<T>::kHi : HalfSelect<T>::kLo;
+    const unsigned sel_odd = rev ? HalfSelect<T>::kLo : HalfSelect<T>::kHi;
+#pragma unroll
+    for (int row = wlane; row < 2 * kNb; row += 32) {
+      unsigned w[kW];
+#pragma unroll
+      for (int q = 0; q < kW / 4; ++q) reinterpret_cast<uint4*>(w)[q] = reinterpret_cast<const uint4*>(rows + row * kW)[q];
+      float* dst = t.bcf + (row / kNb) * kT * kLdb + row % kNb;
+#pragma unroll
+      for (int j = 0; j < kT; ++j) {
+        const unsigned word = rev ? w[kW - 1 - j / 2] : w[j / 2];
+        dst[j * kLdb] = half_value<T>(__byte_perm(word, 0u, (j & 1) ? sel_odd : sel_even));
+      }
+    }
+  };
+
   // Tile buffer buf's staging rows with coop_rows: recomputed at each use, not kept live across
   // the recurrence (held in a register per tile, S3 bf16 took 1.355 ms against 1.307 on an H100).
   auto coop_stage = [&](int buf) { return coop_rows ? buf * channels * Unit16<T, kT>::kRowElems : 0; };
   const int n_tiles = (t_end - t_begin + kT - 1) / kT;
   issue_rows3(t_begin, 0);
-  issue_bc(t_begin, 0);
-  if (n_tiles > 1) issue_bc(t_begin + kT, 1);
-  cp_async_wait_all();
-  __syncthreads();
-  convert(t_begin, 0, 0);
-  __syncthreads();
+  if constexpr (!kWarp) {
+    issue_bc(t_begin, 0);
+    if (n_tiles > 1) issue_bc(t_begin + kT, 1);
+    cp_async_wait_all();
+    __syncthreads();
+    convert(t_begin, 0, 0);
+    __syncthreads();
+  }
 
   float dtsum = 0.0f;
   for (int i = 0; i < n_tiles; ++i) {
@@ -787,16 +875,22 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     const TileSpan sp = span_at(t0);
     const bool more = i + 1 < n_tiles;
     if (more) issue_rows3(t0 + kT, buf ^ 1);
-    if (i + 2 < n_tiles) issue_bc(t0 + 2 * kT, buf);  // B/C buffer buf: its tile i was converted in tile i - 1
-    cp_async_commit();
+    if constexpr (!kWarp) {
+      if (i + 2 < n_tiles) issue_bc(t0 + 2 * kT, buf);  // B/C buffer buf: its tile i was converted in tile i - 1
+      cp_async_commit();
+    }
     if constexpr (kTma) mbar_wait(t.bar + buf, (i >> 1) & 1);  // this tile's boxes (the buffer's (i / 2)-th use)
+    if constexpr (kWarp) {
+      convert_warp(t.raw + buf * t.raw_stride, sp.rev);  // the single f32 tile: the last tile's reads ended at its __syncwarp
+      __syncwarp();
+    }
 
     {
       const unsigned* r = t.raw + buf * t.raw_stride;
       const T* ru = reinterpret_cast<const T*>(r);
       const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
-      const int eb = kTma ? tma_elem_base<T, kT>(ch, sp.rev) : 0;  // TMA: the thread's row of a box
+      const int eb = kTma ? tma_elem_base<T, kT>(box_row, sp.rev) : 0;  // TMA: the thread's row of a box
       const RowRef fu = kTma ? RowRef{} : row_ref<T, kNb, kT>(first_base, first_s, ku, tch, channels, sp);
       const RowRef fd = kTma ? RowRef{} : row_ref<T, kNb, kT>(dbase, ds, kd, tch, channels, sp);
       const RowRef fz = !kTma && gate_z ? row_ref<T, kNb, kT>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
@@ -805,7 +899,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // tile's buffer; TMA: its row of this tile's box.
       const auto fo = [&] {
         if constexpr (kTma)
-          return SwzRef{buf * channels * kT + eb};
+          return SwzRef{buf * box_rows * kT + eb};
         else
           return own_out ? stage_ref<T, kT>(obase, dst_s, tch, sp, coop_stage(buf))
                          : RowRef{buf * channels * kLdo + ch * kLdo, 1};
@@ -996,32 +1090,36 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       }
     }
 
-    if (more) convert(t0 + kT, buf ^ 1, buf ^ 1);  // landed before the barrier that ended tile i - 1
+    if constexpr (!kWarp) {
+      if (more) convert(t0 + kT, buf ^ 1, buf ^ 1);  // landed before the barrier that ended tile i - 1
+    }
     if constexpr (kTma) {
       fence_async_shared();  // this thread's staging writes, before the box store issued after the barrier
-      if (threadIdx.x == 0) bulk_wait_read();  // the previous tile's box store has read the other staging buffer
+      if (issuer) bulk_wait_read();  // the previous tile's box store has read the other staging buffer
     }
-    cp_async_wait_committed();
+    if constexpr (!kWarp) cp_async_wait_committed();
     bool live = true;
     if constexpr (kCorrect) {
       float m = 0.0f;
 #pragma unroll
       for (int s = 0; s < kS; ++s) m = fmaxf(m, fabsf(h[s]));
       live = __syncthreads_or(m > threshold);
+    } else if constexpr (kWarp) {
+      __syncwarp();
     } else {
       __syncthreads();
     }
     if constexpr (kTma) {
       const int x = box_x(sp);
-      const T* stage = obuf + buf * channels * kT;
+      const T* stage = obuf + buf * box_rows * kT;
       if (x >= 0) {
-        if (threadIdx.x == 0) tma_store_box(&maps.out, stage, x, d_first, k * maps.k_out, bc.b);
+        if (issuer) tma_store_box(&maps.out, stage, x, box_d, k * maps.k_out, bc.b);
       } else if (active) {
         // A reversed partial tile, whose box starts before position 0: the TMA store faults on
         // a negative start (H100: illegal instruction; loads take it), so each thread stores its
         // row's positions [0, nT) = box elements [-x, kT) itself.
         T* row = obase + static_cast<i64>(d) * dst_s.sd;
-        const int forward = tma_elem_base<T, kT>(ch, false);  // box element e at forward ^ e
+        const int forward = tma_elem_base<T, kT>(box_row, false);  // box element e at forward ^ e
         if (lane == 0)
           for (int q = 0; q < sp.nT; ++q) row[q] = stage[forward ^ (q - x)];
       }
@@ -1042,7 +1140,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   }
 
   if constexpr (kTma) {
-    if (threadIdx.x == 0) bulk_wait_done();  // the staging stays in use until the last box is out
+    if (issuer) bulk_wait_done();  // the staging stays in use until the last box is out
   }
   if constexpr (kSeg > 1) dtsum = lane_sum<kSeg>(dtsum);  // each segment summed its own steps' dt
   if constexpr (!kCorrect)

@@ -66,7 +66,29 @@ bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_byt
          aligned_rows(p.pass_target(), p, p.par_dirs, elem_bytes);
 }
 
-std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem elem) {
+namespace {
+
+/// Whether B (or C) at ptr with these element strides has 16-byte aligned state rows along L.
+bool aligned_state_rows(const void* ptr, std::int64_t sb, std::int64_t sg, std::int64_t sn, std::int64_t sl,
+                        const Params& p, int elem_bytes) {
+  const std::int64_t kUnit = 16 / elem_bytes;
+  const bool slots = p.dirs * p.groups > 1;
+  return ptr && sl == 1 && reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && sn >= p.seqlen && sn % kUnit == 0 &&
+         (!slots || (sg > 0 && sg % kUnit == 0)) && (p.batch == 1 || (sb > 0 && sb % kUnit == 0));
+}
+
+}  // namespace
+
+bool pipe_tma_bc_layout(const Params& p, int elem_bytes) {
+  const bool in_place = aligned_state_rows(p.B, p.B_sb, p.B_sg, p.B_sn, p.B_sl, p, elem_bytes) &&
+                        aligned_state_rows(p.C, p.C_sb, p.C_sg, p.C_sn, p.C_sl, p, elem_bytes);
+  if (!p.cols_staged) return in_place;
+  const DirInputs& c = p.cols;
+  return in_place && aligned_state_rows(c.B, c.B_sb, c.B_sg, c.B_sn, c.B_sl, p, elem_bytes) &&
+         aligned_state_rows(c.C, c.C_sb, c.C_sg, c.C_sn, c.C_sl, p, elem_bytes);
+}
+
+std::optional<PipeMaps> make_pipe_maps(const Params& p, int box_rows, int tile_steps, TmaElem elem, int bc_states) {
   const PFN_cuTensorMapEncodeTiled_v12000 encode_map = encode_tiled();
   if (!encode_map) return std::nullopt;
   PipeMaps m{};
@@ -89,14 +111,40 @@ std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_s
     const cuuint64_t kstride = with_k ? static_cast<cuuint64_t>(s.sk) * kElem : row * dims[1];
     const cuuint64_t bstride = p.batch > 1 ? static_cast<cuuint64_t>(s.sb) * kElem : kstride * dims[2];
     const cuuint64_t strides[3] = {row, kstride, bstride};
-    const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(channels), 1, 1};
+    const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(box_rows), 1, 1};
     const cuuint32_t unit[4] = {1, 1, 1, 1};
     return encode_map(&map, type, 4, const_cast<void*>(s.ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
                       swizzle, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
   };
+  // B, C: (L, N, slot = k G + g, batch), boxes of bc_states rows landing unswizzled (each lane
+  // of the warp reads one whole row); rows past N and positions outside [0, L) read as zero.
+  auto encode_bc = [&](CUtensorMap& map, const void* ptr, std::int64_t sb, std::int64_t sg, std::int64_t sn) {
+    const int slots = p.dirs * p.groups;
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.seqlen), static_cast<cuuint64_t>(p.n_state),
+                                static_cast<cuuint64_t>(slots), static_cast<cuuint64_t>(p.batch)};
+    const cuuint64_t row = static_cast<cuuint64_t>(sn) * kElem;
+    const cuuint64_t sstride = slots > 1 ? static_cast<cuuint64_t>(sg) * kElem : row * dims[1];
+    const cuuint64_t bstride = p.batch > 1 ? static_cast<cuuint64_t>(sb) * kElem : sstride * dims[2];
+    const cuuint64_t strides[3] = {row, sstride, bstride};
+    const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(bc_states), 1, 1};
+    const cuuint32_t unit[4] = {1, 1, 1, 1};
+    return encode_map(&map, type, 4, const_cast<void*>(ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                      CU_TENSOR_MAP_SWIZZLE_NONE, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+  };
   if (!(encode(m.u[0], m.k_u, p.u) && encode(m.delta[0], m.k_delta, p.delta) &&
         (!p.pass_gates_z() || encode(m.z, m.k_z, p.z)) && encode(m.out, m.k_out, p.pass_target())))
     return std::nullopt;
+  if (bc_states > 0) {
+    if (!(encode_bc(m.B[0], p.B, p.B_sb, p.B_sg, p.B_sn) && encode_bc(m.C[0], p.C, p.C_sb, p.C_sg, p.C_sn)))
+      return std::nullopt;
+    const DirInputs& c = p.cols;
+    if (!p.cols_staged) {
+      m.B[1] = m.B[0];
+      m.C[1] = m.C[0];
+    } else if (!(encode_bc(m.B[1], c.B, c.B_sb, c.B_sg, c.B_sn) && encode_bc(m.C[1], c.C, c.C_sb, c.C_sg, c.C_sn))) {
+      return std::nullopt;
+    }
+  }
   // Maps [1] (Params::in[1]): the staged column orders' copies, which have the direction axes
   // of the streams they stand for (u shared, delta with its K slots), so one k flag serves both;
   // without staging, the same streams.

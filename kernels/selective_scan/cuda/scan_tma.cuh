@@ -36,6 +36,9 @@ namespace mcv::kernels::scan::cuda {
 struct PipeMaps {
   CUtensorMap u[2], delta[2];  ///< by Params::in: [1] the staged column orders' copies, if any
   CUtensorMap z, out;
+  /// Warp pipelines only: B and C as 4D views (L, N, K G slot, batch) of their state rows, boxes
+  /// of [N bucket x tile] elements; by Params::in as u and delta.
+  CUtensorMap B[2], C[2];
   int k_u = 0, k_delta = 0, k_z = 0, k_out = 0;
 };
 
@@ -57,12 +60,17 @@ constexpr int kTmaAlign = 1024;
 /// (sm_90 or newer) are checked by the caller.
 bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_bytes);
 
+/// Whether B and C (and their staged column-order copies) can move as TMA boxes too (the warp
+/// pipelines): state rows (L contiguous) starting 16-byte aligned at every (batch, slot, state).
+bool pipe_tma_bc_layout(const Params& p, int elem_bytes);
+
 /// The I/O element types of the maps.
 enum class TmaElem { f32, f16, bf16 };
-/// The maps of pipe_tma_layout's streams for boxes of [channels x tile_steps] elements; none
-/// when the driver lacks cuTensorMapEncodeTiled or rejects a map (the caller then keeps the
-/// cp.async copies).
-std::optional<PipeMaps> make_pipe_maps(const Params& p, int channels, int tile_steps, TmaElem elem);
+/// The maps of pipe_tma_layout's streams for boxes of [box_rows x tile_steps] elements (the
+/// block's channels, or a warp's 32), and with bc_states > 0 those of B and C for boxes of
+/// [bc_states x tile_steps]; none when the driver lacks cuTensorMapEncodeTiled or rejects a map
+/// (the caller then keeps the cp.async copies).
+std::optional<PipeMaps> make_pipe_maps(const Params& p, int box_rows, int tile_steps, TmaElem elem, int bc_states = 0);
 
 #if defined(__CUDACC__)
 
