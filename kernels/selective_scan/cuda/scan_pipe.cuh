@@ -638,8 +638,9 @@ __device__ __forceinline__ void store_own_row(T* stage, T* row, const TileSpan& 
 }
 
 /// How the pipelined kernel stages and reads u/delta/z: element by element from padded rows of
-/// cp.async units; 16-bit rows two steps per load (PairReader); or TMA boxes (scan_tma.cuh,
-/// SwzPairReader; the output leaves as a box too).
+/// cp.async units; 16-bit rows two steps per load (PairReader); TMA boxes of the block's rows
+/// (scan_tma.cuh, SwzPairReader; the output leaves as a box too); or TMA boxes per warp, B/C
+/// included (the warp pipelines, WarpTmaGeom).
 enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2, kReadWarpTma = 3 };
 
 /// The pipelined scan: one direction (k = the block's direction with par_dirs) of `channels`

@@ -7,8 +7,9 @@
 // tile's [channels x 16 steps] box of u, delta and z with one instruction each, and the output
 // box back, where the cp.async loops and the cooperative stores cost every thread ~12 of S4's
 // 74 instructions per warp-step (docs/notes/selective_scan.md, "Where it stands"). One 1D bulk
-// copy per row segment was measured 25-50 % slower ("Bulk row copies"): the copy engine pays
-// per operation, so the box must hold the whole block.
+// copy per 32-byte row segment was measured 25-50 % slower ("Bulk row copies"): the copy engine
+// pays per operation, so a box holds many rows - the block's, or for the warp pipelines a warp's
+// 32 (1 KB boxes, five per warp and tile with B and C: measured faster, "Warp pipelines").
 //
 // The boxes land swizzled, the swizzle span = the row (16 steps: 32 bytes for 16-bit I/O, 64
 // for f32): in a buffer aligned to 1024 bytes, the 16-byte chunks of row c are permuted by XOR
