@@ -7,7 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -472,6 +475,47 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);
+  }
+}
+
+// The z gate at the ends of its range (+-inf, NaN, +-1e30, around -88 where exp(-z) leaves the
+// f32 range ...) on the TMA launches (f32: 8 states x 2 lanes; bf16: the warp pipelines), against
+// the CPU path: the same -0 / inf / NaN and the same finite values.
+TEST(SelectiveScanCudaGate, ExtremeZMatchesCpu) {
+  MCV_REQUIRE_CUDA();
+  const float specials[] = {INFINITY, -INFINITY, NAN, -1e30f, 1e30f, -100.0f, -88.5f, -88.0f, -87.5f, -50.0f,
+                            -20.0f, -1.0f, -1e-3f, 0.0f, 1e-3f, 1.0f, 20.0f, 50.0f, 88.5f, 100.0f, -3e38f};
+  for (DType dt : {DType::f32, DType::bf16}) {
+    ScanCase c;
+    c.dim = 128;
+    c.seqlen = 64;
+    c.dtype = dt;
+    SCOPED_TRACE(c.name());
+    ScanInputs in = make_inputs(c);
+    std::vector<float> z(static_cast<std::size_t>(in.z.base.numel()));
+    for (std::size_t i = 0; i < z.size(); ++i) z[i] = specials[(i * 5) % std::size(specials)];
+    in.z.base = Tensor::from_vector(z, in.z.base.shape()).to(dt);
+    Context cpu(Device::cpu()), gpu(Device::cuda(0));
+    const Stored out_cpu = make_out(c, Device::cpu());
+    kernels::selective_scan(cpu, make_args(c, in, out_cpu.get(), Tensor()));
+    const ScanInputs din = in.to(Device::cuda(0));
+    const Stored out_gpu = make_out(c, Device::cuda(0));
+    kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), Tensor()));
+    gpu.synchronize();
+    const std::vector<double> want = logical_values(out_cpu.get()), got = logical_values(out_gpu.get());
+    ASSERT_EQ(got.size(), want.size());
+    const double tol = dt == DType::f32 ? 1e-4 : 3e-2;  // bf16: the output's rounding on top
+    int nan = 0, inf = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      nan += std::isnan(want[i]);
+      inf += std::isinf(want[i]);
+      if (std::isnan(want[i]) || std::isinf(want[i]))
+        EXPECT_TRUE(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i]) << i << ": " << got[i] << " vs " << want[i];
+      else
+        EXPECT_NEAR(got[i], want[i], tol * std::max(1.0, std::fabs(want[i]))) << i;
+    }
+    EXPECT_GT(nan, 0);
+    EXPECT_GT(inf, 0);
   }
 }
 
