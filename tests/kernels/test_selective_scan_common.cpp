@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <random>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 #include "test_support.h"
 
@@ -391,6 +394,29 @@ double tolerance(DType dtype) {
     case DType::f16: return 4e-3;
     default: return 2e-2;
   }
+}
+
+void set_extreme_z(ScanInputs& in, DType dtype) {
+  const float extremes[] = {INFINITY, -INFINITY, NAN, -1e30f, 1e30f, -100.0f, -88.5f, -88.0f, -87.5f, -50.0f, -20.0f,
+                            -1.0f, -1e-3f, 0.0f, 1e-3f, 1.0f, 20.0f, 50.0f, 88.5f, 100.0f, -3e38f};
+  std::vector<float> z(static_cast<std::size_t>(in.z.base.numel()));
+  for (std::size_t i = 0; i < z.size(); ++i) z[i] = extremes[(i * 5) % std::size(extremes)];
+  in.z.base = Tensor::from_vector(z, in.z.base.shape()).to(dtype);
+}
+
+void expect_same_values(const std::vector<double>& got, const std::vector<double>& want, double tol) {
+  ASSERT_EQ(got.size(), want.size());
+  int nan = 0, inf = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    nan += std::isnan(want[i]);
+    inf += std::isinf(want[i]);
+    if (std::isnan(want[i]) || std::isinf(want[i]))
+      EXPECT_TRUE(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i]) << i << ": " << got[i] << " vs " << want[i];
+    else
+      EXPECT_NEAR(got[i], want[i], tol * std::max(1.0, std::fabs(want[i]))) << i;
+  }
+  EXPECT_GT(nan, 0);
+  EXPECT_GT(inf, 0);
 }
 
 }  // namespace mcv::test::scan

@@ -88,4 +88,11 @@ Error compare(const std::vector<double>& got, const std::vector<double>& want);
 /// Relative L2 tolerance of a dtype's output against the float64 reference.
 double tolerance(DType dtype);
 
+/// Replaces z's values with the gate's extremes in turn (+-inf, NaN, +-1e30, -3e38, around -88
+/// where exp(-z) leaves the f32 range, and ordinary values), in the case's dtype.
+void set_extreme_z(ScanInputs& in, DType dtype);
+/// got against want element by element: NaN where want is NaN, the same infinity where want is
+/// infinite, finite values within tol * max(1, |want|); want must hold NaNs and infinities.
+void expect_same_values(const std::vector<double>& got, const std::vector<double>& want, double tol);
+
 }  // namespace mcv::test::scan

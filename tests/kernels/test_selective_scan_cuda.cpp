@@ -8,9 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -33,9 +31,10 @@ struct CudaCase {
   /// MCV_SCAN_TMA: 0 where they apply (default), off: the cp.async copies, required: an error
   /// unless the launch moves its rows as TMA boxes.
   enum class Tma { heuristic, off, required } tma = Tma::heuristic;
-  /// MCV_SCAN_WARP_TMA=0: one box per block where 16-bit 16-state launches would take the warp
-  /// pipelines (each warp its own boxes, B/C included).
-  bool block_boxes = false;
+  /// MCV_SCAN_WARP_TMA: the warp pipelines where 16-bit 16-state launches take them (each warp
+  /// its own boxes, B/C included; default), one box per block instead (block), or required: an
+  /// error unless the launch takes them.
+  enum class Warp { heuristic, block, required } warp = Warp::heuristic;
   /// MCV_SCAN_COLS: cross2d's column orders staged as transposed channel rows where u is in
   /// channel rows (default), never (off: channel-major streams staged token-major instead), or
   /// for every layout (forced).
@@ -43,7 +42,7 @@ struct CudaCase {
   std::string name() const {
     return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
            (serial ? "_serial" : "") + (tiled ? "_tiled" : "") + (segments ? "_seg" + std::to_string(segments) : "") +
-           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (block_boxes ? "_blockboxes" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "");
+           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (warp == Warp::block ? "_blockboxes" : warp == Warp::required ? "_warp" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "");
   }
 };
 
@@ -84,7 +83,7 @@ void check_cuda_against_cpu(const CudaCase& cc) {
         segments("MCV_SCAN_SEGMENTS", cc.segments),
         tma("MCV_SCAN_TMA", cc.tma == CudaCase::Tma::off ? "0" : cc.tma == CudaCase::Tma::required ? "2" : nullptr),
         cols("MCV_SCAN_COLS", cc.cols == CudaCase::Cols::off ? "0" : cc.cols == CudaCase::Cols::forced ? "2" : nullptr),
-        warp_tma("MCV_SCAN_WARP_TMA", cc.block_boxes ? "0" : nullptr);
+        warp_tma("MCV_SCAN_WARP_TMA", cc.warp == CudaCase::Warp::block ? "0" : cc.warp == CudaCase::Warp::required ? "2" : nullptr);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -198,6 +197,7 @@ std::vector<CudaCase> cuda_cases() {
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 48; c.width = 40; c.seqlen = 1920; c.grid_rank4 = true;
     c.dim = 128; c.n_state = 16; c.dtype = DType::bf16; c.batch = 2; k.lanes = 1; k.tma = CudaCase::Tma::required;
+    k.warp = CudaCase::Warp::required;
   });
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 16; c.width = 10; c.seqlen = 160; c.layout = Layout::token_major;
@@ -207,7 +207,7 @@ std::vector<CudaCase> cuda_cases() {
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 24; c.width = 32; c.seqlen = 768; c.grid_rank4 = true; c.batch = 1;
     c.dim = 32; c.n_state = 16; c.dtype = DType::f16; c.initial_state = true; c.a_scale = 0.01f; k.lanes = 1;
-    k.chunks = 3; k.tma = CudaCase::Tma::required;
+    k.chunks = 3; k.tma = CudaCase::Tma::required; k.warp = CudaCase::Warp::required;
   });
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 28; c.width = 28; c.seqlen = 784; c.grid_rank4 = true; c.batch = 1;
@@ -330,27 +330,27 @@ std::vector<CudaCase> cuda_cases() {
   add([](CudaCase& k, C& c) {
     c.batch = 1; c.dim = 64; c.seqlen = 4104; c.n_state = 16; c.dtype = DType::bf16; c.initial_state = true;
     c.final_state = true; c.a_scale = 0.01f; c.dirs = ScanDirections::reverse; k.lanes = 1; k.chunks = 4;
-    k.tma = Tma::required;
+    k.tma = Tma::required; k.warp = CudaCase::Warp::required;
   });
   // 16-bit with 16 states: the warp pipelines by default (the cases above with N 16), one box
   // per block on request; N below the bucket (B/C box rows past N read as zero), groups, a
   // reversed partial tile without z, the per-direction slots of a bidirectional scan.
   add([](CudaCase& k, C& c) {
     c.seqlen = 1000; c.n_state = 16; c.dim = 256; c.batch = 2; c.dtype = DType::bf16; c.final_state = true;
-    k.lanes = 1; k.tma = Tma::required; k.block_boxes = true;
+    k.lanes = 1; k.tma = Tma::required; k.warp = CudaCase::Warp::block;
   });
   add([](CudaCase& k, C& c) {
     c.seqlen = 200; c.n_state = 12; c.dim = 256; c.groups = 2; c.dtype = DType::f16; c.dirs = ScanDirections::reverse;
-    c.has_z = false; c.final_state = true; k.lanes = 1; k.tma = Tma::required;
+    c.has_z = false; c.final_state = true; k.lanes = 1; k.tma = Tma::required; k.warp = CudaCase::Warp::required;
   });
   add([](CudaCase& k, C& c) {
     c.seqlen = 72; c.n_state = 16; c.dim = 64; c.batch = 3; c.dtype = DType::bf16; c.dirs = ScanDirections::bidirectional;
-    c.initial_state = true; k.lanes = 1; k.tma = Tma::required;
+    c.initial_state = true; k.lanes = 1; k.tma = Tma::required; k.warp = CudaCase::Warp::required;
   });
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 48; c.width = 40; c.seqlen = 1920; c.grid_rank4 = true;
     c.dim = 128; c.n_state = 16; c.dtype = DType::bf16; c.batch = 2; k.lanes = 1; k.tma = Tma::required;
-    k.block_boxes = true;
+    k.warp = CudaCase::Warp::block;
   });
   // f32 rows (64 bytes per 16 steps, the 64-byte swizzle): N 16 as 8 states x 2 lanes, a
   // reversed partial tile with 8 states on one lane, chunked with 4 states.
@@ -457,6 +457,7 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[13].lanes = 1;
   cases[13].chunks = 2;
   cases[13].tma = CudaCase::Tma::required;
+  cases[13].warp = CudaCase::Warp::required;
   cases[14].c.dim = 64;  // TMA boxes of f32 rows, two lanes per channel, a partial last tile
   cases[14].c.seqlen = 40;
   cases[14].lanes = 2;
@@ -471,7 +472,7 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[15].lanes = 1;
   cases[15].tma = CudaCase::Tma::required;
   cases[16] = cases[13];  // the same with one box per block
-  cases[16].block_boxes = true;
+  cases[16].warp = CudaCase::Warp::block;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);
@@ -483,8 +484,6 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
 // the CPU path: the same -0 / inf / NaN and the same finite values.
 TEST(SelectiveScanCudaGate, ExtremeZMatchesCpu) {
   MCV_REQUIRE_CUDA();
-  const float specials[] = {INFINITY, -INFINITY, NAN, -1e30f, 1e30f, -100.0f, -88.5f, -88.0f, -87.5f, -50.0f,
-                            -20.0f, -1.0f, -1e-3f, 0.0f, 1e-3f, 1.0f, 20.0f, 50.0f, 88.5f, 100.0f, -3e38f};
   for (DType dt : {DType::f32, DType::bf16}) {
     ScanCase c;
     c.dim = 128;
@@ -492,9 +491,7 @@ TEST(SelectiveScanCudaGate, ExtremeZMatchesCpu) {
     c.dtype = dt;
     SCOPED_TRACE(c.name());
     ScanInputs in = make_inputs(c);
-    std::vector<float> z(static_cast<std::size_t>(in.z.base.numel()));
-    for (std::size_t i = 0; i < z.size(); ++i) z[i] = specials[(i * 5) % std::size(specials)];
-    in.z.base = Tensor::from_vector(z, in.z.base.shape()).to(dt);
+    set_extreme_z(in, dt);
     Context cpu(Device::cpu()), gpu(Device::cuda(0));
     const Stored out_cpu = make_out(c, Device::cpu());
     kernels::selective_scan(cpu, make_args(c, in, out_cpu.get(), Tensor()));
@@ -502,20 +499,8 @@ TEST(SelectiveScanCudaGate, ExtremeZMatchesCpu) {
     const Stored out_gpu = make_out(c, Device::cuda(0));
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), Tensor()));
     gpu.synchronize();
-    const std::vector<double> want = logical_values(out_cpu.get()), got = logical_values(out_gpu.get());
-    ASSERT_EQ(got.size(), want.size());
-    const double tol = dt == DType::f32 ? 1e-4 : 3e-2;  // bf16: the output's rounding on top
-    int nan = 0, inf = 0;
-    for (std::size_t i = 0; i < got.size(); ++i) {
-      nan += std::isnan(want[i]);
-      inf += std::isinf(want[i]);
-      if (std::isnan(want[i]) || std::isinf(want[i]))
-        EXPECT_TRUE(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i]) << i << ": " << got[i] << " vs " << want[i];
-      else
-        EXPECT_NEAR(got[i], want[i], tol * std::max(1.0, std::fabs(want[i]))) << i;
-    }
-    EXPECT_GT(nan, 0);
-    EXPECT_GT(inf, 0);
+    // bf16: the output's rounding on top of the scans' differences.
+    expect_same_values(logical_values(out_gpu.get()), logical_values(out_cpu.get()), dt == DType::f32 ? 1e-4 : 3e-2);
   }
 }
 

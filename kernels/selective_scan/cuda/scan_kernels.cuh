@@ -699,6 +699,11 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const auto require_tma = [&] {
     if (cfg.require_tma) throw Error("selective_scan", "MCV_SCAN_TMA=2, but this launch does not take TMA boxes");
   };
+  // MCV_SCAN_WARP_TMA=2 (tests): the same for the warp pipelines.
+  const auto require_warp_tma = [&] {
+    if (cfg.require_warp_tma)
+      throw Error("selective_scan", "MCV_SCAN_WARP_TMA=2, but this launch does not take the warp pipelines");
+  };
   if (cfg.allow_pipe && pipe_supported<T, kS * kLanes, kT>(pp, channels, cfg.smem_optin)) {
     PipeMaps maps{};
     auto launch = [&](auto kernel, unsigned grid, bool boxes, const char* what, bool warp_boxes = false) {
@@ -735,6 +740,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
           }
         }
       }
+      if (!launched) require_warp_tma();
       if constexpr (kTmaCapable) {
         auto tma_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadTma, 1, kCols>;
         // pipe_tma_layout takes channel rows of every staged stream and the target only.
@@ -774,6 +780,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       run_pipe(std::false_type{});
   } else {
     require_tma();
+    require_warp_tma();
     // The staged column orders are read by the pipelined kernel only (cols_staging_fits admits
     // only launches it takes).
     if (p.cols_staged) throw Error("selective_scan", "staged cross2d column orders without the pipelined kernel");

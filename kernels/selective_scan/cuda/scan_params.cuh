@@ -138,6 +138,7 @@ struct LaunchConfig {
   bool allow_tma = true;                ///< TMA boxes where they apply (MCV_SCAN_TMA=0: never)
   bool require_tma = false;             ///< MCV_SCAN_TMA=2: an error where they do not (tests)
   bool allow_warp_tma = true;           ///< warp pipelines where they apply (MCV_SCAN_WARP_TMA=0: never)
+  bool require_warp_tma = false;        ///< MCV_SCAN_WARP_TMA=2: an error where they do not (tests)
 };
 
 /// Steps staged per shared-memory tile. 16 for the N=16 bucket: half the shared memory per
