@@ -211,6 +211,8 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
     for (std::int64_t t0 = 0; t0 < L; t0 += kStepsPerTile) {
       const std::int64_t steps = std::min(kStepsPerTile, L - t0);
       for (std::int64_t j = 0; j < steps; ++j) s.pos[j] = dir_position(p, k, t0 + j);
+      const std::int64_t* pos = s.pos.data();
+      auto at = [pos](std::int64_t j) { return pos[j]; };  // step j's position, for the tile gathers and stores
       // Gather this tile in visiting order, converted to f32. The strides are read once: the
       // stores into the scratch vectors could alias p for all the compiler knows, and
       // re-reading them per element was a fifth of the scan's time (perf, S1 f32).
@@ -219,13 +221,11 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
         const std::int64_t usd = p.u.sd, usl = p.u.sl, dsd = p.delta.sd, dsl = p.delta.sl;
         const std::int64_t zsd = p.z.sd, zsl = p.z.sl;
         const bool gate = z && K == 1;  // K > 1 gates the merged sum at the end
-        const std::int64_t* pos = s.pos.data();
         float* bt = s.bt.data();
         float* ct = s.ct.data();
         float* ut = s.ut.data();
         float* dtt = s.dtt.data();
         float* zt = s.zt.data();
-        auto at = [pos](std::int64_t j) { return pos[j]; };
         const int n_rows = static_cast<int>(N);
         if (var_b) gather_tile(bsrc, bsn, bsl, n_rows, steps, at, bt, N);
         if (var_c) gather_tile(csrc, csn, csl, n_rows, steps, at, ct, N);
@@ -275,24 +275,23 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
           for (; n < N; ++n) update(n, ys[n & 3]);
           return (ys[0] + ys[1]) + (ys[2] + ys[3]);
         };
-        Vec y = var_b && var_c ? (decays ? states(std::true_type{}, std::true_type{})
-                                         : states(std::true_type{}, std::false_type{}))
-                               : (decays ? states(std::false_type{}, std::true_type{})
-                                         : states(std::false_type{}, std::false_type{}));
+        auto states_for = [&](auto all_var) {
+          return decays ? states(all_var, std::true_type{}) : states(all_var, std::false_type{});
+        };
+        Vec y = var_b && var_c ? states_for(std::true_type{}) : states_for(std::false_type{});
         y = fma(dskip, uu, y);
         y.store(&s.yt[j * W]);
       }
       if (K == 1) {
         const Vec scale = Vec::set1(p.out_scale);
         const std::int64_t osd = p.out.sd, osl = p.out.sl;
-        const std::int64_t* pos = s.pos.data();
         float* yt = s.yt.data();
         for (std::int64_t j = 0; j < steps; ++j) {
           Vec y = Vec::load(&yt[j * W]) * scale;
           if (z) y = y * vsilu(Vec::load(&s.zt[j * W]));
           y.store(&yt[j * W]);
         }
-        store_tile(yt, W, nc, steps, [pos](std::int64_t j) { return pos[j]; }, out, osd, osl);
+        store_tile(yt, W, nc, steps, at, out, osd, osl);
       } else {
         for (std::int64_t j = 0; j < steps; ++j) {
           float* acc = &s.acc[s.pos[j] * W];

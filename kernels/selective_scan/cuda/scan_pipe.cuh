@@ -881,13 +881,13 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       cp_async_commit();
     }
     if constexpr (kTma) mbar_wait(t.bar + buf, (i >> 1) & 1);  // this tile's boxes (the buffer's (i / 2)-th use)
+    const unsigned* r = t.raw + buf * t.raw_stride;  // this tile's raw buffer
     if constexpr (kWarp) {
-      convert_warp(t.raw + buf * t.raw_stride, sp.rev);  // the single f32 tile: the last tile's reads ended at its __syncwarp
+      convert_warp(r, sp.rev);  // the single f32 tile: the last tile's reads ended at its __syncwarp
       __syncwarp();
     }
 
     {
-      const unsigned* r = t.raw + buf * t.raw_stride;
       const T* ru = reinterpret_cast<const T*>(r);
       const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);

@@ -68,13 +68,12 @@ bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_byt
 
 namespace {
 
-/// Whether B (or C) at ptr with these element strides has 16-byte aligned state rows along L.
+/// Whether B (or C) at ptr has 16-byte aligned state rows along L: its state rows checked as the
+/// rows of a stream, with the (direction, group) slots as the direction axis.
 bool aligned_state_rows(const void* ptr, std::int64_t sb, std::int64_t sg, std::int64_t sn, std::int64_t sl,
                         const Params& p, int elem_bytes) {
-  const std::int64_t kUnit = 16 / elem_bytes;
   const bool slots = p.dirs * p.groups > 1;
-  return ptr && sl == 1 && reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && sn >= p.seqlen && sn % kUnit == 0 &&
-         (!slots || (sg > 0 && sg % kUnit == 0)) && (p.batch == 1 || (sb > 0 && sb % kUnit == 0));
+  return aligned_rows(SeqP{ptr, sb, sg, sn, sl}, p, slots, elem_bytes) && (!slots || sg > 0);
 }
 
 }  // namespace
@@ -101,35 +100,31 @@ std::optional<PipeMaps> make_pipe_maps(const Params& p, int box_rows, int tile_s
   const CUtensorMapSwizzle swizzle = row_bytes == 32   ? CU_TENSOR_MAP_SWIZZLE_32B
                                      : row_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
                                                        : CU_TENSOR_MAP_SWIZZLE_128B;
+  // A 4D view (L, rows, slots, batch) with element strides row / slot / batch between them (a
+  // dimension of size 1 gets the dense stride: any would do), boxes of tile_steps x box_h.
+  auto encode_view = [&](CUtensorMap& map, const void* ptr, std::int64_t rows, std::int64_t slots, std::int64_t row,
+                         std::int64_t slot, std::int64_t batch, int box_h, CUtensorMapSwizzle swz) {
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.seqlen), static_cast<cuuint64_t>(rows),
+                                static_cast<cuuint64_t>(slots), static_cast<cuuint64_t>(p.batch)};
+    const cuuint64_t rstride = static_cast<cuuint64_t>(row) * kElem;
+    const cuuint64_t sstride = slots > 1 ? static_cast<cuuint64_t>(slot) * kElem : rstride * dims[1];
+    const cuuint64_t bstride = p.batch > 1 ? static_cast<cuuint64_t>(batch) * kElem : sstride * dims[2];
+    const cuuint64_t strides[3] = {rstride, sstride, bstride};
+    const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(box_h), 1, 1};
+    const cuuint32_t unit[4] = {1, 1, 1, 1};
+    return encode_map(&map, type, 4, const_cast<void*>(ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                      swz, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+  };
+  // Streams: (L, D, K or 1, batch), swizzled boxes of box_rows channels.
   auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s) {
     const bool with_k = p.par_dirs && s.sk != 0;
     k_used = with_k ? 1 : 0;
-    // (L, D, K or 1, batch); a dimension of size 1 gets the dense stride (any would do).
-    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.seqlen), static_cast<cuuint64_t>(p.dim),
-                                static_cast<cuuint64_t>(with_k ? p.dirs : 1), static_cast<cuuint64_t>(p.batch)};
-    const cuuint64_t row = static_cast<cuuint64_t>(s.sd) * kElem;
-    const cuuint64_t kstride = with_k ? static_cast<cuuint64_t>(s.sk) * kElem : row * dims[1];
-    const cuuint64_t bstride = p.batch > 1 ? static_cast<cuuint64_t>(s.sb) * kElem : kstride * dims[2];
-    const cuuint64_t strides[3] = {row, kstride, bstride};
-    const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(box_rows), 1, 1};
-    const cuuint32_t unit[4] = {1, 1, 1, 1};
-    return encode_map(&map, type, 4, const_cast<void*>(s.ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                      swizzle, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    return encode_view(map, s.ptr, p.dim, with_k ? p.dirs : 1, s.sd, s.sk, s.sb, box_rows, swizzle);
   };
   // B, C: (L, N, slot = k G + g, batch), boxes of bc_states rows landing unswizzled (each lane
   // of the warp reads one whole row); rows past N and positions outside [0, L) read as zero.
   auto encode_bc = [&](CUtensorMap& map, const void* ptr, std::int64_t sb, std::int64_t sg, std::int64_t sn) {
-    const int slots = p.dirs * p.groups;
-    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.seqlen), static_cast<cuuint64_t>(p.n_state),
-                                static_cast<cuuint64_t>(slots), static_cast<cuuint64_t>(p.batch)};
-    const cuuint64_t row = static_cast<cuuint64_t>(sn) * kElem;
-    const cuuint64_t sstride = slots > 1 ? static_cast<cuuint64_t>(sg) * kElem : row * dims[1];
-    const cuuint64_t bstride = p.batch > 1 ? static_cast<cuuint64_t>(sb) * kElem : sstride * dims[2];
-    const cuuint64_t strides[3] = {row, sstride, bstride};
-    const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(bc_states), 1, 1};
-    const cuuint32_t unit[4] = {1, 1, 1, 1};
-    return encode_map(&map, type, 4, const_cast<void*>(ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                      CU_TENSOR_MAP_SWIZZLE_NONE, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    return encode_view(map, ptr, p.n_state, p.dirs * p.groups, sn, sg, sb, bc_states, CU_TENSOR_MAP_SWIZZLE_NONE);
   };
   if (!(encode(m.u[0], m.k_u, p.u) && encode(m.delta[0], m.k_delta, p.delta) &&
         (!p.pass_gates_z() || encode(m.z, m.k_z, p.z)) && encode(m.out, m.k_out, p.pass_target())))
