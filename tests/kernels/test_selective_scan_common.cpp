@@ -404,14 +404,19 @@ void set_extreme_z(ScanInputs& in, DType dtype) {
   in.z.base = Tensor::from_vector(z, in.z.base.shape()).to(dtype);
 }
 
-void expect_same_values(const std::vector<double>& got, const std::vector<double>& want, double tol) {
+void expect_same_values(const std::vector<double>& got, const std::vector<double>& want, double tol,
+                        NonFinite non_finite) {
   ASSERT_EQ(got.size(), want.size());
   int nan = 0, inf = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
     nan += std::isnan(want[i]);
     inf += std::isinf(want[i]);
-    if (std::isnan(want[i]) || std::isinf(want[i]))
-      EXPECT_TRUE(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i]) << i << ": " << got[i] << " vs " << want[i];
+    if (std::isnan(want[i]) || std::isinf(want[i])) {
+      if (non_finite == NonFinite::exact)
+        EXPECT_TRUE(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i]) << i << ": " << got[i] << " vs " << want[i];
+      else
+        EXPECT_FALSE(std::isfinite(got[i])) << i << ": " << got[i] << " vs " << want[i];
+    }
     else
       EXPECT_NEAR(got[i], want[i], tol * std::max(1.0, std::fabs(want[i]))) << i;
   }

@@ -91,8 +91,12 @@ double tolerance(DType dtype);
 /// Replaces z's values with the gate's extremes in turn (+-inf, NaN, +-1e30, -3e38, around -88
 /// where exp(-z) leaves the f32 range, and ordinary values), in the case's dtype.
 void set_extreme_z(ScanInputs& in, DType dtype);
-/// got against want element by element: NaN where want is NaN, the same infinity where want is
-/// infinite, finite values within tol * max(1, |want|); want must hold NaNs and infinities.
-void expect_same_values(const std::vector<double>& got, const std::vector<double>& want, double tol);
+/// How expect_same_values compares want's NaNs and infinities: the same NaN / infinity, or any
+/// non-finite value (L-chunked CUDA scans: see the gate note in selective_scan.h).
+enum class NonFinite { exact, any };
+/// got against want element by element: non-finite where want is (as `non_finite` says), finite
+/// values within tol * max(1, |want|); want must hold NaNs and infinities.
+void expect_same_values(const std::vector<double>& got, const std::vector<double>& want, double tol,
+                        NonFinite non_finite = NonFinite::exact);
 
 }  // namespace mcv::test::scan

@@ -480,27 +480,32 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
 
 // The z gate at the ends of its range (+-inf, NaN, +-1e30, around -88 where exp(-z) leaves the
 // f32 range ...) on the TMA launches (f32: 8 states x 2 lanes; bf16: the warp pipelines), against
-// the CPU path: the same -0 / inf / NaN and the same finite values.
+// the CPU path: in one pass the same -0 / inf / NaN and the same finite values; L-chunked (two
+// chunks), the same finite values and non-finite ones where the CPU's are (a +inf gate times pass
+// 1's output plus the correction times it can be inf - inf: selective_scan.h).
 TEST(SelectiveScanCudaGate, ExtremeZMatchesCpu) {
   MCV_REQUIRE_CUDA();
-  for (DType dt : {DType::f32, DType::bf16}) {
-    ScanCase c;
-    c.dim = 128;
-    c.seqlen = 64;
-    c.dtype = dt;
-    SCOPED_TRACE(c.name());
-    ScanInputs in = make_inputs(c);
-    set_extreme_z(in, dt);
-    Context cpu(Device::cpu()), gpu(Device::cuda(0));
-    const Stored out_cpu = make_out(c, Device::cpu());
-    kernels::selective_scan(cpu, make_args(c, in, out_cpu.get(), Tensor()));
-    const ScanInputs din = in.to(Device::cuda(0));
-    const Stored out_gpu = make_out(c, Device::cuda(0));
-    kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), Tensor()));
-    gpu.synchronize();
-    // bf16: the output's rounding on top of the scans' differences.
-    expect_same_values(logical_values(out_gpu.get()), logical_values(out_cpu.get()), dt == DType::f32 ? 1e-4 : 3e-2);
-  }
+  for (DType dt : {DType::f32, DType::bf16})
+    for (const int chunks : {1, 2}) {
+      ScanCase c;
+      c.dim = 128;
+      c.seqlen = 64;
+      c.dtype = dt;
+      SCOPED_TRACE(c.name() + " chunks " + std::to_string(chunks));
+      const EnvGuard env("MCV_SCAN_CHUNKS", chunks);
+      ScanInputs in = make_inputs(c);
+      set_extreme_z(in, dt);
+      Context cpu(Device::cpu()), gpu(Device::cuda(0));
+      const Stored out_cpu = make_out(c, Device::cpu());
+      kernels::selective_scan(cpu, make_args(c, in, out_cpu.get(), Tensor()));
+      const ScanInputs din = in.to(Device::cuda(0));
+      const Stored out_gpu = make_out(c, Device::cuda(0));
+      kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), Tensor()));
+      gpu.synchronize();
+      // bf16: the output's rounding on top of the scans' differences.
+      expect_same_values(logical_values(out_gpu.get()), logical_values(out_cpu.get()), dt == DType::f32 ? 1e-4 : 3e-2,
+                         chunks == 1 ? NonFinite::exact : NonFinite::any);
+    }
 }
 
 TEST(SelectiveScanCudaValidation, RejectsTensorsOnAnotherDevice) {

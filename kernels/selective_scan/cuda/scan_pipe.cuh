@@ -428,6 +428,18 @@ struct HalfSelect {
   static constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
   static constexpr unsigned kLo = kBf ? 0x1044u : 0x4410u, kHi = kBf ? 0x3244u : 0x4432u;
 };
+/// Two values rounded to a 16-bit type, a in the low half (one packed conversion).
+template <typename T>
+__device__ __forceinline__ unsigned pack_pair(float a, float b) {
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 v = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const unsigned*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const unsigned*>(&v);
+  }
+}
+
 /// The value of a 16-bit element placed by a HalfSelect selector.
 template <typename T>
 __device__ __forceinline__ float half_value(unsigned bits) {
@@ -919,10 +931,14 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         return select_f(gate_z, scale * silu_f(Z.at(j)), scale);  // z area unused (finite or not) when !gate_z
       };
       // first: u, or pass 1's output
-      auto out_of = [&](float first, float gate, float y) {
-        return from_float<T>(kCorrect ? fmaf(y, gate, first) : fmaf(dskip, first, y) * gate);
+      auto out_value = [&](float first, float gate, float y) {
+        return kCorrect ? fmaf(y, gate, first) : fmaf(dskip, first, y) * gate;
       };
-      auto post = [&](const auto& U, const auto& Z, int j, float y) { return out_of(U.at(j), gate_at(Z, j), y); };
+      auto out_of = [&](float first, float gate, float y) { return from_float<T>(out_value(first, gate, y)); };
+      auto post_value = [&](const auto& U, const auto& Z, int j, float y) {
+        return out_value(U.at(j), gate_at(Z, j), y);
+      };
+      auto post = [&](const auto& U, const auto& Z, int j, float y) { return from_float<T>(post_value(U, Z, j, y)); };
       auto recur = [&](int j, float dt, float dtu) {
         if constexpr (kCorrect)
           return lane_sum<kLanes>(decay_step<kS>(h, a2, ct + j * kLdb, dt));
@@ -986,6 +1002,20 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
             const int j = q * kLanes + lane;
             obuf[fo.at(j)] = post_q(q, j, ys[q]);
           }
+        } else if constexpr (kWarp && !kEarly) {
+          // Two steps per 32-bit store: in a box row (16-byte aligned) steps 2q and 2q + 1 share
+          // word (base ^ 2q) / 2 = base / 2 ^ q, the later step in the high half unless the tile
+          // is reversed (its row runs backwards: the halves swapped). One packed conversion, one
+          // byte permute and one store per two steps instead of two 16-bit stores with their
+          // addresses.
+          float o[kT];
+#pragma unroll
+          for (int j = 0; j < kT; ++j) o[j] = post_value(U, Z, j, ys[j]);
+          unsigned* ow = static_cast<unsigned*>(t.obuf);
+          const int wb = fo.base >> 1;
+          const unsigned sel = sp.rev ? 0x1032u : 0x3210u;
+#pragma unroll
+          for (int q = 0; q < kT / 2; ++q) ow[wb ^ q] = __byte_perm(pack_pair<T>(o[2 * q], o[2 * q + 1]), 0u, sel);
         } else {
           T o[kT];
 #pragma unroll

@@ -75,7 +75,11 @@ struct SelectiveScanArgs {
   Tensor B;
   Tensor C;  ///< Same forms as B (each of B and C may independently be fixed or variable).
   Tensor D;           ///< Optional skip weights, (K*D) or (K, D), f32.
-  Tensor z;           ///< Optional gate, (batch, D, L) (or u's grid shape), read at natural positions.
+  /// Optional gate, (batch, D, L) (or u's grid shape), read at natural positions. Non-finite
+  /// gates give non-finite outputs; where CUDA splits a long sequence into L-chunks (few
+  /// channels), a chunk's outputs are gated once and corrected after, g y1 + g dy, so a +inf
+  /// gate (z = +inf) can give NaN where the one-pass g (y1 + dy) is an infinity.
+  Tensor z;
   Tensor delta_bias;  ///< Optional, (K*D) or (K, D), f32.
   /// Optional h_0: (batch, D, N) when K = 1, else (batch, K, D, N); f32.
   Tensor initial_state;
