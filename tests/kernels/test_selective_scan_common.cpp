@@ -405,7 +405,8 @@ void set_extreme_z(ScanInputs& in, DType dtype) {
 }
 
 void expect_same_values(const std::vector<double>& got, const std::vector<double>& want, double tol,
-                        NonFinite non_finite) {
+                        NonFinite non_finite, const std::vector<double>& scale) {
+  ASSERT_TRUE(scale.empty() || scale.size() == want.size());
   ASSERT_EQ(got.size(), want.size());
   int nan = 0, inf = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
@@ -418,7 +419,7 @@ void expect_same_values(const std::vector<double>& got, const std::vector<double
         EXPECT_FALSE(std::isfinite(got[i])) << i << ": " << got[i] << " vs " << want[i];
     }
     else
-      EXPECT_NEAR(got[i], want[i], tol * std::max(1.0, std::fabs(want[i]))) << i;
+      EXPECT_NEAR(got[i], want[i], tol * std::max({1.0, std::fabs(want[i]), scale.empty() ? 0.0 : scale[i]})) << i;
   }
   EXPECT_GT(nan, 0);
   EXPECT_GT(inf, 0);

@@ -95,8 +95,9 @@ void set_extreme_z(ScanInputs& in, DType dtype);
 /// non-finite value (L-chunked CUDA scans: see the gate note in selective_scan.h).
 enum class NonFinite { exact, any };
 /// got against want element by element: non-finite where want is (as `non_finite` says), finite
-/// values within tol * max(1, |want|); want must hold NaNs and infinities.
+/// values within tol * max(1, |want|, scale[i]) (scale: empty, or one magnitude per element);
+/// want must hold NaNs and infinities.
 void expect_same_values(const std::vector<double>& got, const std::vector<double>& want, double tol,
-                        NonFinite non_finite = NonFinite::exact);
+                        NonFinite non_finite = NonFinite::exact, const std::vector<double>& scale = {});
 
 }  // namespace mcv::test::scan

@@ -231,6 +231,17 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // token-major delta slices being most of the difference). MCV_SCAN_COLS=2 stages every
   // layout (tests), =0 none.
   cuda::SeqP out_final = p.out;
+  // Joins the side stream on the way out of an error thrown after a fork (run_tiled joins it
+  // before the merge): a graph capture of the stream must not end with it forked.
+  struct SideJoin {
+    Context::Cuda* cu = nullptr;
+    ~SideJoin() {
+      if (cu) try {
+          cu->join_side();
+        } catch (...) {
+        }
+    }
+  } side_join;
   // u, delta and z not in the layout the scan will read are copied to scratch(slices) (delta
   // with its K slices), and an output not in it is written to scratch(1) and copied back after.
   auto restage = [&](auto&& in_layout, auto&& scratch) {
@@ -251,6 +262,15 @@ void run_cuda(Context& ctx, const Problem& pr) {
       return {m, slices * D * L, slices > 1 ? D * L : 0, L, 1};
     };
     restage([](const cuda::SeqP& s) { return s.sl == 1; }, rows);
+    // The column orders' copies and scan on the side stream, beside the row orders' scan (which
+    // reads u, delta, B and C as given or restaged above): run_tiled. H100, VMamba SS2D at S3
+    // size, bf16: see PERFORMANCE.md. MCV_SCAN_COLS_STREAM=0 queues everything on one stream.
+    cudaStream_t copy_stream = stream;
+    if (!env_off("MCV_SCAN_COLS_STREAM")) {
+      copy_stream = cfg.cols_stream = cu.fork_side();
+      cfg.cols_join = cu.side_join_event();
+      side_join.cu = &cu;
+    }
     auto at = [&](const void* base, std::int64_t elems) {
       return static_cast<char*>(const_cast<void*>(base)) + static_cast<std::size_t>(elems) * elem;
     };
@@ -260,7 +280,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     auto transpose = [&](const void* from, std::int64_t sb, std::int64_t plane, std::int64_t sl, int planes,
                          const void* to, std::int64_t to_sb, std::int64_t to_plane) {
       const cuda::SeqP src{from, sb, plane, p.width * sl, sl}, dst{to, to_sb, to_plane, 1, p.height};
-      cuda::relayout(src, dst, p.batch, planes, p.height, p.width, elem, stream);
+      cuda::relayout(src, dst, p.batch, planes, p.height, p.width, elem, copy_stream);
     };
     // The copies keep the direction slots of what they stand for (Params::cols: the kernel
     // addresses both the same way); only the odd directions' slots are written.

@@ -687,9 +687,9 @@ void launch_merge_cols(const Params& p, cudaStream_t stream) {
 /// the tiled kernel, where the pipelined one does not apply, runs the same blocks' channels
 /// with one thread each.
 template <typename T, int kS, int kLanes, int kSeg = 1>
-void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
+void run_scan_passes(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const int channels = cfg.channels_per_block, threads = channels * kLanes;
-  const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group * p.dir_blocks();
+  const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group * p.launch_dirs();
   const unsigned blocks = grid_size(per_chunk * p.n_chunks, "scan");
   Params pp = with_pipe_inputs(p);  // the pipelined kernel's: with its inputs and store choice
   constexpr int kT = pipe_tile_steps<kSeg>();
@@ -794,6 +794,28 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
                                            stream>>>(p, channels, cfg.blocks_per_group);
       cuda_check_launch("selective_scan: scan_correct_kernel");
     }
+  }
+}
+
+/// The scan passes of one launch configuration (run_scan_passes), then the merge of several
+/// directions. A staged cross2d with LaunchConfig::cols_stream runs its column orders there,
+/// behind their copies, while the row orders run here, and joins them before the merge: the
+/// memory-bound copies overlap the SFU-bound row-order scans instead of preceding all four.
+template <typename T, int kS, int kLanes, int kSeg = 1>
+void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
+  if (p.cols_staged && cfg.cols_stream) {
+    Params rows = p, cols = p;
+    rows.dir_first = 0;
+    cols.dir_first = 1;
+    rows.dir_step = cols.dir_step = 2;
+    rows.dir_count = (p.dirs + 1) / 2;
+    cols.dir_count = p.dirs / 2;
+    run_scan_passes<T, kS, kLanes, kSeg>(rows, cfg, stream);
+    run_scan_passes<T, kS, kLanes, kSeg>(cols, cfg, cfg.cols_stream);
+    cuda_check(cudaEventRecord(cfg.cols_join, cfg.cols_stream), "selective_scan: cudaEventRecord");
+    cuda_check(cudaStreamWaitEvent(stream, cfg.cols_join, 0), "selective_scan: cudaStreamWaitEvent");
+  } else {
+    run_scan_passes<T, kS, kLanes, kSeg>(p, cfg, stream);
   }
   if (p.cols_staged) {
     if (cols_merge_pairs<T>(p))
