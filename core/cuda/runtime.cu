@@ -251,32 +251,10 @@ void strided_copy(void* dst, DType dst_dtype, const std::int64_t* dst_strides, c
 // ---- Context::Cuda ----
 
 Context::Cuda::~Cuda() {
-  if (side_join_) cudaEventDestroy(side_join_);
-  if (side_fork_) cudaEventDestroy(side_fork_);
-  if (side_) cudaStreamDestroy(side_);
   if (cudnn_) cudnnDestroy(cudnn_);
   if (cublas_lt_) cublasLtDestroy(cublas_lt_);
   if (cublas_) cublasDestroy(cublas_);
   if (stream) cudaStreamDestroy(stream);
-}
-
-void Context::Cuda::create_side() {
-  CudaDeviceGuard guard(device);
-  // Blocking like `stream`, for the same reason; the events only order, they time nothing.
-  cuda_check(cudaStreamCreate(&side_), "cudaStreamCreate");
-  cuda_check(cudaEventCreateWithFlags(&side_fork_, cudaEventDisableTiming), "cudaEventCreate");
-  cuda_check(cudaEventCreateWithFlags(&side_join_, cudaEventDisableTiming), "cudaEventCreate");
-}
-
-cudaStream_t Context::Cuda::fork_side() {
-  cuda_check(cudaEventRecord(side_fork_, stream), "cudaEventRecord");
-  cuda_check(cudaStreamWaitEvent(side_, side_fork_, 0), "cudaStreamWaitEvent");
-  return side_;
-}
-
-void Context::Cuda::join_side() {
-  cuda_check(cudaEventRecord(side_join_, side_), "cudaEventRecord");
-  cuda_check(cudaStreamWaitEvent(stream, side_join_, 0), "cudaStreamWaitEvent");
 }
 
 cublasHandle_t Context::Cuda::cublas() {
@@ -316,7 +294,6 @@ std::unique_ptr<Context::Cuda, void (*)(Context::Cuda*)> create(int device) {
   // A blocking stream: work queued on the legacy default stream (copies made outside any
   // ContextScope) orders after it, so results are never read early.
   cuda_check(cudaStreamCreate(&cuda->stream), "cudaStreamCreate");
-  cuda->create_side();
   return cuda;
 }
 

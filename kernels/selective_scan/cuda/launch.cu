@@ -101,6 +101,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // =2 makes a launch that does not take them an error (tests that mean to exercise them).
   cfg.allow_warp_tma = !env_off("MCV_SCAN_WARP_TMA");
   cfg.require_warp_tma = env_int("MCV_SCAN_WARP_TMA", 0) == 2;
+  cfg.allow_merge_vec = !env_off("MCV_SCAN_MERGE_VEC");
   // The pipelined kernel wherever the layouts allow (scan_pipe.cuh); MCV_SCAN_PIPE=0 keeps the
   // older tiled kernel everywhere (for comparisons and its tests).
   cfg.allow_pipe = !env_off("MCV_SCAN_PIPE");
@@ -231,17 +232,6 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // token-major delta slices being most of the difference). MCV_SCAN_COLS=2 stages every
   // layout (tests), =0 none.
   cuda::SeqP out_final = p.out;
-  // Joins the side stream on the way out of an error thrown after a fork (run_tiled joins it
-  // before the merge): a graph capture of the stream must not end with it forked.
-  struct SideJoin {
-    Context::Cuda* cu = nullptr;
-    ~SideJoin() {
-      if (cu) try {
-          cu->join_side();
-        } catch (...) {
-        }
-    }
-  } side_join;
   // u, delta and z not in the layout the scan will read are copied to scratch(slices) (delta
   // with its K slices), and an output not in it is written to scratch(1) and copied back after.
   auto restage = [&](auto&& in_layout, auto&& scratch) {
@@ -262,15 +252,6 @@ void run_cuda(Context& ctx, const Problem& pr) {
       return {m, slices * D * L, slices > 1 ? D * L : 0, L, 1};
     };
     restage([](const cuda::SeqP& s) { return s.sl == 1; }, rows);
-    // The column orders' copies and scan on the side stream, beside the row orders' scan (which
-    // reads u, delta, B and C as given or restaged above): run_tiled. H100, VMamba SS2D at S3
-    // size, bf16: see PERFORMANCE.md. MCV_SCAN_COLS_STREAM=0 queues everything on one stream.
-    cudaStream_t copy_stream = stream;
-    if (!env_off("MCV_SCAN_COLS_STREAM")) {
-      copy_stream = cfg.cols_stream = cu.fork_side();
-      cfg.cols_join = cu.side_join_event();
-      side_join.cu = &cu;
-    }
     auto at = [&](const void* base, std::int64_t elems) {
       return static_cast<char*>(const_cast<void*>(base)) + static_cast<std::size_t>(elems) * elem;
     };
@@ -280,7 +261,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     auto transpose = [&](const void* from, std::int64_t sb, std::int64_t plane, std::int64_t sl, int planes,
                          const void* to, std::int64_t to_sb, std::int64_t to_plane) {
       const cuda::SeqP src{from, sb, plane, p.width * sl, sl}, dst{to, to_sb, to_plane, 1, p.height};
-      cuda::relayout(src, dst, p.batch, planes, p.height, p.width, elem, copy_stream);
+      cuda::relayout(src, dst, p.batch, planes, p.height, p.width, elem, stream);
     };
     // The copies keep the direction slots of what they stand for (Params::cols: the kernel
     // addresses both the same way); only the odd directions' slots are written.

@@ -131,8 +131,8 @@ __device__ __forceinline__ BlockCoords block_coords(const Params& p, int bpg, in
   blk /= p.groups;
   c.b = blk % p.batch;
   blk /= p.batch;
-  c.k = p.dir_first + p.dir_step * (blk % p.launch_dirs());
-  c.chunk = blk / p.launch_dirs() + chunk_offset;
+  c.k = blk % p.dir_blocks();
+  c.chunk = blk / p.dir_blocks() + chunk_offset;
   return c;
 }
 

@@ -541,6 +541,68 @@ __global__ void scan_merge_cols_kernel(Params p) {
   }
 }
 
+/// The same merge one (batch, channel) plane per block with 16-byte accesses only (kV elements,
+/// H and W multiples of kV, every base and stride a multiple of kV: cols_merge_vec_fits): the
+/// column-order slices' sum goes whole into shared memory as f32 [w][H + 1] (the padding keeps
+/// both phases' accesses within two-way bank conflicts), then each thread sums, gates and stores
+/// kV grid positions along a row. The 2-element tile kernel above moves 4 bytes per access and
+/// a 64 x 64 tile per plane of 56 x 56 (VMamba's stage 1): H100, bf16, 64 x 192 x 56 x 56, see
+/// PERFORMANCE.md.
+template <typename T>
+__global__ void scan_merge_cols_vec_kernel(Params p) {
+  constexpr int kV = 16 / static_cast<int>(sizeof(T));
+  using Vec = ::mcv::kernels::cuda::Pack<T, kV>;
+  extern __shared__ float cols_sum[];  // [w][H + 1]
+  const int H = p.height, W = p.width, ld = H + 1, vecs = H * W / kV;
+  const i64 sk = p.acc.sk;
+  auto load = [](const T* at) { return *reinterpret_cast<const Vec*>(at); };
+  for (i64 plane = blockIdx.x; plane < static_cast<i64>(p.batch) * p.dim; plane += gridDim.x) {
+    const i64 b = plane / p.dim, d = plane - b * p.dim;
+    const T* a = static_cast<const T*>(p.acc.ptr) + b * p.acc.sb + d * p.acc.sd;
+    for (int v = threadIdx.x; v < vecs; v += blockDim.x) {
+      const int q = v * kV, w = q / H, h = q - w * H;  // kV steps down column w
+      const Vec x = load(a + sk + q), y = load(a + 3 * sk + q);
+#pragma unroll
+      for (int e = 0; e < kV; ++e) cols_sum[w * ld + h + e] = to_float(x.e[e]) + to_float(y.e[e]);
+    }
+    __syncthreads();
+    const T* z = p.z.ptr ? static_cast<const T*>(p.z.ptr) + b * p.z.sb + d * p.z.sd : nullptr;
+    T* out = static_cast<T*>(const_cast<void*>(p.out.ptr)) + b * p.out.sb + d * p.out.sd;
+    for (int v = threadIdx.x; v < vecs; v += blockDim.x) {
+      const int q = v * kV, h = q / W, w = q - h * W;  // kV positions along row h
+      const Vec x = load(a + q), y = load(a + 2 * sk + q);
+      Vec g{}, o;
+      if (z) g = load(z + q);
+#pragma unroll
+      for (int e = 0; e < kV; ++e) {
+        float r = (to_float(x.e[e]) + to_float(y.e[e]) + cols_sum[(w + e) * ld + h]) * p.out_scale;
+        if (z) r *= silu_f(to_float(g.e[e]));
+        o.e[e] = from_float<T>(r);
+      }
+      *reinterpret_cast<Vec*>(out + q) = o;
+    }
+    __syncthreads();  // cols_sum is rewritten for the next plane
+  }
+}
+
+/// Shared memory of scan_merge_cols_vec_kernel.
+inline std::size_t cols_merge_vec_smem(const Params& p) {
+  return static_cast<std::size_t>(p.width) * (p.height + 1) * sizeof(float);
+}
+
+/// Whether scan_merge_cols_vec_kernel applies: whole 16-byte vectors along both orders' rows,
+/// aligned, and its plane in the default 48 KB of shared memory.
+template <typename T>
+bool cols_merge_vec_fits(const Params& p) {
+  constexpr int kV = 16 / static_cast<int>(sizeof(T));
+  const auto aligned = [&](const SeqP& s) {
+    return reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 && s.sb % kV == 0 && s.sk % kV == 0 && s.sd % kV == 0 &&
+           s.sl == 1;
+  };
+  return p.height % kV == 0 && p.width % kV == 0 && aligned(p.acc) && aligned(p.out) && (!p.z.ptr || aligned(p.z)) &&
+         cols_merge_vec_smem(p) <= 48 * 1024;
+}
+
 /// Whether scan_merge_cols_kernel may move element pairs: no pair straddles a row in either
 /// order, every pair is aligned.
 template <typename T>
@@ -687,9 +749,9 @@ void launch_merge_cols(const Params& p, cudaStream_t stream) {
 /// the tiled kernel, where the pipelined one does not apply, runs the same blocks' channels
 /// with one thread each.
 template <typename T, int kS, int kLanes, int kSeg = 1>
-void run_scan_passes(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
+void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   const int channels = cfg.channels_per_block, threads = channels * kLanes;
-  const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group * p.launch_dirs();
+  const i64 per_chunk = static_cast<i64>(p.batch) * p.groups * cfg.blocks_per_group * p.dir_blocks();
   const unsigned blocks = grid_size(per_chunk * p.n_chunks, "scan");
   Params pp = with_pipe_inputs(p);  // the pipelined kernel's: with its inputs and store choice
   constexpr int kT = pipe_tile_steps<kSeg>();
@@ -795,30 +857,15 @@ void run_scan_passes(const Params& p, const LaunchConfig& cfg, cudaStream_t stre
       cuda_check_launch("selective_scan: scan_correct_kernel");
     }
   }
-}
-
-/// The scan passes of one launch configuration (run_scan_passes), then the merge of several
-/// directions. A staged cross2d with LaunchConfig::cols_stream runs its column orders there,
-/// behind their copies, while the row orders run here, and joins them before the merge: the
-/// memory-bound copies overlap the SFU-bound row-order scans instead of preceding all four.
-template <typename T, int kS, int kLanes, int kSeg = 1>
-void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
-  if (p.cols_staged && cfg.cols_stream) {
-    Params rows = p, cols = p;
-    rows.dir_first = 0;
-    cols.dir_first = 1;
-    rows.dir_step = cols.dir_step = 2;
-    rows.dir_count = (p.dirs + 1) / 2;
-    cols.dir_count = p.dirs / 2;
-    run_scan_passes<T, kS, kLanes, kSeg>(rows, cfg, stream);
-    run_scan_passes<T, kS, kLanes, kSeg>(cols, cfg, cfg.cols_stream);
-    cuda_check(cudaEventRecord(cfg.cols_join, cfg.cols_stream), "selective_scan: cudaEventRecord");
-    cuda_check(cudaStreamWaitEvent(stream, cfg.cols_join, 0), "selective_scan: cudaStreamWaitEvent");
-  } else {
-    run_scan_passes<T, kS, kLanes, kSeg>(p, cfg, stream);
-  }
   if (p.cols_staged) {
-    if (cols_merge_pairs<T>(p))
+    if (cfg.allow_merge_vec && cols_merge_vec_fits<T>(p)) {
+      // Two passes of whole warps over the plane's vectors (56 x 56 bf16: 392 vectors, 224 threads).
+      const int vecs = p.height * p.width / (16 / static_cast<int>(sizeof(T)));
+      const int threads = std::clamp((vecs / 2 + 31) / 32 * 32, 64, 512);
+      const unsigned grid = grid_size(std::min<i64>(static_cast<i64>(p.batch) * p.dim, 1 << 20), "merge");
+      scan_merge_cols_vec_kernel<T><<<grid, threads, cols_merge_vec_smem(p), stream>>>(p);
+      cuda_check_launch("selective_scan: scan_merge_cols_vec_kernel");
+    } else if (cols_merge_pairs<T>(p))
       launch_merge_cols<T, 2>(p, stream);
     else
       launch_merge_cols<T, 1>(p, stream);

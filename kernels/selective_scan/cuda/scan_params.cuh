@@ -80,11 +80,6 @@ struct Params {
   /// (store_rows_coop): chosen on the host where every unit is whole (pipe_coop_rows).
   bool coop_rows = false;
   __host__ __device__ int dir_blocks() const { return par_dirs ? dirs : 1; }
-  /// The directions one launch runs (par_dirs): dir_count of them from dir_first, dir_step apart
-  /// (dir_count 0: all dir_blocks()). The staged cross2d runs its column orders in a launch of
-  /// their own on a second stream, beside the row orders' (launch.cu).
-  int dir_first = 0, dir_step = 1, dir_count = 0;
-  __host__ __device__ int launch_dirs() const { return dir_count ? dir_count : dir_blocks(); }
   // A one-direction-per-block pass (dirs == 1 or par_dirs) writes the gated, scaled output, or
   // with par_dirs its direction's ungated slice of acc (the merge pass sums, scales and gates).
   __host__ __device__ bool pass_gates_z() const { return !par_dirs && z.ptr != nullptr; }
@@ -144,11 +139,9 @@ struct LaunchConfig {
   bool require_tma = false;             ///< MCV_SCAN_TMA=2: an error where they do not (tests)
   bool allow_warp_tma = true;           ///< warp pipelines where they apply (MCV_SCAN_WARP_TMA=0: never)
   bool require_warp_tma = false;        ///< MCV_SCAN_WARP_TMA=2: an error where they do not (tests)
-  /// Staged cross2d (Params::cols_staged): the stream the column orders' copies were queued on
-  /// (launch.cu), where their scan runs too, and the event that joins it back to the main stream
-  /// before the merge; null: every direction in one launch.
-  cudaStream_t cols_stream = nullptr;
-  cudaEvent_t cols_join = nullptr;
+  /// Staged cross2d: the 16-byte plane merge where it applies (MCV_SCAN_MERGE_VEC=0: the tile
+  /// merge always; comparisons, tests).
+  bool allow_merge_vec = true;
 };
 
 /// Steps staged per shared-memory tile. 16 for the N=16 bucket: half the shared memory per

@@ -29,16 +29,6 @@ struct Context::Cuda {
   cublasHandle_t cublas();
   cublasLtHandle_t cublas_lt();
   cudnnHandle_t cudnn();
-  /// A second stream for an op's independent parts (the staged cross-scan's column orders run
-  /// beside its row orders): fork_side() makes it wait for what `stream` has queued and returns
-  /// it; join_side() makes `stream` wait for what it has queued. Forked and joined within one op,
-  /// so callers (and CUDA graph captures of `stream`) see one stream.
-  cudaStream_t fork_side();
-  void join_side();
-  cudaEvent_t side_join_event() const { return side_join_; }
-  /// Creates the side stream and its events (with `stream`, not on first use: an op may first
-  /// fork inside a graph capture).
-  void create_side();
 
   ~Cuda();
 
@@ -46,8 +36,6 @@ struct Context::Cuda {
   cublasHandle_t cublas_ = nullptr;
   cublasLtHandle_t cublas_lt_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
-  cudaStream_t side_ = nullptr;
-  cudaEvent_t side_fork_ = nullptr, side_join_ = nullptr;
 };
 
 /// Makes `device` current for this thread for the lifetime of the guard.
