@@ -398,7 +398,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(17);
+  std::vector<CudaCase> cases(18);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -473,6 +473,9 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[15].tma = CudaCase::Tma::required;
   cases[16] = cases[13];  // the same with one box per block
   cases[16].warp = CudaCase::Warp::block;
+  cases[17] = cases[15];  // f32: 8 x 12 in whole 4-element vectors, the 16-byte plane merge
+  cases[17].c.dtype = DType::f32;
+  cases[17].lanes = 0;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);
