@@ -518,11 +518,12 @@ TEST(SelectiveScanCudaGate, ExtremeZMatchesCpu) {
     }
 }
 
-// The staged cross2d's 16-byte plane merge (the default where H and W are multiples of the
-// vector) against the tile merge (MCV_SCAN_MERGE_VEC=0): the same sums in the same order, so the
-// same bits - bf16 on the warp pipelines with z, f16 L-chunked at batch 1 with an initial state,
-// f32 (4-element vectors) with a 28 x 28 grid.
-TEST(SelectiveScanCudaMerge, PlaneMergeMatchesTileMerge) {
+// The staged cross2d's 16-byte plane copies - the column orders' transposes and the merge -
+// (the default where H and W are multiples of the vector) against the 4-byte tile copies
+// (MCV_SCAN_TRANSPOSE_VEC=0, MCV_SCAN_MERGE_VEC=0): the same values moved and summed in the same
+// order, so the same bits - bf16 on the warp pipelines with z, f16 L-chunked at batch 1 with an
+// initial state, f32 (4-element vectors) with a 28 x 28 grid.
+TEST(SelectiveScanCudaStagedCopies, VectorCopiesMatchTileCopies) {
   MCV_REQUIRE_CUDA();
   std::vector<ScanCase> cases(3);
   for (ScanCase& c : cases) {
@@ -548,16 +549,22 @@ TEST(SelectiveScanCudaMerge, PlaneMergeMatchesTileMerge) {
     SCOPED_TRACE(c.name());
     Context gpu(Device::cuda(0));
     const ScanInputs din = make_inputs(c).to(Device::cuda(0));
-    const Stored plane = make_out(c, Device::cuda(0)), tiles = make_out(c, Device::cuda(0));
-    kernels::selective_scan(gpu, make_args(c, din, plane.get(), Tensor()));
+    const Stored vec = make_out(c, Device::cuda(0)), tile_merge = make_out(c, Device::cuda(0)),
+                 tile_transposes = make_out(c, Device::cuda(0));
+    kernels::selective_scan(gpu, make_args(c, din, vec.get(), Tensor()));
     {
       const EnvGuard env("MCV_SCAN_MERGE_VEC", "0");
-      kernels::selective_scan(gpu, make_args(c, din, tiles.get(), Tensor()));
+      kernels::selective_scan(gpu, make_args(c, din, tile_merge.get(), Tensor()));
+    }
+    {
+      const EnvGuard env("MCV_SCAN_TRANSPOSE_VEC", "0");
+      kernels::selective_scan(gpu, make_args(c, din, tile_transposes.get(), Tensor()));
     }
     gpu.synchronize();
-    const std::vector<double> want = logical_values(tiles.get());
+    const std::vector<double> want = logical_values(vec.get());
     EXPECT_EQ(compare(want, want).bad, 0) << "unwritten or non-finite outputs";
-    EXPECT_EQ(logical_values(plane.get()), want);
+    EXPECT_EQ(logical_values(tile_merge.get()), want);
+    EXPECT_EQ(logical_values(tile_transposes.get()), want);
   }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "mcv/cuda/context.cuh"
 #include "mcv/error.h"
@@ -258,8 +259,17 @@ void run_cuda(Context& ctx, const Problem& pr) {
     // `planes` H x W planes (plane i of batch b at from + b sb + i plane, element (h, w) at
     // (h W + w) sl) into W x H planes, L-contiguous (at to + b to_sb + i to_plane): the relayout
     // of (H, W) "channel x step" tiles with the planes as its slices.
+    // Planes with contiguous, aligned rows are gathered for transpose_planes (16-byte accesses,
+    // few launches; MCV_SCAN_TRANSPOSE_VEC=0: never), the others copied at once by relayout().
+    std::vector<cuda::PlaneCopy> plane_copies;
+    const bool vec_transposes = !env_off("MCV_SCAN_TRANSPOSE_VEC");
     auto transpose = [&](const void* from, std::int64_t sb, std::int64_t plane, std::int64_t sl, int planes,
                          const void* to, std::int64_t to_sb, std::int64_t to_plane) {
+      const cuda::PlaneCopy pc{from, const_cast<void*>(to), sb, plane, to_sb, to_plane, planes};
+      if (vec_transposes && sl == 1 && cuda::transpose_planes_fit(pc, p.height, p.width, elem)) {
+        plane_copies.push_back(pc);
+        return;
+      }
       const cuda::SeqP src{from, sb, plane, p.width * sl, sl}, dst{to, to_sb, to_plane, 1, p.height};
       cuda::relayout(src, dst, p.batch, planes, p.height, p.width, elem, stream);
     };
@@ -285,6 +295,8 @@ void run_cuda(Context& ctx, const Problem& pr) {
     };
     c.B = transpose_bc(p.B, p.B_sb, p.B_sg, p.B_sn, p.B_sl);
     c.C = transpose_bc(p.C, p.C_sb, p.C_sg, p.C_sn, p.C_sl);
+    cuda::transpose_planes(plane_copies.data(), static_cast<int>(plane_copies.size()), p.batch, p.height, p.width,
+                           elem, stream);
     c.B_sb = c.C_sb = KG * N * L;
     c.B_sg = c.C_sg = N * L;
     c.B_sn = c.C_sn = L;

@@ -12,6 +12,7 @@
 
 #include "mcv/cuda/context.cuh"
 #include "mcv/error.h"
+#include "common/cuda_dtype.cuh"
 #include "selective_scan/cuda/relayout.cuh"
 
 namespace mcv::kernels::scan::cuda {
@@ -93,7 +94,93 @@ bool pairable(const SeqP& src, const SeqP& dst, int slices, int dim, int seqlen,
   return dim % 2 == 0 && seqlen % 2 == 0 && ok(src, along_l) && ok(dst, !along_l);
 }
 
+constexpr int kMaxPlaneCopies = 8;
+
+/// transpose_planes' launch: its copies, and the first global plane index of each (batch-major
+/// within a copy) with the total last.
+struct PlaneCopies {
+  PlaneCopy copy[kMaxPlaneCopies];
+  i64 first[kMaxPlaneCopies + 1];
+  int count;
+};
+
+/// One plane per block and grid-stride step: the plane's rows read as kV-element vectors into
+/// shared memory as [w][h] (row length H + 1: odd for the even H this takes, so the column
+/// writes and the row reads spread over banks), then written back as vectors along h.
+template <typename E>
+__global__ void transpose_planes_kernel(PlaneCopies c, int H, int W) {
+  constexpr int kV = 16 / static_cast<int>(sizeof(E));
+  using Vec = ::mcv::kernels::cuda::Pack<E, kV>;
+  extern __shared__ unsigned char transpose_smem[];
+  E* tile = reinterpret_cast<E*>(transpose_smem);  // [w][H + 1]
+  const int ld = H + 1, vecs = H * W / kV;
+  for (i64 g = blockIdx.x; g < c.first[c.count]; g += gridDim.x) {
+    int j = 0;
+    while (g >= c.first[j + 1]) ++j;
+    const PlaneCopy& pc = c.copy[j];
+    const i64 local = g - c.first[j], b = local / pc.planes, i = local - b * pc.planes;
+    const E* src = static_cast<const E*>(pc.src) + b * pc.src_sb + i * pc.src_sp;
+    E* dst = static_cast<E*>(pc.dst) + b * pc.dst_sb + i * pc.dst_sp;
+    for (int v = threadIdx.x; v < vecs; v += blockDim.x) {
+      const int q = v * kV, h = q / W, w = q - h * W;
+      const Vec x = *reinterpret_cast<const Vec*>(src + q);
+#pragma unroll
+      for (int e = 0; e < kV; ++e) tile[(w + e) * ld + h] = x.e[e];
+    }
+    __syncthreads();
+    for (int v = threadIdx.x; v < vecs; v += blockDim.x) {
+      const int q = v * kV, w = q / H, h = q - w * H;
+      Vec x;
+#pragma unroll
+      for (int e = 0; e < kV; ++e) x.e[e] = tile[w * ld + h + e];
+      *reinterpret_cast<Vec*>(dst + q) = x;
+    }
+    __syncthreads();  // the tile is rewritten for the next plane
+  }
+}
+
+template <typename E>
+void launch_transpose_planes(const PlaneCopy* copies, int count, int batch, int height, int width, cudaStream_t stream) {
+  constexpr int kV = 16 / static_cast<int>(sizeof(E));
+  const int vecs = height * width / kV;
+  const int threads = std::clamp((vecs / 2 + 31) / 32 * 32, 64, 512);  // two passes of whole warps
+  const std::size_t smem = static_cast<std::size_t>(width) * (height + 1) * sizeof(E);
+  for (int at = 0; at < count; at += kMaxPlaneCopies) {
+    PlaneCopies c{};
+    c.count = std::min(kMaxPlaneCopies, count - at);
+    c.first[0] = 0;
+    for (int j = 0; j < c.count; ++j) {
+      c.copy[j] = copies[at + j];
+      c.first[j + 1] = c.first[j] + static_cast<i64>(batch) * c.copy[j].planes;
+    }
+    const unsigned grid = static_cast<unsigned>(std::min<i64>(c.first[c.count], 1 << 20));
+    if (grid == 0) continue;
+    transpose_planes_kernel<E><<<grid, threads, smem, stream>>>(c, height, width);
+    cuda_check_launch("selective_scan: transpose_planes_kernel");
+  }
+}
+
 }  // namespace
+
+bool transpose_planes_fit(const PlaneCopy& c, int height, int width, std::size_t elem_bytes) {
+  if (elem_bytes != 2 && elem_bytes != 4) return false;
+  const i64 v = 16 / static_cast<i64>(elem_bytes);
+  const auto aligned = [&](const void* ptr, i64 sb, i64 sp) {
+    return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && sb % v == 0 && sp % v == 0;
+  };
+  return height % v == 0 && width % v == 0 && aligned(c.src, c.src_sb, c.src_sp) && aligned(c.dst, c.dst_sb, c.dst_sp) &&
+         static_cast<std::size_t>(width) * (height + 1) * elem_bytes <= 48 * 1024;
+}
+
+void transpose_planes(const PlaneCopy* copies, int count, int batch, int height, int width, std::size_t elem_bytes,
+                      cudaStream_t stream) {
+  if (elem_bytes == 2)
+    launch_transpose_planes<std::uint16_t>(copies, count, batch, height, width, stream);
+  else if (elem_bytes == 4)
+    launch_transpose_planes<std::uint32_t>(copies, count, batch, height, width, stream);
+  else
+    throw Error("selective_scan", "transpose of " + std::to_string(elem_bytes) + "-byte elements");
+}
 
 void relayout(const SeqP& src, const SeqP& dst, int batch, int slices, int dim, int seqlen, std::size_t elem_bytes,
               cudaStream_t stream) {
