@@ -37,26 +37,16 @@ __device__ __forceinline__ float ex2_approx(float x) {
 template <int kDegree = 7>
 __device__ __forceinline__ float softplus_f(float x) {
   static_assert(kDegree == 6 || kDegree == 7, "softplus_f: degree 6 or 7");
+  // q's coefficients, highest power first.
+  constexpr float kQ7[] = {-8.371152915e-03f, 4.349390045e-02f, -1.068500280e-01f, 1.768747717e-01f,
+                           -2.447477430e-01f, 3.327192962e-01f,  -4.999717474e-01f, 9.999997616e-01f};
+  constexpr float kQ6[] = {1.387448423e-02f,  -6.559030712e-02f, 1.482941359e-01f, -2.345452011e-01f,
+                           3.309752643e-01f,  -4.998590052e-01f, 9.999985695e-01f};
+  const float* c = kDegree == 7 ? kQ7 : kQ6;
   const float e = ex2_approx(-fabsf(x) * kLog2e);
-  float q;
-  if constexpr (kDegree == 7) {
-    q = -8.371152915e-03f;
-    q = fmaf(q, e, 4.349390045e-02f);
-    q = fmaf(q, e, -1.068500280e-01f);
-    q = fmaf(q, e, 1.768747717e-01f);
-    q = fmaf(q, e, -2.447477430e-01f);
-    q = fmaf(q, e, 3.327192962e-01f);
-    q = fmaf(q, e, -4.999717474e-01f);
-    q = fmaf(q, e, 9.999997616e-01f);
-  } else {
-    q = 1.387448423e-02f;
-    q = fmaf(q, e, -6.559030712e-02f);
-    q = fmaf(q, e, 1.482941359e-01f);
-    q = fmaf(q, e, -2.345452011e-01f);
-    q = fmaf(q, e, 3.309752643e-01f);
-    q = fmaf(q, e, -4.998590052e-01f);
-    q = fmaf(q, e, 9.999985695e-01f);
-  }
+  float q = c[0];
+#pragma unroll
+  for (int i = 1; i <= kDegree; ++i) q = fmaf(q, e, c[i]);
   // torch returns x itself above 20; here e < 2.1e-9 there, so x + e*q rounds to x as well.
   return fmaf(e, q, fmaxf(x, 0.0f));
 }
