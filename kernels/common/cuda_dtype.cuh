@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "mcv/dtype.h"
 #include "mcv/error.h"
@@ -35,6 +36,20 @@ template <>
 __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+/// Two f32 values rounded (to nearest even) to a 16-bit T by one packed conversion, as one 32-bit
+/// word with lo in the low half: an mma operand register, or two adjacent elements.
+template <typename T>
+__device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
+  static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "pack2: 16-bit types");
+  if constexpr (std::is_same_v<T, __half>) {
+    const __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const std::uint32_t*>(&v);
+  } else {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const std::uint32_t*>(&v);
+  }
+}
 
 /// kN elements of U, aligned so that the compiler emits one vector access per 16 bytes:
 /// memory-bound kernels issue an eighth of the load instructions of 16-bit scalar code.

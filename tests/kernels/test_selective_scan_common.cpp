@@ -412,14 +412,14 @@ void expect_same_values(const std::vector<double>& got, const std::vector<double
   for (std::size_t i = 0; i < got.size(); ++i) {
     nan += std::isnan(want[i]);
     inf += std::isinf(want[i]);
-    if (std::isnan(want[i]) || std::isinf(want[i])) {
+    if (!std::isfinite(want[i])) {
       if (non_finite == NonFinite::exact)
         EXPECT_TRUE(std::isnan(want[i]) ? std::isnan(got[i]) : got[i] == want[i]) << i << ": " << got[i] << " vs " << want[i];
       else
         EXPECT_FALSE(std::isfinite(got[i])) << i << ": " << got[i] << " vs " << want[i];
-    }
-    else
+    } else {
       EXPECT_NEAR(got[i], want[i], tol * std::max({1.0, std::fabs(want[i]), scale.empty() ? 0.0 : scale[i]})) << i;
+    }
   }
   EXPECT_GT(nan, 0);
   EXPECT_GT(inf, 0);

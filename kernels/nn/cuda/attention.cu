@@ -43,20 +43,6 @@ constexpr int kMmaKeys = 64;              // keys per shared-memory chunk
 // multiple of 8, so the stride is 4, 12, 20 or 28 mod 32) puts those 32 words in 32 distinct banks.
 constexpr int kMmaPad = 8;
 
-template <typename T>
-__device__ __forceinline__ std::uint16_t to_bits(T v);
-template <>
-__device__ __forceinline__ std::uint16_t to_bits<__half>(__half v) { return __half_as_ushort(v); }
-template <>
-__device__ __forceinline__ std::uint16_t to_bits<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
-
-// Two f32 values rounded to T, packed as an mma operand register (lower column in the low half).
-template <typename T>
-__device__ __forceinline__ std::uint32_t pack2(float lo, float hi) {
-  return static_cast<std::uint32_t>(to_bits(cu::from_float<T>(lo))) |
-         (static_cast<std::uint32_t>(to_bits(cu::from_float<T>(hi))) << 16);
-}
-
 __device__ __forceinline__ std::uint32_t load_word(const std::uint16_t* p) {
   return *reinterpret_cast<const std::uint32_t*>(p);
 }
@@ -231,9 +217,9 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 4) attention_mma_kernel(Attent
     // O += P V: score tiles 2kk and 2kk + 1 are the A fragment of keys [16kk, 16kk + 16).
 #pragma unroll
     for (int kk = 0; kk < kMmaKeys / 16; ++kk) {
-      const std::uint32_t pa[4] = {pack2<T>(s[2 * kk][0], s[2 * kk][1]), pack2<T>(s[2 * kk][2], s[2 * kk][3]),
-                                   pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                   pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      const std::uint32_t pa[4] = {cu::pack2<T>(s[2 * kk][0], s[2 * kk][1]), cu::pack2<T>(s[2 * kk][2], s[2 * kk][3]),
+                                   cu::pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                   cu::pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
 #pragma unroll
       for (int nt = 0; nt < kNt; ++nt) {
         const std::uint16_t* vr = vt + (nt * 8 + g) * kLdv + kk * 16 + 2 * t;
@@ -259,8 +245,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 4) attention_mma_kernel(Attent
   for (int nt = 0; nt < kNt; ++nt) {
     auto* w0 = reinterpret_cast<std::uint32_t*>(ow + g * kLd + nt * 8 + 2 * t);
     auto* w1 = reinterpret_cast<std::uint32_t*>(ow + (g + 8) * kLd + nt * 8 + 2 * t);
-    *w0 = pack2<T>(o[nt][0] * inv[0], o[nt][1] * inv[0]);
-    *w1 = pack2<T>(o[nt][2] * inv[1], o[nt][3] * inv[1]);
+    *w0 = cu::pack2<T>(o[nt][0] * inv[0], o[nt][1] * inv[0]);
+    *w1 = cu::pack2<T>(o[nt][2] * inv[1], o[nt][3] * inv[1]);
   }
   __syncwarp();
   auto* og = static_cast<std::uint16_t*>(p.out) + b * p.os[0] + h * p.os[1] + (row0 + warp * 16) * p.os[2];

@@ -27,6 +27,7 @@ using cuda::from_float;
 using cuda::grid_for;
 using cuda::load_param;
 using cuda::load_vec;
+using cuda::pack2;
 using cuda::Pack;
 using cuda::store_vec;
 using cuda::store_param;

@@ -141,10 +141,8 @@ __global__ void transpose_planes_kernel(PlaneCopies c, int H, int W) {
 
 template <typename E>
 void launch_transpose_planes(const PlaneCopy* copies, int count, int batch, int height, int width, cudaStream_t stream) {
-  constexpr int kV = 16 / static_cast<int>(sizeof(E));
-  const int vecs = height * width / kV;
-  const int threads = std::clamp((vecs / 2 + 31) / 32 * 32, 64, 512);  // two passes of whole warps
-  const std::size_t smem = static_cast<std::size_t>(width) * (height + 1) * sizeof(E);
+  const int threads = plane_block_threads(height, width, sizeof(E));
+  const std::size_t smem = plane_tile_bytes(height, width, sizeof(E));
   for (int at = 0; at < count; at += kMaxPlaneCopies) {
     PlaneCopies c{};
     c.count = std::min(kMaxPlaneCopies, count - at);
@@ -163,13 +161,8 @@ void launch_transpose_planes(const PlaneCopy* copies, int count, int batch, int 
 }  // namespace
 
 bool transpose_planes_fit(const PlaneCopy& c, int height, int width, std::size_t elem_bytes) {
-  if (elem_bytes != 2 && elem_bytes != 4) return false;
-  const i64 v = 16 / static_cast<i64>(elem_bytes);
-  const auto aligned = [&](const void* ptr, i64 sb, i64 sp) {
-    return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0 && sb % v == 0 && sp % v == 0;
-  };
-  return height % v == 0 && width % v == 0 && aligned(c.src, c.src_sb, c.src_sp) && aligned(c.dst, c.dst_sb, c.dst_sp) &&
-         static_cast<std::size_t>(width) * (height + 1) * elem_bytes <= 48 * 1024;
+  return (elem_bytes == 2 || elem_bytes == 4) && plane_vectors_fit(height, width, elem_bytes, elem_bytes) &&
+         vectors_aligned(c.src, elem_bytes, {c.src_sb, c.src_sp}) && vectors_aligned(c.dst, elem_bytes, {c.dst_sb, c.dst_sp});
 }
 
 void transpose_planes(const PlaneCopy* copies, int count, int batch, int height, int width, std::size_t elem_bytes,

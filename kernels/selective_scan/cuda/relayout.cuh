@@ -3,8 +3,10 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 #include "selective_scan/cuda/scan_params.cuh"
 
@@ -16,6 +18,32 @@ namespace mcv::kernels::scan::cuda {
 /// other token-major (D stride 1).
 void relayout(const SeqP& src, const SeqP& dst, int batch, int slices, int dim, int seqlen, std::size_t elem_bytes,
               cudaStream_t stream);
+
+/// The plane kernels (transpose_planes; the staged cross2d's merge, scan_kernels.cuh): one H x W
+/// plane per block through a [w][H + 1] shared-memory tile, every global access a whole 16-byte
+/// vector along a row of either order. Their common conditions and launch shape:
+/// the plane in whole vectors along both orders' rows and the tile (of tile_elem_bytes elements)
+/// in the default 48 KB of shared memory;
+inline std::size_t plane_tile_bytes(int height, int width, std::size_t tile_elem_bytes) {
+  return static_cast<std::size_t>(width) * (height + 1) * tile_elem_bytes;
+}
+inline bool plane_vectors_fit(int height, int width, std::size_t elem_bytes, std::size_t tile_elem_bytes) {
+  const int v = 16 / static_cast<int>(elem_bytes);
+  return height % v == 0 && width % v == 0 && plane_tile_bytes(height, width, tile_elem_bytes) <= 48 * 1024;
+}
+/// a base 16-byte aligned and element strides that keep it so;
+inline bool vectors_aligned(const void* ptr, std::size_t elem_bytes, std::initializer_list<std::int64_t> strides) {
+  const std::int64_t v = 16 / static_cast<std::int64_t>(elem_bytes);
+  bool ok = reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0;
+  for (const std::int64_t s : strides) ok = ok && s % v == 0;
+  return ok;
+}
+/// and blocks taking the plane's vectors in two passes of whole warps (56 x 56 bf16: 392 vectors,
+/// 224 threads).
+inline int plane_block_threads(int height, int width, std::size_t elem_bytes) {
+  const int vecs = height * width / (16 / static_cast<int>(elem_bytes));
+  return std::clamp((vecs / 2 + 31) / 32 * 32, 64, 512);
+}
 
 /// One tensor's H x W planes to transpose: plane i of batch b from src + b src_sb + i src_sp
 /// (element (h, w) at h W + w) to dst + b dst_sb + i dst_sp (element (h, w) at w H + h), for i

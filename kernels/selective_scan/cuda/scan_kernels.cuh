@@ -44,6 +44,7 @@
 #include "common/cuda_dtype.cuh"
 #include "mcv/cuda/context.cuh"
 #include "selective_scan/cuda/scan_device.cuh"
+#include "selective_scan/cuda/relayout.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
 #include "selective_scan/cuda/scan_pipe.cuh"
 
@@ -585,22 +586,13 @@ __global__ void scan_merge_cols_vec_kernel(Params p) {
   }
 }
 
-/// Shared memory of scan_merge_cols_vec_kernel.
-inline std::size_t cols_merge_vec_smem(const Params& p) {
-  return static_cast<std::size_t>(p.width) * (p.height + 1) * sizeof(float);
-}
-
-/// Whether scan_merge_cols_vec_kernel applies: whole 16-byte vectors along both orders' rows,
-/// aligned, and its plane in the default 48 KB of shared memory.
+/// Whether scan_merge_cols_vec_kernel applies (the plane kernels' conditions, relayout.cuh, for
+/// acc, out and z in channel rows; its tile holds f32 sums).
 template <typename T>
 bool cols_merge_vec_fits(const Params& p) {
-  constexpr int kV = 16 / static_cast<int>(sizeof(T));
-  const auto aligned = [&](const SeqP& s) {
-    return reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 && s.sb % kV == 0 && s.sk % kV == 0 && s.sd % kV == 0 &&
-           s.sl == 1;
-  };
-  return p.height % kV == 0 && p.width % kV == 0 && aligned(p.acc) && aligned(p.out) && (!p.z.ptr || aligned(p.z)) &&
-         cols_merge_vec_smem(p) <= 48 * 1024;
+  const auto aligned = [&](const SeqP& s) { return s.sl == 1 && vectors_aligned(s.ptr, sizeof(T), {s.sb, s.sk, s.sd}); };
+  return plane_vectors_fit(p.height, p.width, sizeof(T), sizeof(float)) && aligned(p.acc) && aligned(p.out) &&
+         (!p.z.ptr || aligned(p.z));
 }
 
 /// Whether scan_merge_cols_kernel may move element pairs: no pair straddles a row in either
@@ -859,11 +851,9 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   }
   if (p.cols_staged) {
     if (cfg.allow_merge_vec && cols_merge_vec_fits<T>(p)) {
-      // Two passes of whole warps over the plane's vectors (56 x 56 bf16: 392 vectors, 224 threads).
-      const int vecs = p.height * p.width / (16 / static_cast<int>(sizeof(T)));
-      const int threads = std::clamp((vecs / 2 + 31) / 32 * 32, 64, 512);
       const unsigned grid = grid_size(std::min<i64>(static_cast<i64>(p.batch) * p.dim, 1 << 20), "merge");
-      scan_merge_cols_vec_kernel<T><<<grid, threads, cols_merge_vec_smem(p), stream>>>(p);
+      scan_merge_cols_vec_kernel<T><<<grid, plane_block_threads(p.height, p.width, sizeof(T)),
+                                      plane_tile_bytes(p.height, p.width, sizeof(float)), stream>>>(p);
       cuda_check_launch("selective_scan: scan_merge_cols_vec_kernel");
     } else if (cols_merge_pairs<T>(p))
       launch_merge_cols<T, 2>(p, stream);

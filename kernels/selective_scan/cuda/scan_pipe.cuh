@@ -428,18 +428,6 @@ struct HalfSelect {
   static constexpr bool kBf = std::is_same_v<T, __nv_bfloat16>;
   static constexpr unsigned kLo = kBf ? 0x1044u : 0x4410u, kHi = kBf ? 0x3244u : 0x4432u;
 };
-/// Two values rounded to a 16-bit type, a in the low half (one packed conversion).
-template <typename T>
-__device__ __forceinline__ unsigned pack_pair(float a, float b) {
-  if constexpr (std::is_same_v<T, __half>) {
-    const __half2 v = __floats2half2_rn(a, b);
-    return *reinterpret_cast<const unsigned*>(&v);
-  } else {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
-    return *reinterpret_cast<const unsigned*>(&v);
-  }
-}
-
 /// The value of a 16-bit element placed by a HalfSelect selector.
 template <typename T>
 __device__ __forceinline__ float half_value(unsigned bits) {
@@ -1015,7 +1003,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
           const int wb = fo.base >> 1;
           const unsigned sel = sp.rev ? 0x1032u : 0x3210u;
 #pragma unroll
-          for (int q = 0; q < kT / 2; ++q) ow[wb ^ q] = __byte_perm(pack_pair<T>(o[2 * q], o[2 * q + 1]), 0u, sel);
+          for (int q = 0; q < kT / 2; ++q) ow[wb ^ q] = __byte_perm(::mcv::kernels::cuda::pack2<T>(o[2 * q], o[2 * q + 1]), 0u, sel);
         } else {
           T o[kT];
 #pragma unroll
