@@ -46,6 +46,7 @@ struct Problem {
   ScanDirections dirs = ScanDirections::forward;
   i64 height = 0, width = 0;
   bool with_z = true, token_major = false;
+  bool cols_transposed = false;  ///< cross2d: SelectiveScanArgs::column_inputs_transposed
   float scale = 1.0f;
   int k() const { return scan_direction_count(dirs); }
 };
@@ -68,6 +69,7 @@ struct Set {
     a.height = p.height;
     a.width = p.width;
     a.out_scale = p.scale;
+    a.column_inputs_transposed = p.cols_transposed;
     a.out = out;
     return a;
   }
@@ -346,8 +348,9 @@ class Bench {
   }
 
   // VMamba SS2D at S3 size (4 x 192 channels, 56 x 56 grid, no z; N 16, and N 1 as in
-  // vmambav2_tiny_224, the S4 shape): fused cross2d (both layouts) vs CrossScan copy + one
-  // grouped scan over 4*D channels + CrossMerge.
+  // vmambav2_tiny_224, the S4 shape): fused cross2d (both layouts; channel-major also with the
+  // column directions' delta/B/C column-major, the order the official composition's projection
+  // gives them) vs CrossScan copy + one grouped scan over 4*D channels + CrossMerge.
   void run_vmamba(DType dt, int n) {
     Problem p;
     p.batch = ctx_.is_cuda() ? 64 : 2;
@@ -357,7 +360,7 @@ class Bench {
     p.n = n;
     p.dirs = ScanDirections::cross2d;
     p.with_z = false;
-    double fused_ms[2] = {0, 0};  // channel-major grid, token-major grid
+    double fused_ms[3] = {0, 0, 0};  // channel-major grid, token-major grid, column inputs
     for (bool tm : {false, true}) {
       p.token_major = tm;
       std::vector<Set> sets;
@@ -367,6 +370,17 @@ class Bench {
       out_.push_back(result(tm ? "vmamba-ss2d fused (token-major)" : "vmamba-ss2d fused", p, dt, ms, 0));
     }
     p.token_major = false;
+    {
+      Problem c = p;
+      c.cols_transposed = true;
+      std::vector<Set> sets;
+      for (int i = 0, n = sets_for(c, dt); i < n; ++i) sets.push_back(make_set(c, dt));
+      const double ms = time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(c)); }, runs());
+      fused_ms[2] = ms;
+      ScanBenchResult r = result("vmamba-ss2d fused (column inputs)", c, dt, ms, 0);
+      r.note += ", delta/B/C of k = 1, 3 column-major";
+      out_.push_back(r);
+    }
 #if MCV_HAVE_CUDA
     if (!ctx_.is_cuda()) return;
     Problem q = p;  // the grouped scan the unfused code runs: K*D channels, G = K, forward
@@ -387,7 +401,7 @@ class Bench {
     ScanBenchResult r = result("vmamba-ss2d unfused", p, dt, ms, 0);
     r.note += ", CrossScan + grouped scan + CrossMerge; fused is " + std::to_string(ms / fused_ms[1]).substr(0, 4) +
               "x faster token-major (the layout VMamba feeds), " + std::to_string(ms / fused_ms[0]).substr(0, 4) +
-              "x channel-major";
+              "x channel-major, " + std::to_string(ms / fused_ms[2]).substr(0, 4) + "x with column inputs";
     out_.push_back(r);
 #endif
   }

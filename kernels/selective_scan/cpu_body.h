@@ -21,7 +21,7 @@ constexpr std::int64_t kStepsPerTile = 64;
 
 struct Scratch {
   std::vector<float> bt, ct, ut, dtt, yt, zt, acc;
-  std::vector<std::int64_t> pos;
+  std::vector<std::int64_t> pos, in_pos;  // a tile's grid positions; its delta/B/C indices
   // Per-state vectors as plain floats: GCC does not honour over-aligned element types in
   // std::vector inside a target-pragma region, so Vec objects never live on the heap.
   std::vector<float> h, a, bfix, cfix;
@@ -162,6 +162,7 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
   s.yt.resize(kStepsPerTile * W);
   s.zt.resize(kStepsPerTile * W);
   s.pos.resize(kStepsPerTile);
+  s.in_pos.resize(kStepsPerTile);
   s.h.resize(N * W);
   s.a.resize(N * W);
   s.bfix.resize(N * W);
@@ -210,9 +211,14 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
 
     for (std::int64_t t0 = 0; t0 < L; t0 += kStepsPerTile) {
       const std::int64_t steps = std::min(kStepsPerTile, L - t0);
-      for (std::int64_t j = 0; j < steps; ++j) s.pos[j] = dir_position(p, k, t0 + j);
+      for (std::int64_t j = 0; j < steps; ++j) {
+        s.pos[j] = dir_position(p, k, t0 + j);
+        s.in_pos[j] = dir_input_position(p, k, t0 + j);
+      }
       const std::int64_t* pos = s.pos.data();
+      const std::int64_t* in_pos = s.in_pos.data();
       auto at = [pos](std::int64_t j) { return pos[j]; };  // step j's position, for the tile gathers and stores
+      auto in_at = [in_pos](std::int64_t j) { return in_pos[j]; };  // step j's index in delta, B, C
       // Gather this tile in visiting order, converted to f32. The strides are read once: the
       // stores into the scratch vectors could alias p for all the compiler knows, and
       // re-reading them per element was a fifth of the scan's time (perf, S1 f32).
@@ -227,12 +233,12 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
         float* dtt = s.dtt.data();
         float* zt = s.zt.data();
         const int n_rows = static_cast<int>(N);
-        if (var_b) gather_tile(bsrc, bsn, bsl, n_rows, steps, at, bt, N);
-        if (var_c) gather_tile(csrc, csn, csl, n_rows, steps, at, ct, N);
+        if (var_b) gather_tile(bsrc, bsn, bsl, n_rows, steps, in_at, bt, N);
+        if (var_c) gather_tile(csrc, csn, csl, n_rows, steps, in_at, ct, N);
         for (std::int64_t j = 0; j < steps; ++j)
           for (int c = nc; c < W; ++c) ut[j * W + c] = dtt[j * W + c] = zt[j * W + c] = 0.0f;
         gather_tile(uk, usd, usl, nc, steps, at, ut, W);
-        gather_tile(delta, dsd, dsl, nc, steps, at, dtt, W);
+        gather_tile(delta, dsd, dsl, nc, steps, in_at, dtt, W);
         if (gate) gather_tile(z, zsd, zsl, nc, steps, at, zt, W);
       }
       for (std::int64_t j = 0; j < steps; ++j) {

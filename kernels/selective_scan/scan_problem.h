@@ -49,6 +49,9 @@ struct Problem {
   int dirs = 1;             ///< K
   ScanDirections directions = ScanDirections::forward;
   std::int64_t height = 0, width = 0;  ///< cross2d only
+  /// cross2d: delta, B and C of the column directions stored column-major
+  /// (SelectiveScanArgs::column_inputs_transposed).
+  bool cols_transposed = false;
   bool softplus = false;
   float out_scale = 1.0f;
 
@@ -82,6 +85,14 @@ inline std::int64_t dir_position(const Problem& p, int k, std::int64_t t) {
   if (dir_flipped(p.directions, k)) t = p.seqlen - 1 - t;
   if (dir_transposed(p.directions, k)) return (t % p.height) * p.width + t / p.height;
   return t;
+}
+
+/// Index along L at which direction k's per-position inputs (delta, B, C) hold step t: the
+/// grid position, or for column directions given column-major (Problem::cols_transposed) the
+/// step itself (counted back for k = 3).
+inline std::int64_t dir_input_position(const Problem& p, int k, std::int64_t t) {
+  if (p.cols_transposed && dir_transposed(p.directions, k)) return dir_flipped(p.directions, k) ? p.seqlen - 1 - t : t;
+  return dir_position(p, k, t);
 }
 
 }  // namespace mcv::kernels::scan

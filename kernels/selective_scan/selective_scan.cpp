@@ -245,6 +245,10 @@ Problem make_problem(const Context& ctx, const SelectiveScanArgs& a) {
   if (!std::isfinite(a.out_scale)) fail("out_scale", "must be finite");
   p.out_scale = a.out_scale;
   const bool grid = a.directions == ScanDirections::cross2d;
+  if (a.column_inputs_transposed && !grid)
+    fail("column_inputs_transposed", std::string("applies to cross2d only (directions: ") +
+                                         scan_directions_name(a.directions) + ")");
+  p.cols_transposed = a.column_inputs_transposed;
 
   // u fixes batch, D, L and the dtype.
   if (!a.u.defined()) fail("u", "is required");

@@ -128,7 +128,22 @@ std::vector<ScanCase> sweep_cases() {
           c.seed += 100;
           cases.push_back(c);
         }
+        if (dir == ScanDirections::cross2d) {  // and with the column directions' inputs column-major
+          c.cols_transposed = true;
+          c.seed += 200;
+          cases.push_back(c);
+        }
       }
+  {  // column-major column inputs with a fixed B (only delta and C are per position)
+    ScanCase c;
+    c.dirs = ScanDirections::cross2d;
+    c.height = 4;
+    c.width = 6;
+    c.seqlen = 24;
+    c.fixed_B = true;
+    c.cols_transposed = true;
+    cases.push_back(c);
+  }
   // Square grid, VMamba-like (no z, D and bias on), both layouts.
   for (Layout lay : {Layout::channel_major, Layout::token_major}) {
     ScanCase c;
@@ -368,8 +383,10 @@ std::vector<double> cross_merge(const Tensor& ys, std::int64_t H, std::int64_t W
 
 // VMamba SS2D forward_corev2: xs = CrossScan(x); per-direction projections of xs; one grouped
 // selective scan over K*D channels (G = K); CrossMerge. The fused op takes the projections in
-// grid order, so the composition cross-scans them like x.
-void check_cross2d_composition(Layout layout, std::int64_t H, std::int64_t W, std::int64_t N, bool with_z) {
+// grid order, so the composition cross-scans them like x; with `column_inputs` it takes the
+// column directions' projections column-major (xs[1]'s order, for k = 3 too).
+void check_cross2d_composition(Layout layout, std::int64_t H, std::int64_t W, std::int64_t N, bool with_z,
+                               bool column_inputs = false) {
   Context ctx;
   ScanCase c;
   c.dim = 4;
@@ -383,9 +400,24 @@ void check_cross2d_composition(Layout layout, std::int64_t H, std::int64_t W, st
   c.has_z = with_z;
   const ScanInputs in = make_inputs(c);
   const Stored fused = make_out(c, Device::cpu());
-  kernels::selective_scan(ctx, make_args(c, in, fused.get(), Tensor()));
-
   const std::int64_t b = c.batch, D = c.dim, L = c.seqlen;
+  SelectiveScanArgs fused_args = make_args(c, in, fused.get(), Tensor());
+  if (column_inputs) {
+    // Contiguous (batch, K, D, L) / (batch, K, N, L) copies whose odd slices are column-major.
+    Tensor delta = Tensor::empty({b, 4, D, L}, DType::f32), Bc = Tensor::empty({b, 4, N, L}, DType::f32),
+           Cc = Tensor::empty({b, 4, N, L}, DType::f32);
+    for (int k = 0; k < 4; ++k) {
+      delta.select(1, k).copy_from(cross_scan_k(in.delta.get().select(1, k), H, W, k & 1));
+      Bc.select(1, k).copy_from(cross_scan_k(in.B.get().select(1, k), H, W, k & 1));
+      Cc.select(1, k).copy_from(cross_scan_k(in.C.get().select(1, k), H, W, k & 1));
+    }
+    fused_args.delta = delta;
+    fused_args.B = Bc;
+    fused_args.C = Cc;
+    fused_args.column_inputs_transposed = true;
+  }
+  kernels::selective_scan(ctx, fused_args);
+
   const Tensor x = in.u.get().contiguous().view({b, D, L});
   Tensor xs = Tensor::empty({b, 4 * D, L}, DType::f32), ds = Tensor::empty({b, 4 * D, L}, DType::f32);
   Tensor Bs = Tensor::empty({b, 4, N, L}, DType::f32), Cs = Tensor::empty({b, 4, N, L}, DType::f32);
@@ -409,6 +441,11 @@ TEST(SelectiveScanComposition, Cross2dIsVMambaCrossScanScanMerge) {
   check_cross2d_composition(Layout::channel_major, 6, 10, 16, false);
   check_cross2d_composition(Layout::token_major, 14, 14, 1, false);
   check_cross2d_composition(Layout::token_major, 5, 3, 4, true);
+}
+
+TEST(SelectiveScanComposition, Cross2dColumnInputsAreCrossScannedProjections) {
+  check_cross2d_composition(Layout::channel_major, 6, 10, 16, false, true);
+  check_cross2d_composition(Layout::token_major, 5, 3, 4, true, true);
 }
 
 // ---- Validation -------------------------------------------------------------------------
@@ -481,6 +518,8 @@ TEST(SelectiveScanValidation, RejectsBadArgumentsBeforeWriting) {
          a.directions = static_cast<ScanDirections>(9);
        }},
       {"nan scale", "out_scale", [](SelectiveScanArgs& a, const ScanCase&) { a.out_scale = NAN; }},
+      {"column inputs without cross2d", "applies to cross2d only",
+       [](SelectiveScanArgs& a, const ScanCase&) { a.column_inputs_transposed = true; }},
   };
   Context ctx;
   for (const BadCase& bc : cases) {

@@ -65,7 +65,7 @@ std::string ScanCase::name() const {
   if (dirs == ScanDirections::cross2d) s << "_" << height << "x" << width << (grid_rank4 ? "r4" : "");
   s << (has_D ? "_Dskip" : "") << (has_z ? "_z" : "") << (has_bias ? "_bias" : "") << (softplus ? "_sp" : "")
     << (final_state ? "_hT" : "") << (initial_state ? "_h0" : "") << (fixed_B ? "_fixB" : "")
-    << (fixed_C ? "_fixC" : "") << (rank3_bc ? "_bc3" : "") << (u_per_dir ? "_uK" : "");
+    << (fixed_C ? "_fixC" : "") << (rank3_bc ? "_bc3" : "") << (u_per_dir ? "_uK" : "") << (cols_transposed ? "_colT" : "");
   if (scale != 1.0f) s << "_s" << scale;
   if (a_scale != 1.0f) s << "_a" << a_scale;
   std::string out = s.str();
@@ -270,6 +270,7 @@ SelectiveScanArgs make_args(const ScanCase& c, const ScanInputs& in, const Tenso
     a.width = c.width;
   }
   a.out_scale = c.scale;
+  a.column_inputs_transposed = c.cols_transposed;
   a.out = out;
   a.final_state = final_state;
   return a;
@@ -320,14 +321,16 @@ Reference reference_scan(const SelectiveScanArgs& a) {
         for (std::int64_t t = 0; t < L; ++t) {
           const std::int64_t s = flip ? L - 1 - t : t;
           const std::int64_t q = column ? (s % H) * W + s / H : s;
+          // delta, B and C of a column direction given column-major: index s along L.
+          const std::int64_t qi = column && a.column_inputs_transposed ? s : q;
           const double u = u_per_dir ? value_at(a.u, {b, k, d, q}) : seq(a.u, b, d, q);
-          double dt = (a.delta.dim() == 4 ? value_at(a.delta, {b, k, d, q}) : value_at(a.delta, {b, d, q}));
+          double dt = (a.delta.dim() == 4 ? value_at(a.delta, {b, k, d, qi}) : value_at(a.delta, {b, d, qi}));
           if (a.delta_bias.defined()) dt += param(a.delta_bias, row);
           if (a.delta_softplus) dt = dt > 20.0 ? dt : std::log1p(std::exp(dt));
           double y = 0;
           for (std::int64_t n = 0; n < N; ++n) {
-            h[n] = std::exp(dt * a_at(row, n)) * h[n] + dt * bc(a.B, b, k, d, n, q) * u;
-            y += bc(a.C, b, k, d, n, q) * h[n];
+            h[n] = std::exp(dt * a_at(row, n)) * h[n] + dt * bc(a.B, b, k, d, n, qi) * u;
+            y += bc(a.C, b, k, d, n, qi) * h[n];
           }
           if (a.D.defined()) y += param(a.D, row) * u;
           r.out[(b * D + d) * L + q] += y;

@@ -35,6 +35,7 @@ struct ScanCase {
   bool fixed_B = false, fixed_C = false;
   bool rank3_bc = false;  ///< K*G == 1: pass B/C as (batch, N, L)
   bool u_per_dir = false; ///< bidirectional: u as (batch, 2, D, L), one input per direction
+  bool cols_transposed = false;  ///< cross2d: column_inputs_transposed (the random inputs read so)
   float scale = 1.0f;
   float a_scale = 1.0f;  ///< multiplies A (small: slow decay, long memory)
   std::uint64_t seed = 1;

@@ -213,6 +213,41 @@ std::vector<CudaCase> cuda_cases() {
     c.dirs = ScanDirections::cross2d; c.height = 28; c.width = 28; c.seqlen = 784; c.grid_rank4 = true; c.batch = 1;
     c.dim = 8; c.n_state = 16; c.initial_state = true; c.a_scale = 0.01f; k.chunks = 3;
   });
+  // The column directions' delta, B and C given column-major (column_inputs_transposed): read in
+  // place by the staged column orders - warp pipelines with z, f32 cp.async rows with groups in
+  // the padded layout (B/C permuted), f16 L-chunked at batch 1 - and copied back to grid order
+  // for the paths that read the grid: token-major in place, serial directions, the tiled kernel,
+  // a fixed B (the generic kernel).
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 48; c.width = 40; c.seqlen = 1920; c.grid_rank4 = true;
+    c.dim = 128; c.n_state = 16; c.dtype = DType::bf16; c.batch = 2; c.cols_transposed = true; k.lanes = 1;
+    k.tma = CudaCase::Tma::required; k.warp = CudaCase::Warp::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 7; c.width = 9; c.seqlen = 63; c.layout = Layout::padded;
+    c.groups = 2; c.dim = 40; c.cols_transposed = true; c.final_state = true; k.cols = CudaCase::Cols::forced;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 24; c.width = 32; c.seqlen = 768; c.grid_rank4 = true; c.batch = 1;
+    c.dim = 32; c.n_state = 16; c.dtype = DType::f16; c.initial_state = true; c.a_scale = 0.01f;
+    c.cols_transposed = true; k.chunks = 3;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 8; c.width = 12; c.seqlen = 96; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 16; c.n_state = 1; c.dtype = DType::bf16; c.has_z = false; c.cols_transposed = true;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 6; c.width = 7; c.seqlen = 42; c.grid_rank4 = true; c.dim = 16;
+    c.cols_transposed = true; k.serial = 1;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 7; c.width = 9; c.seqlen = 63; c.grid_rank4 = true; c.dim = 36;
+    c.dtype = DType::bf16; c.cols_transposed = true; k.tiled = true;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 5; c.width = 8; c.seqlen = 40; c.dim = 12; c.fixed_B = true;
+    c.cols_transposed = true;
+  });
   // Directions in separate blocks merged by the vectorised pass (channels a multiple of 8, a
   // contiguous token-major output), with and without z, batch 1 (L-chunked per direction); and
   // the serial form (every direction in one thread) for both multi-direction modes.
@@ -398,7 +433,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(18);
+  std::vector<CudaCase> cases(20);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -477,6 +512,10 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[17].c.dtype = DType::f32;
   cases[17].lanes = 0;
   cases[17].tma = CudaCase::Tma::heuristic;  // the merge is the point; f32 staged rows of this shape take cp.async
+  cases[18] = cases[15];  // column-major column inputs read in place as boxes
+  cases[18].c.cols_transposed = true;
+  cases[19] = cases[6];  // and copied back to grid order for the gathered grid
+  cases[19].c.cols_transposed = true;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

@@ -232,6 +232,41 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // of the copies (staged: N 16 bf16 1.96 -> 2.03 ms, f32 2.54 -> 3.11, the copies of its four
   // token-major delta slices being most of the difference). MCV_SCAN_COLS=2 stages every
   // layout (tests), =0 none.
+  // Column directions' delta, B and C given column-major (Problem::cols_transposed) on a path
+  // that reads them at grid positions (everything but the staged column orders, which take them
+  // as they are): copied back to grid order first, in channel rows.
+  if (pr.cols_transposed && !stage_cols) {
+    const std::int64_t H = p.height, W = p.width, L = p.seqlen, D = p.dim;
+    // Planes i < planes of each batch b (from + b sb + i sp, element (h, w) at (col ? w H + h :
+    // h W + w) sl) to grid order at to + b to_sb + i to_sp.
+    auto to_grid = [&](const void* from, std::int64_t sb, std::int64_t sp, std::int64_t sl, int planes, bool col,
+                       void* to, std::int64_t to_sb, std::int64_t to_sp) {
+      const cuda::SeqP src{from, sb, sp, col ? sl : W * sl, col ? H * sl : sl}, dst{to, to_sb, to_sp, W, 1};
+      cuda::relayout(src, dst, p.batch, planes, p.height, p.width, elem, stream);
+    };
+    auto at = [&](const void* base, std::int64_t elems) {
+      return static_cast<const char*>(base) + static_cast<std::size_t>(elems) * elem;
+    };
+    char* delta = static_cast<char*>(ws.allocate(static_cast<std::size_t>(p.batch) * p.dirs * D * L * elem));
+    for (int k = 0; k < p.dirs; ++k)
+      to_grid(at(p.delta.ptr, k * p.delta.sk), p.delta.sb, p.delta.sd, p.delta.sl, p.dim, k & 1,
+              delta + static_cast<std::size_t>(k) * D * L * elem, p.dirs * D * L, L);
+    p.delta = {delta, p.dirs * D * L, D * L, L, 1};
+    const std::int64_t KG = static_cast<std::int64_t>(p.dirs) * p.groups, N = p.n_state;
+    auto bc_to_grid = [&](const void*& ptr, std::int64_t& sb, std::int64_t& sg, std::int64_t& sn, std::int64_t& sl) {
+      char* to = static_cast<char*>(ws.allocate(static_cast<std::size_t>(p.batch) * KG * N * L * elem));
+      for (std::int64_t slot = 0; slot < KG; ++slot)
+        to_grid(at(ptr, slot * sg), sb, sn, sl, p.n_state, (slot / p.groups) & 1,
+                to + static_cast<std::size_t>(slot) * N * L * elem, KG * N * L, L);
+      ptr = to;
+      sb = KG * N * L;
+      sg = N * L;
+      sn = L;
+      sl = 1;
+    };
+    if (p.B_var) bc_to_grid(p.B, p.B_sb, p.B_sg, p.B_sn, p.B_sl);
+    if (p.C_var) bc_to_grid(p.C, p.C_sb, p.C_sg, p.C_sn, p.C_sl);
+  }
   cuda::SeqP out_final = p.out;
   // u, delta and z not in the layout the scan will read are copied to scratch(slices) (delta
   // with its K slices), and an output not in it is written to scratch(1) and copied back after.
@@ -275,14 +310,20 @@ void run_cuda(Context& ctx, const Problem& pr) {
     };
     // The copies keep the direction slots of what they stand for (Params::cols: the kernel
     // addresses both the same way); only the odd directions' slots are written.
+    // Column inputs already column-major (Problem::cols_transposed) are read as they are: only u
+    // is copied.
     cuda::DirInputs& c = p.cols;
     const std::int64_t KG = static_cast<std::int64_t>(p.dirs) * p.groups, N = p.n_state;
     c.u = rows(1);
-    c.delta = rows(p.dirs);
     transpose(p.u.ptr, p.u.sb, p.u.sd, 1, p.dim, c.u.ptr, c.u.sb, c.u.sd);
-    for (int k = 1; k < p.dirs; k += 2)
-      transpose(at(p.delta.ptr, k * p.delta.sk), p.delta.sb, p.delta.sd, 1, p.dim, at(c.delta.ptr, k * c.delta.sk),
-                c.delta.sb, c.delta.sd);
+    if (pr.cols_transposed) {
+      c.delta = p.delta;
+    } else {
+      c.delta = rows(p.dirs);
+      for (int k = 1; k < p.dirs; k += 2)
+        transpose(at(p.delta.ptr, k * p.delta.sk), p.delta.sb, p.delta.sd, 1, p.dim, at(c.delta.ptr, k * c.delta.sk),
+                  c.delta.sb, c.delta.sd);
+    }
     // B and C, (batch, K G, N, L): per odd direction and group, the states as the planes.
     auto transpose_bc = [&](const void* from, std::int64_t sb, std::int64_t sg, std::int64_t sn, std::int64_t sl) {
       void* to = ws.allocate(static_cast<std::size_t>(p.batch * KG * N * L) * elem);
@@ -293,14 +334,21 @@ void run_cuda(Context& ctx, const Problem& pr) {
         }
       return to;
     };
-    c.B = transpose_bc(p.B, p.B_sb, p.B_sg, p.B_sn, p.B_sl);
-    c.C = transpose_bc(p.C, p.C_sb, p.C_sg, p.C_sn, p.C_sl);
+    if (pr.cols_transposed) {
+      c.B = p.B;
+      c.C = p.C;
+      c.B_sb = p.B_sb, c.B_sg = p.B_sg, c.B_sn = p.B_sn, c.B_sl = p.B_sl;
+      c.C_sb = p.C_sb, c.C_sg = p.C_sg, c.C_sn = p.C_sn, c.C_sl = p.C_sl;
+    } else {
+      c.B = transpose_bc(p.B, p.B_sb, p.B_sg, p.B_sn, p.B_sl);
+      c.C = transpose_bc(p.C, p.C_sb, p.C_sg, p.C_sn, p.C_sl);
+      c.B_sb = c.C_sb = KG * N * L;
+      c.B_sg = c.C_sg = N * L;
+      c.B_sn = c.C_sn = L;
+      c.B_sl = c.C_sl = 1;
+    }
     cuda::transpose_planes(plane_copies.data(), static_cast<int>(plane_copies.size()), p.batch, p.height, p.width,
                            elem, stream);
-    c.B_sb = c.C_sb = KG * N * L;
-    c.B_sg = c.C_sg = N * L;
-    c.B_sn = c.C_sn = L;
-    c.B_sl = c.C_sl = 1;
     p.cols_staged = true;
   } else if (stage) {
     const std::int64_t ld = round_up(p.dim, 8), L = p.seqlen;

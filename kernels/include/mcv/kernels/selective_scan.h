@@ -21,7 +21,9 @@
 ///  - cross2d (K = 4, VMamba SS2D): u is an H x W grid, L = H*W in row-major grid order. k = 0
 ///    row-major, 1 column-major, 2 reverse of 0, 3 reverse of 1 (VMamba's CrossScan order). Every
 ///    per-position input (delta, B, C) is given in GRID order, so projections computed once on the
-///    grid feed the kernel as they are; out is the cross-merged sum at grid positions.
+///    grid feed the kernel as they are; out is the cross-merged sum at grid positions. Or, with
+///    `column_inputs_transposed`, the column orders' delta, B and C (k = 1, 3) column-major, as
+///    a projection of the column-major copy of u gives them (the official xs[1] order).
 ///
 /// Parameters for K directions are stacked as VMamba stacks them: A is (K*D, N) with row k*D + d,
 /// D and delta_bias are (K*D) (or (K, D)), and B/C of shape (batch, K*G, N, L) give direction k
@@ -90,6 +92,14 @@ struct SelectiveScanArgs {
   std::int64_t height = 0, width = 0;
   /// Multiplies the summed outputs (before the z gate, which is linear in it).
   float out_scale = 1.0f;
+  /// cross2d only: delta's slices k = 1, 3 and B/C's groups of those directions hold grid
+  /// position (h, w) at index w * H + h along L (each H x W plane stored transposed, W x H), the
+  /// order the column directions walk the grid in (k = 3 backwards); k = 0, 2 stay in grid
+  /// order. This is the official composition's order for those inputs (its projection runs on
+  /// the cross-scanned copies; only k = 3's flip differs), and it spares CUDA's channel-major
+  /// path the transposed copies of them: only u's column order is copied (H100, VMamba SS2D,
+  /// see docs/PERFORMANCE.md). Paths that read the grid in place copy them back to grid order.
+  bool column_inputs_transposed = false;
 
   /// Output, (batch, D, L) (or u's grid shape), u's dtype (any non-overlapping strides; must not
   /// overlap an input).
