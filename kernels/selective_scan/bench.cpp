@@ -280,17 +280,21 @@ class Bench {
     return opt_.only.empty() || std::find(opt_.only.begin(), opt_.only.end(), name) != opt_.only.end();
   }
 
-  void run_single(const RefShape& s, DType dt) {
+  void run_single(const RefShape& s, DType dt, ScanDirections dirs = ScanDirections::forward, bool with_z = true) {
     Problem p;
     p.batch = s.batch;
     p.dim = s.dim;
     p.len = s.len;
     p.n = s.n;
     p.groups = s.groups;
+    p.dirs = dirs;
+    p.with_z = with_z;
     std::vector<Set> sets;
     for (int i = 0, n = sets_for(p, dt); i < n; ++i) sets.push_back(make_set(p, dt));
     const double ms = time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(p)); }, runs());
-    out_.push_back(result(s.name, p, dt, ms, s.reference_ms));
+    const bool plain = dirs == ScanDirections::forward && with_z;
+    const std::string name = std::string(s.name) + (dirs == ScanDirections::reverse ? " reverse" : "") + (with_z ? "" : " no z");
+    out_.push_back(result(name, p, dt, ms, plain ? s.reference_ms : 0.0));
   }
 
   // Vim v2 block scan at S1 size: fused bidirectional vs flips + two scans + flip-add.
@@ -418,6 +422,10 @@ class Bench {
         // On the CPU only the short-sequence shapes (the others take seconds per call).
         if (!ctx_.is_cuda() && s.len > 256) continue;
         run_single(s, dt);
+        if (opt_.variants) {
+          run_single(s, dt, ScanDirections::reverse, true);
+          run_single(s, dt, ScanDirections::forward, false);
+        }
       }
       if (opt_.compositions && wanted("vim")) run_vim(dt);
       if (opt_.compositions && wanted("vmamba") && ctx_.is_cuda())

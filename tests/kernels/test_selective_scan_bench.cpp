@@ -1,6 +1,7 @@
 // Runner of the selective-scan benchmark (disabled: run it on purpose, on a GPU machine):
 //   mcv_kernels_tests --gtest_also_run_disabled_tests --gtest_filter='SelectiveScanBench.*'
-// MCV_SCAN_BENCH_ONLY=S1,S6,vim,vmamba limits the shapes. DISABLED_Tune times the launch
+// MCV_SCAN_BENCH_ONLY=S1,S6,vim,vmamba limits the shapes; MCV_SCAN_BENCH_VARIANTS=1 adds each
+// single-call shape reversed and without z. DISABLED_Tune times the launch
 // heuristics' alternatives (lanes per channel, L-chunk counts) on the shapes they affect.
 
 #include <gtest/gtest.h>
@@ -33,6 +34,7 @@ TEST(SelectiveScanBench, DISABLED_Run) {
   Context ctx(bench_device());
   ScanBenchOptions opt;
   opt.only = split(std::getenv("MCV_SCAN_BENCH_ONLY"));
+  opt.variants = std::getenv("MCV_SCAN_BENCH_VARIANTS") != nullptr;  // S* also reversed and without z
   const auto results = bench_selective_scan(ctx, opt);
   std::printf("%s", format_scan_bench(results).c_str());
 }

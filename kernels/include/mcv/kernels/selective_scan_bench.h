@@ -37,6 +37,8 @@ struct ScanBenchOptions {
   int warmup = 5;
   bool bf16 = true, f32 = true;
   bool compositions = true;
+  /// Also each single-call shape reversed and without z (what direction and gate cost).
+  bool variants = false;
   std::vector<std::string> only;   ///< names to run (e.g. {"S1", "S6"}); empty: all
 };
 
