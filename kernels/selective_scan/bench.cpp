@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "mcv/error.h"
+#include "mcv/kernels/conv1d.h"
 #include "mcv/kernels/selective_scan.h"
 #include "mcv/tensor.h"
 #include "mcv/thread_pool.h"
@@ -410,6 +411,60 @@ class Bench {
 #endif
   }
 
+  // The depthwise conv + SiLU that produces the scan's u in the models (token-major, reading a
+  // slice of in_proj's output): Vim-Ti (causal, width 4, bias; its backward branch's anti-causal
+  // form) and MambaVision-T stage 3 ('same', width 3, no bias). Bytes: x read and u written once
+  // (weights negligible); SiLU's exponential per element is far below the bytes floor. Measured
+  // to show what fusing the conv into the scan's input read could save: the scan would read x
+  // instead of u (the same bytes) and x_proj still needs u, so at most this op's own time.
+  void run_conv1d(DType dt) {
+    struct ConvShape {
+      const char* name;
+      i64 batch, len, dim, width;
+      bool causal, reverse, bias;
+    };
+    const ConvShape shapes[] = {{"conv1d vim", 128, 197, 384, 4, true, false, true},
+                                {"conv1d vim reverse", 128, 197, 384, 4, true, true, true},
+                                {"conv1d mambavision", 128, 196, 160, 3, false, false, false}};
+    for (const ConvShape& c : shapes) {
+      const int sets = static_cast<int>(std::clamp(std::ceil(200e6 / (4.0 * c.batch * c.len * c.dim * dtype_size(dt))), 1.0, 8.0));
+      std::vector<Tensor> xz, out;
+      for (int i = 0; i < sets; ++i) {
+        xz.push_back(random({c.batch, c.len, 2 * c.dim}, dt, 1.0f, 0.0f));
+        out.push_back(Tensor::empty({c.batch, c.len, c.dim}, dt, ctx_.device()));
+      }
+      const Tensor w = random({c.dim, c.width}, DType::f32, 0.5f, 0.0f);
+      const Tensor b = c.bias ? random({c.dim}, DType::f32, 0.1f, 0.0f) : Tensor();
+      const double ms = time([&](int i) {
+        Conv1dArgs a;
+        a.x = xz[i % sets].slice(2, 0, c.dim);
+        a.weight = w;
+        a.bias = b;
+        a.out = out[i % sets];
+        a.layout = Conv1dLayout::token_major;
+        a.padding = c.causal ? Conv1dPadding::causal : Conv1dPadding::same;
+        a.reverse = c.reverse;
+        a.silu = true;
+        conv1d(ctx_, a);
+      }, runs());
+      ScanBenchResult r;
+      r.name = c.name;
+      r.dtype = dtype_name(dt);
+      std::ostringstream shape;
+      shape << c.batch << "x" << c.dim << "x" << c.len << " W" << c.width << " tm";
+      r.shape = shape.str();
+      r.ms = ms;
+      r.bytes = 2.0 * c.batch * c.len * c.dim * dtype_size(dt);
+      r.gbps = r.bytes / (ms * 1e6);
+      if (ctx_.is_cuda() && copy_gbps_ > 0) {
+        r.floor_ms = r.bytes / (copy_gbps_ * 1e6);
+        r.ratio = ms / r.floor_ms;
+        r.note = "bytes-bound";
+      }
+      out_.push_back(r);
+    }
+  }
+
   std::vector<ScanBenchResult> run() {
     measure_copy();
     measure_fma_peak();
@@ -430,6 +485,7 @@ class Bench {
       if (opt_.compositions && wanted("vim")) run_vim(dt);
       if (opt_.compositions && wanted("vmamba") && ctx_.is_cuda())
         for (int n : {16, 1}) run_vmamba(dt, n);
+      if (wanted("conv1d")) run_conv1d(dt);
     }
     return out_;
   }

@@ -1,8 +1,9 @@
 #pragma once
 /// \file
 /// Benchmark of the selective scan (for `mcv bench kernels` and the kernel notes): the six
-/// reference shapes S1-S6 in bf16 and f32, and the two model compositions fused vs unfused
-/// (Vim bidirectional at S1 size, VMamba SS2D cross-scan at S3 size).
+/// reference shapes S1-S6 in bf16 and f32, the two model compositions fused vs unfused
+/// (Vim bidirectional at S1 size, VMamba SS2D cross-scan at S3 size), and the depthwise conv1d
+/// that produces the scan's input in Vim and MambaVision ("conv1d ...", bytes-bound).
 ///
 /// CUDA: CUDA events, warm-up, median of >= 50 runs, random non-zero data generated on the
 /// device, input sets rotated so L2 cannot hold them; the device-to-device copy bandwidth is
