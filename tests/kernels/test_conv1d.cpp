@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -386,26 +387,32 @@ TEST(Conv1dCuda, TokenMajorVectorisedMatchesCpu) {
         }
 }
 
-// Enough rows for the long-strip variant of the vectorised kernel (16 steps per thread).
+// Every strip length of the vectorised kernel (16, 8, 4 and 2 steps per thread, forced with
+// MCV_CONV1D_STEPS; the default picks by thread count), partial last strips included.
 TEST(Conv1dCuda, TokenMajorLongStripsMatchCpu) {
   MCV_REQUIRE_CUDA();
   std::uint64_t seed = 3700;
-  for (DType io : kDtypes)
-    for (Mode mode : {Mode::causal, Mode::reverse, Mode::same}) {
-      ConvCase c;
-      c.io = io;
-      c.token_major = true;
-      c.mode = mode;
-      c.width = mode == Mode::same ? 3 : 4;
-      c.silu = mode != Mode::same;
-      c.weight_f32 = io != DType::bf16;
-      c.strided = true;
-      c.pad = 512;
-      c.batch = 16;
-      c.dim = 512;
-      c.len = 515;
-      run_cuda_case(c, seed++);
-    }
+  for (const char* steps : {"16", "8", "4", "2"}) {
+    setenv("MCV_CONV1D_STEPS", steps, 1);
+    SCOPED_TRACE(std::string("steps ") + steps);
+    for (DType io : kDtypes)
+      for (Mode mode : {Mode::causal, Mode::reverse, Mode::same}) {
+        ConvCase c;
+        c.io = io;
+        c.token_major = true;
+        c.mode = mode;
+        c.width = mode == Mode::same ? 3 : 4;
+        c.silu = mode != Mode::same;
+        c.weight_f32 = io != DType::bf16;
+        c.strided = true;
+        c.pad = 512;
+        c.batch = 16;
+        c.dim = 512;
+        c.len = 515;
+        run_cuda_case(c, seed++);
+      }
+  }
+  unsetenv("MCV_CONV1D_STEPS");
 }
 
 TEST(Conv1dCuda, UpdateContinuesTheFullConv) {

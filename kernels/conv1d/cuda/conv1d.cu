@@ -3,6 +3,9 @@
 // token-major), so loads and stores coalesce and the W-fold reuse of each input is served by L1.
 // The op is memory-bound (a handful of FLOPs per element), so this simple form is what it needs.
 
+#include <cstdlib>
+#include <string>
+
 #include "common/cuda_dtype.cuh"
 #include "common/cuda_math.cuh"
 #include "conv1d/conv1d_params.h"
@@ -214,13 +217,27 @@ void conv1d_cuda(Context& ctx, const Conv1dParams& p) {
     using T = decltype(tag);
     constexpr int kVec = 16 / sizeof(T);
     if (token_major_vectorisable<T, kVec>(p)) {
-      // Long strips amortise the weights; with few (batch x channel) rows (batch 1) short strips
-      // keep enough threads in flight.
-      const bool long_strips = p.batch * (p.dim / kVec) * (p.len / 16) >= 32 * 1024;
-      if (long_strips)
-        launch_token_major<T, kVec, 16>(p, c.stream);
-      else
-        launch_token_major<T, kVec, 2>(p, c.stream);
+      // Steps per thread: long strips amortise the weights and the W - 1 halo loads, but the op
+      // waits on memory latency, so the longest strips that still give ~1024 threads per SM
+      // (each with a group of 16-byte loads in flight). H100, Vim-Ti's conv (128 x 197 x 384,
+      // token-major slice): bf16 with 16-step strips (80k threads) moved 1.03 TB/s, f32 (twice
+      // the threads, the same bytes each) 2.07. MCV_CONV1D_STEPS=16/8/4/2 forces one (comparisons).
+      const std::int64_t rows = p.batch * (p.dim / kVec), target = 1024LL * std::max(1, c.props.multiProcessorCount);
+      int steps = 2;
+      for (const int s : {16, 8, 4})
+        if (rows * ((p.len + s - 1) / s) >= target) {
+          steps = s;
+          break;
+        }
+      if (const char* e = std::getenv("MCV_CONV1D_STEPS"))
+        for (const int s : {16, 8, 4, 2})
+          if (std::string(e) == std::to_string(s)) steps = s;
+      switch (steps) {
+        case 16: launch_token_major<T, kVec, 16>(p, c.stream); break;
+        case 8: launch_token_major<T, kVec, 8>(p, c.stream); break;
+        case 4: launch_token_major<T, kVec, 4>(p, c.stream); break;
+        default: launch_token_major<T, kVec, 2>(p, c.stream); break;
+      }
     } else {
     const unsigned blocks = cuda::grid_for(total, kThreads);
     switch (p.width) {
