@@ -217,23 +217,21 @@ void conv1d_cuda(Context& ctx, const Conv1dParams& p) {
     using T = decltype(tag);
     constexpr int kVec = 16 / sizeof(T);
     if (token_major_vectorisable<T, kVec>(p)) {
-      // Steps per thread: long strips amortise the weights and the W - 1 halo loads, but the op
-      // waits on memory latency, so the longest strips that still give ~1024 threads per SM
-      // (each with a group of 16-byte loads in flight). H100, Vim-Ti's conv (128 x 197 x 384,
-      // token-major slice): bf16 with 16-step strips (80k threads) moved 1.03 TB/s, f32 (twice
-      // the threads, the same bytes each) 2.07. MCV_CONV1D_STEPS=16/8/4/2 forces one (comparisons).
-      const std::int64_t rows = p.batch * (p.dim / kVec), target = 1024LL * std::max(1, c.props.multiProcessorCount);
-      int steps = 2;
-      for (const int s : {16, 8, 4})
-        if (rows * ((p.len + s - 1) / s) >= target) {
-          steps = s;
-          break;
-        }
+      // Steps per thread: long strips amortise the weights and the W - 1 halo loads, short ones
+      // give more threads to wait on memory latency with. H100, Vim-Ti's conv (128 x 197 x 384,
+      // a token-major slice of in_proj's output) and MambaVision-T's (128 x 196 x 160), us for
+      // 16 / 8 / 4 / 2 steps: bf16 37.6 / 34.2 / 56.0 / 51.0 and 20.0 / 15.1 / 15.6 / 17.6; f32
+      // 37.0 / 35.5 / 33.8 / 35.2 and 19.2 / 19.2 / 17.2 / 17.5. The 16-bit kernel holds 8
+      // channels per thread (~128 registers, 16 warps per SM), f32 4 (~76, 24 warps): 8 steps
+      // for 16-bit, 4 for f32, and 2 where that leaves fewer than ~250 threads per SM (batch 1).
+      // MCV_CONV1D_STEPS=8/4/2 forces one (comparisons, tests).
+      const std::int64_t rows = p.batch * (p.dim / kVec);
+      const int preferred = sizeof(T) == 2 ? 8 : 4;
+      int steps = rows * ((p.len + preferred - 1) / preferred) >= 32 * 1024 ? preferred : 2;
       if (const char* e = std::getenv("MCV_CONV1D_STEPS"))
-        for (const int s : {16, 8, 4, 2})
+        for (const int s : {8, 4, 2})
           if (std::string(e) == std::to_string(s)) steps = s;
       switch (steps) {
-        case 16: launch_token_major<T, kVec, 16>(p, c.stream); break;
         case 8: launch_token_major<T, kVec, 8>(p, c.stream); break;
         case 4: launch_token_major<T, kVec, 4>(p, c.stream); break;
         default: launch_token_major<T, kVec, 2>(p, c.stream); break;
