@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/cuda_async.cuh"
 #include "common/cuda_dtype.cuh"
 #include "common/cuda_math.cuh"
 #include "conv1d/conv1d_params.h"
@@ -17,7 +18,6 @@ namespace {
 
 using cuda::from_float;
 using cuda::load_param;
-using cuda::load_vec;
 using cuda::store_vec;
 using cuda::to_float;
 
@@ -56,14 +56,20 @@ __global__ void conv1d_kernel(Conv1dParams p) {
 }
 
 // Token-major fast path (Vim: x is a strided slice of in_proj's (B, L, 2D) output): a thread owns
-// kVec consecutive channels (one 16-byte load per step) and kSteps consecutive steps, sliding a
-// window of W input vectors held in registers, so each input vector is loaded once per thread;
-// its kVec x W weights are loaded once (as 16-byte words when they are f32 and contiguous) and
-// reused kSteps times. One 64-bit index division per thread instead of three per element: the
-// one-thread-per-element kernel above spent most of its time on index arithmetic, 2-byte loads
-// and per-element weight loads (10x the bytes floor on the H100).
+// kVec consecutive channels (16 bytes per step) and kSteps consecutive steps. All kSteps + W - 1
+// input vectors of its strip are copied to shared memory at once (cp.async: in flight together,
+// no registers held), while its kVec x W weights are loaded (as 16-byte words when they are f32
+// and contiguous) and kept for the strip. One 64-bit index division per thread instead of three
+// per element: the one-thread-per-element kernel above spent most of its time on index
+// arithmetic, 2-byte loads and per-element weight loads (10x the bytes floor on the H100). The
+// op waits on memory latency: with the inputs in registers instead (a sliding window, loads in
+// groups of 4) the 16-bit kernel held ~128 registers, 16 warps per SM, and moved 1.1 TB/s.
 template <typename T, int W, int kVec, int kSteps>
-__global__ void __launch_bounds__(256) conv1d_token_major_kernel(Conv1dParams p, int dvecs, int strips) {
+__global__ void __launch_bounds__(kThreads) conv1d_token_major_kernel(Conv1dParams p, int dvecs, int strips) {
+  constexpr int kIn = kSteps + W - 1;
+  using Vec = cuda::Pack<T, kVec>;
+  // [input step][thread]: a warp's 16-byte reads of one step are 512 contiguous bytes.
+  __shared__ Vec stage[kIn][kThreads];
   const std::int64_t idx = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= p.batch * strips * static_cast<std::int64_t>(dvecs)) return;
   const int dv = static_cast<int>(idx % dvecs);
@@ -72,6 +78,14 @@ __global__ void __launch_bounds__(256) conv1d_token_major_kernel(Conv1dParams p,
   const std::int64_t b = rest / strips;
   const int d0 = dv * kVec;
   const int len = static_cast<int>(p.len);
+
+  const T* xr = static_cast<const T*>(p.x) + b * p.x_sb + d0;
+#pragma unroll
+  for (int i = 0; i < kIn; ++i) {
+    const int tk = t0 - static_cast<int>(p.left) + i;
+    const bool ok = tk >= 0 && tk < len;
+    cuda::cp_async16_or_zero(&stage[i][threadIdx.x], ok ? xr + static_cast<std::int64_t>(tk) * p.x_st : xr, ok);
+  }
 
   float w[W][kVec], bias[kVec];
   const bool w_packed = p.w_f32 && p.w_sk == 1 && p.w_sd == W && (reinterpret_cast<std::uintptr_t>(p.w) & 15) == 0;
@@ -101,43 +115,22 @@ __global__ void __launch_bounds__(256) conv1d_token_major_kernel(Conv1dParams p,
 #pragma unroll
   for (int c = 0; c < kVec; ++c) bias[c] = p.bias ? load_param<T>(p.bias, p.bias_f32, (d0 + c) * p.bias_sd) : 0.0f;
 
-  const T* xr = static_cast<const T*>(p.x) + b * p.x_sb + d0;
-  auto load = [&](int tk, float (&v)[kVec]) {
-    if (tk >= 0 && tk < len) {
-      load_vec<kVec>(xr + static_cast<std::int64_t>(tk) * p.x_st, v);
-    } else {
-#pragma unroll
-      for (int c = 0; c < kVec; ++c) v[c] = 0.0f;
-    }
-  };
-  // win[i % W] holds input step t0 - left + i; fully unrolled, so the rotation is renaming. The
-  // loads of kGroup steps are issued together before their outputs are stored: the compiler
-  // cannot move a load above a store to a possibly aliasing `out`, and one load per step left
-  // each thread waiting a full memory latency per step (49 us per Vim call instead of ~15).
-  constexpr int kGroup = kSteps < 4 ? kSteps : 4;
-  static_assert(kSteps % kGroup == 0, "steps in whole groups");
-  float win[W][kVec];
-#pragma unroll
-  for (int i = 0; i < W - 1; ++i) load(t0 - p.left + i, win[i]);
+  cuda::cp_async_wait_own();
   T* orow = static_cast<T*>(p.out) + b * p.o_sb + d0;
-  float next[kGroup][kVec];
 #pragma unroll
   for (int r = 0; r < kSteps; ++r) {
-    if (r % kGroup == 0) {
-#pragma unroll
-      for (int i = 0; i < kGroup; ++i) load(t0 - p.left + r + i + W - 1, next[i]);
-    }
-#pragma unroll
-    for (int c = 0; c < kVec; ++c) win[(r + W - 1) % W][c] = next[r % kGroup][c];
     if (t0 + r < len) {
       float acc[kVec];
 #pragma unroll
-      for (int c = 0; c < kVec; ++c) {
-        float a = bias[c];
+      for (int c = 0; c < kVec; ++c) acc[c] = bias[c];
 #pragma unroll
-        for (int k = 0; k < W; ++k) a += w[k][c] * win[(r + k) % W][c];
-        acc[c] = p.silu ? cuda::silu(a) : a;
+      for (int k = 0; k < W; ++k) {
+        const Vec v = stage[r + k][threadIdx.x];
+#pragma unroll
+        for (int c = 0; c < kVec; ++c) acc[c] += w[k][c] * to_float(v.e[c]);
       }
+#pragma unroll
+      for (int c = 0; c < kVec; ++c) acc[c] = p.silu ? cuda::silu(acc[c]) : acc[c];
       store_vec<kVec>(orow + static_cast<std::int64_t>(t0 + r) * p.o_st, acc);
     }
   }
@@ -217,14 +210,8 @@ void conv1d_cuda(Context& ctx, const Conv1dParams& p) {
     using T = decltype(tag);
     constexpr int kVec = 16 / sizeof(T);
     if (token_major_vectorisable<T, kVec>(p)) {
-      // Steps per thread: long strips amortise the weights and the W - 1 halo loads, short ones
-      // give more threads to wait on memory latency with. H100, Vim-Ti's conv (128 x 197 x 384,
-      // a token-major slice of in_proj's output) and MambaVision-T's (128 x 196 x 160), us for
-      // 16 / 8 / 4 / 2 steps: bf16 37.6 / 34.2 / 56.0 / 51.0 and 20.0 / 15.1 / 15.6 / 17.6; f32
-      // 37.0 / 35.5 / 33.8 / 35.2 and 19.2 / 19.2 / 17.2 / 17.5. The 16-bit kernel holds 8
-      // channels per thread (~128 registers, 16 warps per SM), f32 4 (~76, 24 warps): 8 steps
-      // for 16-bit, 4 for f32, and 2 where that leaves fewer than ~250 threads per SM (batch 1).
-      // MCV_CONV1D_STEPS=8/4/2 forces one (comparisons, tests).
+      // Steps per thread: long strips amortise the weights and the W - 1 halo copies, short ones
+      // give more threads. MCV_CONV1D_STEPS=8/4/2 forces one (comparisons, tests).
       const std::int64_t rows = p.batch * (p.dim / kVec);
       const int preferred = sizeof(T) == 2 ? 8 : 4;
       int steps = rows * ((p.len + preferred - 1) / preferred) >= 32 * 1024 ? preferred : 2;
