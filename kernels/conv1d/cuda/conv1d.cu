@@ -211,7 +211,11 @@ void conv1d_cuda(Context& ctx, const Conv1dParams& p) {
     constexpr int kVec = 16 / sizeof(T);
     if (token_major_vectorisable<T, kVec>(p)) {
       // Steps per thread: long strips amortise the weights and the W - 1 halo copies, short ones
-      // give more threads. MCV_CONV1D_STEPS=8/4/2 forces one (comparisons, tests).
+      // give more threads. H100, us for 8 / 4 / 2 steps: Vim-Ti's conv (128 x 197 x 384, a
+      // token-major slice of in_proj's output) bf16 29.1 / 33.5 / 44.6, f32 33.3 / 32.4 / 33.4;
+      // MambaVision-T's (128 x 196 x 160) bf16 15.6 / 14.3 / 13.2, f32 17.2 / 16.9 / 16.3. So 8
+      // for 16-bit I/O, 4 for f32, 2 where that leaves fewer than ~250 threads per SM (batch 1).
+      // MCV_CONV1D_STEPS=8/4/2 forces one (comparisons, tests).
       const std::int64_t rows = p.batch * (p.dim / kVec);
       const int preferred = sizeof(T) == 2 ? 8 : 4;
       int steps = rows * ((p.len + preferred - 1) / preferred) >= 32 * 1024 ? preferred : 2;
