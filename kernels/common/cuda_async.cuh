@@ -7,14 +7,14 @@
 namespace mcv::kernels::cuda {
 
 /// The shared-memory address of a generic pointer into shared memory (PTX operands).
-__device__ __forceinline__ unsigned smem_address(const void* p) {
+__device__ __forceinline__ unsigned smem_u32(const void* p) {
   return static_cast<unsigned>(__cvta_generic_to_shared(p));
 }
 
 /// 16 bytes from global `src` to shared `dst` (both 16-byte aligned), bypassing L1; zero-filled
 /// instead (nothing read) when !ok.
 __device__ __forceinline__ void cp_async16_or_zero(void* dst, const void* src, bool ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_address(dst)), "l"(src), "r"(ok ? 16 : 0)
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(ok ? 16 : 0)
                : "memory");
 }
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "common/cuda_async.cuh"
 #include "common/cuda_dtype.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
 
@@ -17,6 +18,7 @@ namespace mcv::kernels::scan::cuda {
 using i64 = std::int64_t;
 
 using ::mcv::kernels::cuda::from_float;
+using ::mcv::kernels::cuda::smem_u32;
 using ::mcv::kernels::cuda::to_float;
 
 constexpr float kLog2e = 1.4426950408889634f;
@@ -89,10 +91,6 @@ __device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
   return t;
 }
 
-/// The shared-memory address of a generic pointer into shared memory (PTX operands).
-__device__ __forceinline__ unsigned smem_u32(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
 
 /// Asynchronous 4-byte copy (cp.async, no registers, every copy of a tile in flight at once)
 /// of the aligned word holding the element at `src` into `dst`; zero-fills when !ok. 16-bit
