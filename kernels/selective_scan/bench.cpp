@@ -193,11 +193,20 @@ class Bench {
     return ms[runs / 2];
   }
 
-  /// Input sets that together exceed the L2 several times, so each run reads from DRAM.
-  int sets_for(const Problem& p, DType dt) const {
+  /// Input sets of `bytes` each that together exceed the L2 several times, so each run reads
+  /// from DRAM.
+  int sets_for_bytes(double bytes) const {
     if (!ctx_.is_cuda()) return 1;
-    const double bytes = op_bytes(p, dt);
     return static_cast<int>(std::clamp(std::ceil(200e6 / bytes), 1.0, 4.0));
+  }
+  std::vector<Set> make_sets(const Problem& p, DType dt) {
+    std::vector<Set> sets;
+    for (int i = 0, n = sets_for_bytes(op_bytes(p, dt)); i < n; ++i) sets.push_back(make_set(p, dt));
+    return sets;
+  }
+  /// Median ms of one scan call over the rotated sets.
+  double time_scan(const std::vector<Set>& sets, const Problem& p) {
+    return time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(p)); }, runs());
   }
 
   int runs() const { return ctx_.is_cuda() ? std::max(opt_.runs, 50) : std::max(1, std::min(opt_.runs, 3)); }
@@ -290,9 +299,7 @@ class Bench {
     p.groups = s.groups;
     p.dirs = dirs;
     p.with_z = with_z;
-    std::vector<Set> sets;
-    for (int i = 0, n = sets_for(p, dt); i < n; ++i) sets.push_back(make_set(p, dt));
-    const double ms = time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(p)); }, runs());
+    const double ms = time_scan(make_sets(p, dt), p);
     const bool plain = dirs == ScanDirections::forward && with_z;
     const std::string name = std::string(s.name) + (dirs == ScanDirections::reverse ? " reverse" : "") + (with_z ? "" : " no z");
     out_.push_back(result(name, p, dt, ms, plain ? s.reference_ms : 0.0));
@@ -307,9 +314,8 @@ class Bench {
     p.n = 16;
     p.dirs = ScanDirections::bidirectional;
     p.scale = 0.5f;
-    std::vector<Set> sets;
-    for (int i = 0, n = sets_for(p, dt); i < n; ++i) sets.push_back(make_set(p, dt));
-    const double fused = time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(p)); }, runs());
+    const std::vector<Set> sets = make_sets(p, dt);
+    const double fused = time_scan(sets, p);
     out_.push_back(result("vim-bidir fused", p, dt, fused, 0));
 #if MCV_HAVE_CUDA
     if (!ctx_.is_cuda()) return;
@@ -365,25 +371,17 @@ class Bench {
     p.n = n;
     p.dirs = ScanDirections::cross2d;
     p.with_z = false;
-    double fused_ms[3] = {0, 0, 0};  // channel-major grid, token-major grid, column inputs
-    for (bool tm : {false, true}) {
-      p.token_major = tm;
-      std::vector<Set> sets;
-      for (int i = 0, n = sets_for(p, dt); i < n; ++i) sets.push_back(make_set(p, dt));
-      const double ms = time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(p)); }, runs());
-      fused_ms[tm ? 1 : 0] = ms;
-      out_.push_back(result(tm ? "vmamba-ss2d fused (token-major)" : "vmamba-ss2d fused", p, dt, ms, 0));
-    }
-    p.token_major = false;
-    {
-      Problem c = p;
-      c.cols_transposed = true;
-      std::vector<Set> sets;
-      for (int i = 0, n = sets_for(c, dt); i < n; ++i) sets.push_back(make_set(c, dt));
-      const double ms = time([&](int i) { selective_scan(ctx_, sets[i % sets.size()].args(c)); }, runs());
-      fused_ms[2] = ms;
-      ScanBenchResult r = result("vmamba-ss2d fused (column inputs)", c, dt, ms, 0);
-      r.note += ", delta/B/C of k = 1, 3 column-major";
+    // Channel-major grid, token-major grid, channel-major with the column inputs column-major.
+    double fused_ms[3] = {0, 0, 0};
+    for (int v = 0; v < 3; ++v) {
+      Problem f = p;
+      f.token_major = v == 1;
+      f.cols_transposed = v == 2;
+      fused_ms[v] = time_scan(make_sets(f, dt), f);
+      ScanBenchResult r = result(v == 0 ? "vmamba-ss2d fused" : v == 1 ? "vmamba-ss2d fused (token-major)"
+                                                                       : "vmamba-ss2d fused (column inputs)",
+                                 f, dt, fused_ms[v], 0);
+      if (v == 2) r.note += ", delta/B/C of k = 1, 3 column-major";
       out_.push_back(r);
     }
 #if MCV_HAVE_CUDA
@@ -392,8 +390,7 @@ class Bench {
     q.dim = 4 * p.dim;
     q.groups = 4;
     q.dirs = ScanDirections::forward;
-    std::vector<Set> sets;
-    for (int i = 0, n = sets_for(q, dt); i < n; ++i) sets.push_back(make_set(q, dt));
+    const std::vector<Set> sets = make_sets(q, dt);
     Tensor x = random({p.batch, p.dim, p.len}, dt, 1.0f, 0.0f);
     Tensor y = Tensor::empty({p.batch, p.dim, p.len}, dt, ctx_.device());
     void* stream = ctx_.cuda_stream();
@@ -427,7 +424,7 @@ class Bench {
                                 {"conv1d vim reverse", 128, 197, 384, 4, true, true, true},
                                 {"conv1d mambavision", 128, 196, 160, 3, false, false, false}};
     for (const ConvShape& c : shapes) {
-      const int sets = static_cast<int>(std::clamp(std::ceil(200e6 / (4.0 * c.batch * c.len * c.dim * dtype_size(dt))), 1.0, 8.0));
+      const int sets = sets_for_bytes(3.0 * c.batch * c.len * c.dim * dtype_size(dt));  // xz (2 D) and u
       std::vector<Tensor> xz, out;
       for (int i = 0; i < sets; ++i) {
         xz.push_back(random({c.batch, c.len, 2 * c.dim}, dt, 1.0f, 0.0f));

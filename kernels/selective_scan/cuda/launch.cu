@@ -232,32 +232,37 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // of the copies (staged: N 16 bf16 1.96 -> 2.03 ms, f32 2.54 -> 3.11, the copies of its four
   // token-major delta slices being most of the difference). MCV_SCAN_COLS=2 stages every
   // layout (tests), =0 none.
+  // Element `elems` of a tensor at base.
+  auto at = [&](const void* base, std::int64_t elems) {
+    return static_cast<char*>(const_cast<void*>(base)) + static_cast<std::size_t>(elems) * elem;
+  };
+  // The H x W planes of a tensor as relayout() streams (batch, plane, h, w): plane i of batch b
+  // at ptr + b sb + i sp, element (h, w) at (cols ? w H + h : h W + w) sl.
+  auto planes_view = [&](const void* ptr, std::int64_t sb, std::int64_t sp, std::int64_t sl, bool cols) {
+    return cuda::SeqP{ptr, sb, sp, cols ? sl : p.width * sl, cols ? p.height * sl : sl};
+  };
   // Column directions' delta, B and C given column-major (Problem::cols_transposed) on a path
   // that reads them at grid positions (everything but the staged column orders, which take them
   // as they are): copied back to grid order first, in channel rows.
   if (pr.cols_transposed && !stage_cols) {
-    const std::int64_t H = p.height, W = p.width, L = p.seqlen, D = p.dim;
-    // Planes i < planes of each batch b (from + b sb + i sp, element (h, w) at (col ? w H + h :
-    // h W + w) sl) to grid order at to + b to_sb + i to_sp.
+    const std::int64_t L = p.seqlen, D = p.dim;
+    // `planes` planes of each batch, column-major where col, to grid order at to + b to_sb + i to_sp.
     auto to_grid = [&](const void* from, std::int64_t sb, std::int64_t sp, std::int64_t sl, int planes, bool col,
                        void* to, std::int64_t to_sb, std::int64_t to_sp) {
-      const cuda::SeqP src{from, sb, sp, col ? sl : W * sl, col ? H * sl : sl}, dst{to, to_sb, to_sp, W, 1};
-      cuda::relayout(src, dst, p.batch, planes, p.height, p.width, elem, stream);
-    };
-    auto at = [&](const void* base, std::int64_t elems) {
-      return static_cast<const char*>(base) + static_cast<std::size_t>(elems) * elem;
+      cuda::relayout(planes_view(from, sb, sp, sl, col), planes_view(to, to_sb, to_sp, 1, false), p.batch, planes,
+                     p.height, p.width, elem, stream);
     };
     char* delta = static_cast<char*>(ws.allocate(static_cast<std::size_t>(p.batch) * p.dirs * D * L * elem));
     for (int k = 0; k < p.dirs; ++k)
       to_grid(at(p.delta.ptr, k * p.delta.sk), p.delta.sb, p.delta.sd, p.delta.sl, p.dim, k & 1,
-              delta + static_cast<std::size_t>(k) * D * L * elem, p.dirs * D * L, L);
+              at(delta, k * D * L), p.dirs * D * L, L);
     p.delta = {delta, p.dirs * D * L, D * L, L, 1};
     const std::int64_t KG = static_cast<std::int64_t>(p.dirs) * p.groups, N = p.n_state;
     auto bc_to_grid = [&](const void*& ptr, std::int64_t& sb, std::int64_t& sg, std::int64_t& sn, std::int64_t& sl) {
       char* to = static_cast<char*>(ws.allocate(static_cast<std::size_t>(p.batch) * KG * N * L * elem));
       for (std::int64_t slot = 0; slot < KG; ++slot)
         to_grid(at(ptr, slot * sg), sb, sn, sl, p.n_state, (slot / p.groups) & 1,
-                to + static_cast<std::size_t>(slot) * N * L * elem, KG * N * L, L);
+                at(to, slot * N * L), KG * N * L, L);
       ptr = to;
       sb = KG * N * L;
       sg = N * L;
@@ -288,9 +293,6 @@ void run_cuda(Context& ctx, const Problem& pr) {
       return {m, slices * D * L, slices > 1 ? D * L : 0, L, 1};
     };
     restage([](const cuda::SeqP& s) { return s.sl == 1; }, rows);
-    auto at = [&](const void* base, std::int64_t elems) {
-      return static_cast<char*>(const_cast<void*>(base)) + static_cast<std::size_t>(elems) * elem;
-    };
     // `planes` H x W planes (plane i of batch b at from + b sb + i plane, element (h, w) at
     // (h W + w) sl) into W x H planes, L-contiguous (at to + b to_sb + i to_plane): the relayout
     // of (H, W) "channel x step" tiles with the planes as its slices.
@@ -305,8 +307,8 @@ void run_cuda(Context& ctx, const Problem& pr) {
         plane_copies.push_back(pc);
         return;
       }
-      const cuda::SeqP src{from, sb, plane, p.width * sl, sl}, dst{to, to_sb, to_plane, 1, p.height};
-      cuda::relayout(src, dst, p.batch, planes, p.height, p.width, elem, stream);
+      cuda::relayout(planes_view(from, sb, plane, sl, false), planes_view(to, to_sb, to_plane, 1, true), p.batch,
+                     planes, p.height, p.width, elem, stream);
     };
     // The copies keep the direction slots of what they stand for (Params::cols: the kernel
     // addresses both the same way); only the odd directions' slots are written.
