@@ -561,6 +561,46 @@ TEST(SelectiveScanCudaGate, ExtremeZMatchesCpu) {
   }
 }
 
+// L-chunks: a chunk's correction stops where the carried state has decayed to a sixteenth of
+// the output type's rounding of the channel's largest carried state (launch.cu,
+// Params::correction_exponent). Against the same chunked launch corrected to the end of every
+// chunk (MCV_SCAN_CORRECTION_BITS=100), every output within a few roundings of its own value or
+// of the state's scale (the final state's largest magnitude stands for it); with the correction
+// stopped at half the carried state (=1) the same comparison fails, so it can.
+TEST(SelectiveScanCudaChunks, CorrectionStopsUnderOutputRounding) {
+  MCV_REQUIRE_CUDA();
+  Context gpu(Device::cuda(0));
+  for (const DType dt : {DType::f32, DType::f16, DType::bf16}) {
+    ScanCase c;
+    c.batch = 1;
+    c.dim = 8;
+    c.seqlen = 8192;
+    c.dtype = dt;
+    SCOPED_TRACE(c.name());
+    const ScanInputs din = make_inputs(c).to(Device::cuda(0));
+    const Stored state = make_state(c, Device::cuda(0));
+    const auto run = [&](const char* bits) {
+      const EnvGuard chunks("MCV_SCAN_CHUNKS", 4), stop("MCV_SCAN_CORRECTION_BITS", bits);
+      const Stored out = make_out(c, Device::cuda(0));
+      kernels::selective_scan(gpu, make_args(c, din, out.get(), state.get()));
+      gpu.synchronize();
+      return logical_values(out.get());
+    };
+    const std::vector<double> stopped = run(nullptr), halved = run("1"), full = run("100");
+    double scale = 1.0;
+    for (const double h : state_values(state.get())) scale = std::max(scale, std::fabs(h));
+    const auto worst = [&](const std::vector<double>& got) {
+      double w = 0.0;
+      for (std::size_t i = 0; i < full.size(); ++i)
+        w = std::max(w, std::fabs(got[i] - full[i]) / std::max(scale, std::fabs(full[i])));
+      return w;
+    };
+    const double unit = dt == DType::f32 ? 0x1p-24 : dt == DType::f16 ? 0x1p-11 : 0x1p-8;
+    EXPECT_LE(worst(stopped), 4 * unit);
+    EXPECT_GT(worst(halved), 16 * unit);
+  }
+}
+
 // The staged cross2d's 16-byte plane copies - the column orders' transposes and the merge -
 // (the default where H and W are multiples of the vector) against the 4-byte tile copies
 // (MCV_SCAN_TRANSPOSE_VEC=0, MCV_SCAN_MERGE_VEC=0): the same values moved and summed in the same

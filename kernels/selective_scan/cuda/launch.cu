@@ -201,6 +201,15 @@ void run_cuda(Context& ctx, const Problem& pr) {
     if (one_dir_blocks && chunks > 1) {
       p.chunk_len = round_up((p.seqlen + chunks - 1) / chunks, cuda::kChunkQuantum);
       p.n_chunks = (p.seqlen + p.chunk_len - 1) / p.chunk_len;
+      // The correction of a chunk's outputs stops where what is left of the carried state is 16x
+      // under the output type's rounding (unit roundoff 2^-24 f32, 2^-11 f16, 2^-8 bf16) of the
+      // channel's largest carried state: it only decays further, and sum C g is dominated by the
+      // slowest state once the others are far below the line. Pass 1 already rounds the
+      // provisional 16-bit outputs before the correction adds to them. (2^-40 took 40/28 as many
+      // steps as 2^-28: S6 bf16 6.50 -> 6.00 ms. 16-bit outputs stopped at 2^-28 too until
+      // session 15.) MCV_SCAN_CORRECTION_BITS=b stops it at 2^-b instead (comparisons, tests).
+      p.correction_exponent = -env_int("MCV_SCAN_CORRECTION_BITS",
+                                       pr.dtype == DType::f32 ? 28 : pr.dtype == DType::f16 ? 15 : 12);
     }
   }
 

@@ -225,12 +225,6 @@ __device__ __forceinline__ float carried_state(const Params& p, const BlockCoord
   return hmax;
 }
 
-/// The correction of a chunk stops once every carried |H_in * decay| of its block is below this
-/// fraction of the block's |H_in| max: 16x under f32 resolution, and what is left only decays
-/// further, so no output changes by more than that. (2^-40 took 40/28 as many steps: S6 bf16
-/// 6.50 -> 6.00 ms with 2^-28.)
-constexpr int kCorrectionExponent = -28;
-
 /// The decay-only step of the correction: g = exp2(dt*a2) * g, returns sum C*g (partial over
 /// this thread's states).
 template <int kS>

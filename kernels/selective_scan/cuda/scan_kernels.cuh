@@ -24,8 +24,9 @@
 //    pass turns those into each chunk's true initial state H_in (the recurrence is linear:
 //    chunk c's decay over the chunk is exp(A * sum dt)) and adds
 //    C_t . (H_in * exp(A * cumsum dt)) * scale * silu(z_t) to the outputs of chunks c >= 1. The
-//    correction stops once every |H_in * decay| of a block falls below 2^-28 of its |H_in| max
-//    (kCorrectionExponent); with fast decay it touches only a prefix of each chunk.
+//    correction stops once every |H_in * decay| of a block falls below a fraction of its |H_in|
+//    max under the output type's rounding (Params::correction_exponent); with fast decay it
+//    touches only a prefix of each chunk.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -361,7 +362,7 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
   float a2[kS], g[kS], dskip_unused, bias;
   load_channel<kS>(p, bc.b, k, d, lane, active, false, a2, g, dskip_unused, bias);
   const float gmax = carried_state<kS>(p, bc, k, d, lane, active, a2, g);
-  const float threshold = ldexpf(gmax, kCorrectionExponent);
+  const float threshold = ldexpf(gmax, p.correction_exponent);
   const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + (k * p.groups + bc.g) * p.C_sg;
   const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
   // The corrected outputs: pass 1's target (Params::pass_target).

@@ -91,6 +91,9 @@ struct Params {
   // (n_chunks, dir_blocks, batch, D) carry each chunk's end state and sum of dt to the combine
   // pass. Only for one direction per block (dirs == 1 or par_dirs).
   int n_chunks = 1, chunk_len = 0;
+  /// A chunk's correction stops once every carried |H_in * decay| of its block is below
+  /// 2^correction_exponent of the block's |H_in| max (launch.cu: by output type).
+  int correction_exponent = -28;
   float* chunk_h = nullptr;
   float* chunk_dtsum = nullptr;
 };

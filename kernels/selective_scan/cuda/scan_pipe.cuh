@@ -648,7 +648,7 @@ enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2, kReadWarpTma
 /// kCorrect: the chunked path's second pass over chunks c >= 1 - it starts from the chunk's
 /// carried state H_in, decays it step by step (no input term: pass 1 had them all) and adds
 /// C . (H_in * decay) * gate to the outputs pass 1 wrote, until the decayed state is negligible
-/// for every channel of the block (kCorrectionExponent).
+/// for every channel of the block (Params::correction_exponent).
 /// kCols: launches with staged cross2d column orders (Params::cols_staged), whose odd directions
 /// read Params::in[1]; a template choice, so that the address arithmetic of every other launch
 /// stays as it was (an index chosen at run time cost the f32 TMA kernel ~2 % on S3/S5/S6).
@@ -702,7 +702,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   if constexpr (kCorrect) {
     const float hmax = carried_state<kS>(p, bc, k, d, lane, active, a2, h);
     if (!__syncthreads_or(hmax > 0.0f)) return;  // nothing carried into this chunk
-    threshold = ldexpf(hmax, kCorrectionExponent);
+    threshold = ldexpf(hmax, p.correction_exponent);
   }
 
   // This direction's inputs: as given, or a staged column order's copies (Params::in).

@@ -102,7 +102,10 @@ struct SelectiveScanArgs {
   bool column_inputs_transposed = false;
 
   /// Output, (batch, D, L) (or u's grid shape), u's dtype (any non-overlapping strides; must not
-  /// overlap an input).
+  /// overlap an input). Where CUDA splits a long sequence into L-chunks, each chunk's carried-in
+  /// state is decayed only until it is below 1/16 of the output type's rounding of the
+  /// channel's largest carried state (2^-28 f32, 2^-15 f16, 2^-12 bf16); the outputs it would
+  /// still change are left as they are.
   Tensor out;
   /// Optional output h_L of every direction: (batch, D, N) when K = 1, else (batch, K, D, N); f32.
   Tensor final_state;
