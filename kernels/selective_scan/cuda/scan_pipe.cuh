@@ -941,6 +941,64 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // q * kLanes + r and shuffles dt, dt*u to the others). H100: S5 bf16 0.054 -> 0.050 ms;
       // with f32 the same split spilled (8 states x 2 lanes) and was slower (S1 f32 0.135 ->
       // 0.157, S5 f32 0.058 -> 0.088), so f32 lanes keep repeating it.
+      // The correction's recurrence over a full tile, by blocks of states: [0, 1), [1, 2), [2, 4),
+      // [4, 8), [8, 16) of the thread's kS, each over the tile's steps, a block only while one of
+      // its states is above the threshold on some lane of the warp (warp-uniform branches, once
+      // per tile). The carried states decay at their own rates - state n of the S4D-real init at
+      // n + 1 times the slowest - so most of a long correction runs on the slowest few, and a
+      // block left out only holds states already under the line the whole correction stops at
+      // (they would only decay further). ys[] receives the tile's sum C g (lane-summed; with
+      // kSplit at the lanes' own steps, as the recurrence below).
+      auto correct_tile = [&](const auto& dt, auto& ys) {
+        constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
+        constexpr int kL = kSplit ? kLanes : 1;
+        // Sums over the thread's states: in ys itself unless the lanes split the steps.
+        float dts[kT], ysplit[kSplit ? kT : 1];
+        auto yc = [&](int j) -> float& {
+          if constexpr (kSplit)
+            return ysplit[j];
+          else
+            return ys[j];
+        };
+#pragma unroll
+        for (int j = 0; j < kT; ++j) {
+          dts[j] = kSplit ? __shfl_sync(0xffffffffu, dt[j / kL], j % kL, kLanes) : dt[j];
+          dtsum += dts[j];
+          yc(j) = 0.0f;
+        }
+        int above = 0;  // 1 + the highest state above the threshold
+#pragma unroll
+        for (int s = 0; s < kS; ++s) above = fabsf(h[s]) > threshold ? s + 1 : above;
+        above = __reduce_max_sync(0xffffffffu, above);
+        auto states = [&](auto lo_c, auto hi_c) {
+          constexpr int kLo = decltype(lo_c)::value, kHi = decltype(hi_c)::value < kS ? decltype(hi_c)::value : kS;
+          if constexpr (kLo < kHi) {
+            if (kLo == 0 || above > kLo) {
+#pragma unroll
+              for (int j = 0; j < kT; ++j) {
+#pragma unroll
+                for (int st = kLo; st < kHi; ++st) {
+                  h[st] *= ex2_approx(dts[j] * a2[st]);
+                  yc(j) = fmaf(ct[j * kLdb + st], h[st], yc(j));
+                }
+              }
+            }
+          }
+        };
+        states(std::integral_constant<int, 0>{}, std::integral_constant<int, 1>{});
+        states(std::integral_constant<int, 1>{}, std::integral_constant<int, 2>{});
+        states(std::integral_constant<int, 2>{}, std::integral_constant<int, 4>{});
+        states(std::integral_constant<int, 4>{}, std::integral_constant<int, 8>{});
+        states(std::integral_constant<int, 8>{}, std::integral_constant<int, 16>{});
+#pragma unroll
+        for (int j = 0; j < kT; ++j) {
+          const float y = lane_sum<kLanes>(yc(j));
+          if constexpr (kSplit)
+            ys[j / kL] = select_f(j % kL == lane, y, ys[j / kL]);
+          else
+            ys[j] = y;
+        }
+      };
       auto full_tile = [&](const auto& U, const auto& Dl, const auto& Z) {
         constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
         constexpr int kL = kSplit ? kLanes : 1;  // lanes sharing the scalar work
@@ -965,20 +1023,27 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
           else
             return post(U, Z, j, y);
         };
+        // The correction by state blocks, except with 16 states per thread in f32 or on staged
+        // column orders, where holding the tile's dt and sums at once spilled (ptxas, sm_90).
+        constexpr bool kStateBlocks = kCorrect && !(kS == 16 && (sizeof(T) == 4 || kCols));
+        if constexpr (kStateBlocks) {
+          correct_tile(dt, ys);
+        } else {
 #pragma unroll
-        for (int j = 0; j < kT; ++j) {
-          const int q = j / kL;
-          float dtj = dt[q], dtuj = dtu[q];
-          if constexpr (kSplit) {
-            dtj = __shfl_sync(0xffffffffu, dtj, j % kL, kLanes);
-            if constexpr (!kCorrect) dtuj = __shfl_sync(0xffffffffu, dtuj, j % kL, kLanes);
+          for (int j = 0; j < kT; ++j) {
+            const int q = j / kL;
+            float dtj = dt[q], dtuj = dtu[q];
+            if constexpr (kSplit) {
+              dtj = __shfl_sync(0xffffffffu, dtj, j % kL, kLanes);
+              if constexpr (!kCorrect) dtuj = __shfl_sync(0xffffffffu, dtuj, j % kL, kLanes);
+            }
+            dtsum += dtj;
+            const float y = recur(j, dtj, dtuj);
+            if constexpr (kSplit)
+              ys[q] = select_f(j % kL == lane, y, ys[q]);
+            else
+              ys[j] = y;
           }
-          dtsum += dtj;
-          const float y = recur(j, dtj, dtuj);
-          if constexpr (kSplit)
-            ys[q] = select_f(j % kL == lane, y, ys[q]);
-          else
-            ys[j] = y;
         }
         // The skip/gate epilogue after the recurrence (ys[] takes the registers dt[] and dtu[]
         // free), all of its loads before the staging stores: the compiler keeps shared loads in
