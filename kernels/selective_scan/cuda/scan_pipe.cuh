@@ -933,14 +933,6 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         else
           return lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
       };
-      // A full tile: every step's softplus and dt*u first (independent chains whose latencies
-      // overlap), then the recurrence back to back. (H100, bf16: in groups of 8 steps, or capped
-      // at 128 registers for a fourth block per SM, S1 took 0.131 / 0.140 ms against 0.119.)
-      // 16-bit I/O with kLanes > 1: the lanes of a channel split the per-step scalar work
-      // instead of each repeating it (lane r does the pre- and post-pass of steps
-      // q * kLanes + r and shuffles dt, dt*u to the others). H100: S5 bf16 0.054 -> 0.050 ms;
-      // with f32 the same split spilled (8 states x 2 lanes) and was slower (S1 f32 0.135 ->
-      // 0.157, S5 f32 0.058 -> 0.088), so f32 lanes keep repeating it.
       // The correction's recurrence over a full tile, by blocks of states: [0, 1), [1, 2), [2, 4),
       // [4, 8), [8, 16) of the thread's kS, each over the tile's steps, a block only while one of
       // its states is above the threshold on some lane of the warp (warp-uniform branches, once
@@ -948,7 +940,8 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // n + 1 times the slowest - so most of a long correction runs on the slowest few, and a
       // block left out only holds states already under the line the whole correction stops at
       // (they would only decay further). ys[] receives the tile's sum C g (lane-summed; with
-      // kSplit at the lanes' own steps, as the recurrence below).
+      // kSplit at the lanes' own steps, as the recurrence below). H100, S6: bf16 3.04 -> 2.90
+      // ms, f32 4.19 -> 4.11 against the per-step correction.
       auto correct_tile = [&](const auto& dt, auto& ys) {
         constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
         constexpr int kL = kSplit ? kLanes : 1;
@@ -999,6 +992,14 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
             ys[j] = y;
         }
       };
+      // A full tile: every step's softplus and dt*u first (independent chains whose latencies
+      // overlap), then the recurrence back to back. (H100, bf16: in groups of 8 steps, or capped
+      // at 128 registers for a fourth block per SM, S1 took 0.131 / 0.140 ms against 0.119.)
+      // 16-bit I/O with kLanes > 1: the lanes of a channel split the per-step scalar work
+      // instead of each repeating it (lane r does the pre- and post-pass of steps
+      // q * kLanes + r and shuffles dt, dt*u to the others). H100: S5 bf16 0.054 -> 0.050 ms;
+      // with f32 the same split spilled (8 states x 2 lanes) and was slower (S1 f32 0.135 ->
+      // 0.157, S5 f32 0.058 -> 0.088), so f32 lanes keep repeating it.
       auto full_tile = [&](const auto& U, const auto& Dl, const auto& Z) {
         constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
         constexpr int kL = kSplit ? kLanes : 1;  // lanes sharing the scalar work
