@@ -48,6 +48,10 @@ struct Problem {
   i64 height = 0, width = 0;
   bool with_z = true, token_major = false;
   bool cols_transposed = false;  ///< cross2d: SelectiveScanArgs::column_inputs_transposed
+  /// Bidirectional in the Vim model's own layout (vim_model.cpp, Mixer::forward): u and delta per
+  /// direction as token-major slots (2, batch, L, D), B/C slices of x_proj's (2, batch, L, R + 2N)
+  /// output, z a slice of in_proj's (batch, L, 2D), the output token-major.
+  bool vim_layout = false;
   float scale = 1.0f;
   int k() const { return scan_direction_count(dirs); }
 };
@@ -116,7 +120,16 @@ class Bench {
   Set make_set(const Problem& p, DType dt) {
     const i64 b = p.batch, D = p.dim, L = p.len, N = p.n, K = p.k(), kg = K * p.groups;
     Set s;
-    if (p.token_major) {
+    if (p.vim_layout) {
+      const i64 R = (D / 2 + 15) / 16;  // Vim's dt_rank: ceil(d_model / 16), d_inner = 2 d_model
+      const Tensor xdbl = random({K, b, L, R + 2 * N}, dt, 1.0f, 0.0f);
+      s.u = random({K, b, L, D}, dt, 1.0f, 0.0f).permute({1, 0, 3, 2});
+      s.delta = random({K, b, L, D}, dt, 0.5f, 0.0f).permute({1, 0, 3, 2});
+      s.B = xdbl.slice(3, R, R + N).permute({1, 0, 3, 2});
+      s.C = xdbl.slice(3, R + N, R + 2 * N).permute({1, 0, 3, 2});
+      s.z = random({b, L, 2 * D}, dt, 1.0f, 0.0f).slice(2, D, 2 * D).transpose(1, 2);
+      s.out = Tensor::empty({b, L, D}, dt, ctx_.device()).transpose(1, 2);
+    } else if (p.token_major) {
       s.u = random({b, L, D}, dt, 1.0f, 0.0f).transpose(1, 2);
       if (p.with_z) s.z = random({b, L, D}, dt, 1.0f, 0.0f).transpose(1, 2);
       s.delta = K == 1 ? random({b, L, D}, dt, 0.5f, 0.0f).transpose(1, 2)
@@ -141,7 +154,7 @@ class Bench {
   static double op_bytes(const Problem& p, DType dt) {
     const double es = static_cast<double>(dtype_size(dt));
     const double bdl = static_cast<double>(p.batch) * p.dim * p.len;
-    const double per_step = (2.0 + (p.with_z ? 1 : 0)) * bdl * es;              // u, out, z
+    const double per_step = (2.0 + (p.with_z ? 1 : 0) + (p.vim_layout ? p.k() - 1 : 0)) * bdl * es;  // u (per direction), out, z
     const double delta = p.k() * bdl * es;
     const double bc = 2.0 * p.batch * p.k() * p.groups * p.n * p.len * es;
     const double params = 4.0 * p.k() * p.dim * (p.n + 2);
@@ -317,6 +330,13 @@ class Bench {
     const std::vector<Set> sets = make_sets(p, dt);
     const double fused = time_scan(sets, p);
     out_.push_back(result("vim-bidir fused", p, dt, fused, 0));
+    {
+      Problem m = p;
+      m.token_major = m.vim_layout = true;
+      ScanBenchResult r = result("vim-bidir fused (model layout)", m, dt, time_scan(make_sets(m, dt), m), 0);
+      r.note += ", u and delta per direction, token-major (vim_model.cpp)";
+      out_.push_back(r);
+    }
 #if MCV_HAVE_CUDA
     if (!ctx_.is_cuda()) return;
     const i64 D = p.dim, rows = p.batch * p.dim;
