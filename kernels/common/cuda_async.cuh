@@ -18,9 +18,14 @@ __device__ __forceinline__ void cp_async16_or_zero(void* dst, const void* src, b
                : "memory");
 }
 
+/// Closes the group of this thread's copies started since the last commit.
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+/// Waits for every committed group of this thread's copies.
+__device__ __forceinline__ void cp_async_wait_committed() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 /// Closes this thread's group of copies and waits for all of them.
-__device__ __forceinline__ void cp_async_wait_own() {
-  asm volatile("cp.async.commit_group;\ncp.async.wait_group 0;\n" ::: "memory");
+__device__ __forceinline__ void cp_async_wait_all() {
+  cp_async_commit();
+  cp_async_wait_committed();
 }
 
 }  // namespace mcv::kernels::cuda

@@ -115,7 +115,7 @@ __global__ void __launch_bounds__(kThreads) conv1d_token_major_kernel(Conv1dPara
 #pragma unroll
   for (int c = 0; c < kVec; ++c) bias[c] = p.bias ? load_param<T>(p.bias, p.bias_f32, (d0 + c) * p.bias_sd) : 0.0f;
 
-  cuda::cp_async_wait_own();
+  cuda::cp_async_wait_all();
   T* orow = static_cast<T*>(p.out) + b * p.o_sb + d0;
 #pragma unroll
   for (int r = 0; r < kSteps; ++r) {

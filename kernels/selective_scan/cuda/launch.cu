@@ -191,9 +191,9 @@ void run_cuda(Context& ctx, const Problem& pr) {
     // which gives S6 1 lane x 32 chunks in bf16 and 2 lanes x 16 in f32 (session 15, with the
     // correction stopped by output type, ms: bf16 24 / 32 / 40 / 48 chunks 3.79 / 3.04 / 3.51 /
     // 3.53; f32 16 / 24 / 40 / 48 chunks 4.19 / 5.27 / 5.52 / 5.41). Chunks are at least
-    // min_chunk steps (1024 for long sequences, where the
-    // correction of slowly decaying states is long; one or two tiles for short vision
-    // sequences at batch 1, where the alternative is a few hundred dependent steps).
+    // min_chunk steps (1024 for long sequences, where the correction of slowly decaying states
+    // is long; one or two tiles for short vision sequences at batch 1, where the alternative is
+    // a few hundred dependent steps).
     const long long threads = channels * lanes;
     const long long chunk_target = 370LL * sms;
     const int min_chunk = env_int("MCV_SCAN_MIN_CHUNK", p.seqlen >= 16384 ? 1024 : p.seqlen >= 1024 ? 64 : 32);

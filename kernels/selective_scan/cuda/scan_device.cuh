@@ -17,6 +17,9 @@ namespace mcv::kernels::scan::cuda {
 
 using i64 = std::int64_t;
 
+using ::mcv::kernels::cuda::cp_async_commit;
+using ::mcv::kernels::cuda::cp_async_wait_all;
+using ::mcv::kernels::cuda::cp_async_wait_committed;
 using ::mcv::kernels::cuda::from_float;
 using ::mcv::kernels::cuda::smem_u32;
 using ::mcv::kernels::cuda::to_float;
@@ -91,7 +94,6 @@ __device__ __forceinline__ i64 dir_pos(const Params& p, int k, int t) {
   return t;
 }
 
-
 /// Asynchronous 4-byte copy (cp.async, no registers, every copy of a tile in flight at once)
 /// of the aligned word holding the element at `src` into `dst`; zero-fills when !ok. 16-bit
 /// elements are picked out of their word afterwards by address parity (word_value): a 2-byte
@@ -101,15 +103,6 @@ __device__ __forceinline__ void cp_async_word(void* dst, const T* src, bool ok) 
   const auto addr = reinterpret_cast<std::uintptr_t>(src) & ~std::uintptr_t{3};
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(addr), "r"(ok ? 4 : 0)
                : "memory");
-}
-
-/// Closes the group of this thread's copies started since the last commit.
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-/// Waits for every committed group of this thread's copies.
-__device__ __forceinline__ void cp_async_wait_committed() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_all() {
-  cp_async_commit();
-  cp_async_wait_committed();
 }
 
 template <typename T> __device__ __forceinline__ float word_value(unsigned w, unsigned high);

@@ -933,6 +933,9 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         else
           return lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
       };
+      // 16-bit I/O with kLanes > 1: the lanes of a channel split a full tile's scalar work (below).
+      constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
+      constexpr int kL = kSplit ? kLanes : 1;  // lanes sharing the scalar work
       // The correction's recurrence over a full tile, by blocks of states: [0, 1), [1, 2), [2, 4),
       // [4, 8), [8, 16) of the thread's kS, each over the tile's steps, a block only while one of
       // its states is above the threshold on some lane of the warp (warp-uniform branches, once
@@ -943,8 +946,6 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // kSplit at the lanes' own steps, as the recurrence below). H100, S6: bf16 3.04 -> 2.90
       // ms, f32 4.19 -> 4.11 against the per-step correction.
       auto correct_tile = [&](const auto& dt, auto& ys) {
-        constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
-        constexpr int kL = kSplit ? kLanes : 1;
         // Sums over the thread's states: in ys itself unless the lanes split the steps.
         float dts[kT], ysplit[kSplit ? kT : 1];
         auto yc = [&](int j) -> float& {
@@ -1001,8 +1002,6 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // with f32 the same split spilled (8 states x 2 lanes) and was slower (S1 f32 0.135 ->
       // 0.157, S5 f32 0.058 -> 0.088), so f32 lanes keep repeating it.
       auto full_tile = [&](const auto& U, const auto& Dl, const auto& Z) {
-        constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
-        constexpr int kL = kSplit ? kLanes : 1;  // lanes sharing the scalar work
         constexpr int kQ = kT / kL;
         constexpr bool kEarly = !kCorrect && kS > 1 && kS <= MCV_SCAN_EARLY_EPILOGUE_MAX_STATES;
         constexpr int kQe = kEarly ? kQ : 1;
