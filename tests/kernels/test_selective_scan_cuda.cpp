@@ -40,10 +40,13 @@ struct CudaCase {
   /// channel rows (default), never (off: channel-major streams staged token-major instead), or
   /// for every layout (forced).
   enum class Cols { heuristic, off, forced } cols = Cols::heuristic;
+  /// MCV_SCAN_STEP_TMA: token-major 16-bit rows as step-row boxes where they apply (default),
+  /// never (off), or required: an error unless the launch takes them.
+  enum class StepTma { heuristic, off, required } step = StepTma::heuristic;
   std::string name() const {
     return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
            (serial ? "_serial" : "") + (tiled ? "_tiled" : "") + (segments ? "_seg" + std::to_string(segments) : "") +
-           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (warp == Warp::block ? "_blockboxes" : warp == Warp::required ? "_warp" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "");
+           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (warp == Warp::block ? "_blockboxes" : warp == Warp::required ? "_warp" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "") + (step == StepTma::off ? "_stepoff" : step == StepTma::required ? "_step" : "");
   }
 };
 
@@ -84,7 +87,8 @@ void check_cuda_against_cpu(const CudaCase& cc) {
         segments("MCV_SCAN_SEGMENTS", cc.segments),
         tma("MCV_SCAN_TMA", cc.tma == CudaCase::Tma::off ? "0" : cc.tma == CudaCase::Tma::required ? "2" : nullptr),
         cols("MCV_SCAN_COLS", cc.cols == CudaCase::Cols::off ? "0" : cc.cols == CudaCase::Cols::forced ? "2" : nullptr),
-        warp_tma("MCV_SCAN_WARP_TMA", cc.warp == CudaCase::Warp::block ? "0" : cc.warp == CudaCase::Warp::required ? "2" : nullptr);
+        warp_tma("MCV_SCAN_WARP_TMA", cc.warp == CudaCase::Warp::block ? "0" : cc.warp == CudaCase::Warp::required ? "2" : nullptr),
+        step_tma("MCV_SCAN_STEP_TMA", cc.step == CudaCase::StepTma::off ? "0" : cc.step == CudaCase::StepTma::required ? "2" : nullptr);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -411,6 +415,40 @@ std::vector<CudaCase> cuda_cases() {
     c.seqlen = 200; c.n_state = 16; c.dim = 256; c.dtype = DType::f16; c.dirs = ScanDirections::reverse;
     c.final_state = true; k.lanes = 1; k.tma = Tma::off;
   });
+  // Step-row boxes (token-major 16-bit rows, 16 or 1 states on one lane; required): Vim's call
+  // (u per direction, the reversed partial tile whose box starts before position 0, three
+  // 128-channel blocks, a final state); f16 with two groups of 64 channels, no z; VMamba's
+  // token-major cross2d with one state (row orders by box, column orders by cp.async into the
+  // same staging), a 32-channel box over 24 channels; reversed with an initial state, a
+  // 64-channel box over 40; L-chunked at batch 1 (pass 1 by box, the correction by cp.async);
+  // and the cp.async rows on Vim's call.
+  using StepTma = CudaCase::StepTma;
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::token_major; c.dim = 384;
+    c.seqlen = 197; c.batch = 3; c.scale = 0.5f; c.dtype = DType::bf16; c.final_state = true; k.lanes = 1;
+    k.step = StepTma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.layout = Layout::token_major; c.dim = 128; c.groups = 2; c.seqlen = 100; c.dtype = DType::f16; c.has_z = false;
+    k.lanes = 1; k.step = StepTma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 10; c.width = 13; c.seqlen = 130; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 24; c.n_state = 1; c.dtype = DType::bf16; k.step = StepTma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::reverse; c.layout = Layout::token_major; c.dim = 40; c.seqlen = 33; c.n_state = 16;
+    c.dtype = DType::f16; c.initial_state = true; k.lanes = 1; k.step = StepTma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::token_major; c.dim = 32;
+    c.seqlen = 1000; c.batch = 1; c.n_state = 1; c.dtype = DType::bf16; c.a_scale = 0.01f; k.chunks = 3;
+    k.step = StepTma::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::token_major; c.dim = 384;
+    c.seqlen = 197; c.batch = 3; c.scale = 0.5f; c.dtype = DType::bf16; k.lanes = 1; k.step = StepTma::off;
+  });
   // Options (fixed B/C take the generic kernel).
   add([](CudaCase&, C& c) { c.has_D = c.has_z = c.has_bias = c.softplus = c.final_state = false; });
   add([](CudaCase&, C& c) { c.fixed_B = true; c.dtype = DType::bf16; c.n_state = 64; });
@@ -434,7 +472,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(20);
+  std::vector<CudaCase> cases(22);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -517,6 +555,24 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[18].c.cols_transposed = true;
   cases[19] = cases[6];  // and copied back to grid order for the gathered grid
   cases[19].c.cols_transposed = true;
+  cases[20].c.dirs = ScanDirections::bidirectional;  // step-row boxes: Vim's call, reversed partial tiles
+  cases[20].c.u_per_dir = true;
+  cases[20].c.layout = Layout::token_major;
+  cases[20].c.dtype = DType::bf16;
+  cases[20].c.dim = 40;
+  cases[20].c.seqlen = 37;
+  cases[20].lanes = 1;
+  cases[20].step = CudaCase::StepTma::required;
+  cases[21].c.dirs = ScanDirections::cross2d;  // and their column orders by cp.async, one state
+  cases[21].c.height = 5;
+  cases[21].c.width = 7;
+  cases[21].c.seqlen = 35;
+  cases[21].c.layout = Layout::token_major;
+  cases[21].c.grid_rank4 = true;
+  cases[21].c.n_state = 1;
+  cases[21].c.dtype = DType::f16;
+  cases[21].c.dim = 16;
+  cases[21].step = CudaCase::StepTma::required;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

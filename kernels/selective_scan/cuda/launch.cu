@@ -102,6 +102,11 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // =2 makes a launch that does not take them an error (tests that mean to exercise them).
   cfg.allow_warp_tma = !env_off("MCV_SCAN_WARP_TMA");
   cfg.require_warp_tma = env_int("MCV_SCAN_WARP_TMA", 0) == 2;
+  // Token-major 16-bit rows as [16 steps x channels] boxes (scan_pipe.cuh, kReadStepTma; under
+  // MCV_SCAN_TMA too): MCV_SCAN_STEP_TMA=0 keeps the cp.async rows, =2 makes a launch that
+  // does not take them an error (tests).
+  cfg.allow_step_tma = !env_off("MCV_SCAN_STEP_TMA");
+  cfg.require_step_tma = env_int("MCV_SCAN_STEP_TMA", 0) == 2;
   cfg.allow_merge_vec = !env_off("MCV_SCAN_MERGE_VEC");
   // The pipelined kernel wherever the layouts allow (scan_pipe.cuh); MCV_SCAN_PIPE=0 keeps the
   // older tiled kernel everywhere (for comparisons and its tests).

@@ -807,6 +807,21 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
           }
         }
       }
+      // Step-row boxes: token-major 16-bit rows on one lane, for the state counts the models
+      // take (Vim 16, VMamba v2 1), so that the other buckets add no kernels to the build.
+      if constexpr (kSeg == 1 && !kCols && sizeof(T) == 2 && kLanes == 1 && (kS == 1 || kS == 16)) {
+        auto step_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadStepTma>;
+        if (!launched && cfg.allow_tma && cfg.allow_step_tma && pipe_step_tma_layout(pp, channels, kT, sizeof(T)) &&
+            kernel_arch(step_kernel) >= 90) {
+          if (const std::optional<PipeMaps> m = make_pipe_step_maps(pp, channels, kT, kElem)) {
+            maps = *m;
+            launch(step_kernel, blocks, true, "selective_scan: scan_pipe_kernel (step TMA)");
+            launched = true;
+          }
+        }
+      }
+      if (!launched && cfg.require_step_tma)
+        throw Error("selective_scan", "MCV_SCAN_STEP_TMA=2, but this launch does not take step-row boxes");
       const bool pairs = !kCols && kPairable;
       if (!launched) {
         require_tma();

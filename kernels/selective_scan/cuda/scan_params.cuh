@@ -142,6 +142,8 @@ struct LaunchConfig {
   bool require_tma = false;             ///< MCV_SCAN_TMA=2: an error where they do not (tests)
   bool allow_warp_tma = true;           ///< warp pipelines where they apply (MCV_SCAN_WARP_TMA=0: never)
   bool require_warp_tma = false;        ///< MCV_SCAN_WARP_TMA=2: an error where they do not (tests)
+  bool allow_step_tma = true;           ///< step-row boxes where they apply (MCV_SCAN_STEP_TMA=0: never)
+  bool require_step_tma = false;        ///< MCV_SCAN_STEP_TMA=2: an error where they do not (tests)
   /// Staged cross2d: the 16-byte plane merge where it applies (MCV_SCAN_MERGE_VEC=0: the tile
   /// merge always; comparisons, tests).
   bool allow_merge_vec = true;

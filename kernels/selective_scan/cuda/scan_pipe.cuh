@@ -583,22 +583,25 @@ __device__ __forceinline__ void for_each_bc_unit(const T* first, int first_sn, c
   }
 }
 
-/// Stores the outputs obuf[c][j] (I/O type) of a tile to dst (channel d_first + c, step j of
-/// the span) step by step, consecutive threads on consecutive channels (coalesced when D is
-/// contiguous): the store for step-row targets and for column-order cross-scans.
+/// Stores the outputs of a tile (I/O type; step j of channel c at obuf[c * c_step + j * j_step]:
+/// [c][kT + 1] for the cp.async kernels, [j][channels] with step-row boxes) to dst (channel
+/// d_first + c, step j of the span) step by step, consecutive threads on consecutive channels
+/// (coalesced when D is contiguous): the store for step-row targets and for column-order
+/// cross-scans.
 template <typename T, int kT>
 __device__ __forceinline__ void store_steps(const T* obuf, T* base, const SeqP& s, int d_first, int n_valid,
-                                            const TileSpan& sp, const Params& p, int k) {
+                                            const TileSpan& sp, const Params& p, int k, int c_step = kT + 1,
+                                            int j_step = 1) {
   const int c = threadIdx.x;  // one channel per thread (blockDim >= n_valid)
   if (c >= n_valid) return;
   T* out = base + static_cast<i64>(d_first + c) * s.sd;
-  const T* o = obuf + c * (kT + 1);
+  const T* o = obuf + c * c_step;
   if (sp.affine) {
     const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, step = sp.rev ? -s.sl : s.sl;
     out += p0 * s.sl;
-    for (int j = 0; j < sp.nT; ++j, out += step) *out = o[j];
+    for (int j = 0; j < sp.nT; ++j, out += step) *out = o[j * j_step];
   } else {
-    for (int j = 0; j < sp.nT; ++j) out[dir_pos(p, k, sp.t0 + j) * s.sl] = o[j];
+    for (int j = 0; j < sp.nT; ++j) out[dir_pos(p, k, sp.t0 + j) * s.sl] = o[j * j_step];
   }
 }
 
@@ -640,8 +643,11 @@ __device__ __forceinline__ void store_own_row(T* stage, T* row, const TileSpan& 
 /// How the pipelined kernel stages and reads u/delta/z: element by element from padded rows of
 /// cp.async units; 16-bit rows two steps per load (PairReader); TMA boxes of the block's rows
 /// (scan_tma.cuh, SwzPairReader; the output leaves as a box too); or TMA boxes per warp, B/C
-/// included (the warp pipelines, WarpTmaGeom).
-enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2, kReadWarpTma = 3 };
+/// included (the warp pipelines, WarpTmaGeom); or step rows (D contiguous: the models'
+/// token-major layout) as [kT steps x channels] boxes, dense, for the blocks whose direction
+/// visits positions in order, the column orders of a cross2d launch keeping the cp.async rows
+/// into the same layout (kReadStepTma; 16-bit on one lane).
+enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2, kReadWarpTma = 3, kReadStepTma = 4 };
 
 /// The pipelined scan: one direction (k = the block's direction with par_dirs) of `channels`
 /// channels of one (batch, group[, chunk]); kLanes threads per channel split its states.
@@ -656,6 +662,10 @@ template <typename T, int kS, int kLanes, bool kCorrect, int kRead, int kSeg = 1
 __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     scan_pipe_kernel(Params p, int channels, int bpg, const __grid_constant__ PipeMaps maps) {
   constexpr bool kPairs = kRead == kReadPairs, kWarp = kRead == kReadWarpTma, kTma = kRead == kReadTma || kWarp;
+  // kStep: step-row boxes; kBoxes: any TMA boxes (their mbarriers, dense areas and box stores).
+  constexpr bool kStep = kRead == kReadStepTma, kBoxes = kTma || kStep;
+  static_assert(!kStep || (sizeof(T) == 2 && kLanes == 1 && kSeg == 1 && !kCorrect && !kCols),
+                "step-row boxes: pass 1, 16-bit rows on one lane, no segments or staged column orders");
   static_assert(!kWarp || (sizeof(T) == 2 && kLanes == 1), "warp pipelines: 16-bit rows on one lane");
   static_assert(!kPairs || (sizeof(T) == 2 && kLanes == 1), "word pairs: 16-bit elements, one lane");
   static_assert(!kTma || (kSeg == 1 && !kCorrect && (sizeof(T) == 4 || kLanes == 1)),
@@ -672,10 +682,10 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     if constexpr (kWarp)
       return carve_warp_pipe<T, kNb, kT>(smem_raw, warp);
     else
-      return carve_pipe<T, kNb, kT, kTma>(smem_raw, channels);
+      return carve_pipe<T, kNb, kT, kBoxes>(smem_raw, channels);
   }();
   const bool issuer = kWarp ? wlane == 0 : threadIdx.x == 0;
-  if constexpr (kTma) {
+  if constexpr (kBoxes) {
     if (issuer) {
       mbar_init(t.bar);
       mbar_init(t.bar + 1);
@@ -727,6 +737,8 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   const int bsn = static_cast<int>(in.B_sn), bsl = static_cast<int>(in.B_sl);
   const int csn = static_cast<int>(in.C_sn), csl = static_cast<int>(in.C_sl);
   const bool rev = dir_flipped(p.mode, k), affine = !rows_transposed(p, k);
+  // Step-row boxes for this block: its direction visits positions in order (block-uniform).
+  const bool step_boxes = kStep && affine;
   // B/C as state rows: unit copies (below); else word by word.
   const bool bc_rows = affine && csl == 1 && (kCorrect || bsl == 1);
   // Channel-row target: each channel's thread stores its own row from a staging row, in 16-byte
@@ -768,6 +780,19 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         }
       }
       return;
+    }
+    if constexpr (kStep) {
+      // Step rows: boxes (channels, kT positions) at (d, position, k, b) of (D, L, K, batch).
+      if (step_boxes) {
+        if (issuer) {
+          const int x = box_x(sp), b = bc.b;
+          mbar_expect_tx(t.bar + buf, (gate_z ? 3u : 2u) * 4u * static_cast<unsigned>(t.raw_words));
+          tma_load_box(r, &maps.u[0], box_d, x, k * maps.k_u, b, t.bar + buf);
+          tma_load_box(r + t.raw_words, &maps.delta[0], box_d, x, k * maps.k_delta, b, t.bar + buf);
+          if (gate_z) tma_load_box(r + 2 * t.raw_words, &maps.z, box_d, x, k * maps.k_z, b, t.bar + buf);
+        }
+        return;
+      }
     }
     issue_rows<T, kNb, kT>(r, first_base, first_s, ku, tch, channels, sp, p, k);
     issue_rows<T, kNb, kT>(r + t.raw_words, dbase, ds, kd, tch, channels, sp, p, k);
@@ -880,7 +905,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       if (i + 2 < n_tiles) issue_bc(t0 + 2 * kT, buf);  // B/C buffer buf: its tile i was converted in tile i - 1
       cp_async_commit();
     }
-    if constexpr (kTma) mbar_wait(t.bar + buf, (i >> 1) & 1);  // this tile's boxes (the buffer's (i / 2)-th use)
+    if (kTma || step_boxes) mbar_wait(t.bar + buf, (i >> 1) & 1);  // this tile's boxes (the buffer's (i / 2)-th use)
     const unsigned* r = t.raw + buf * t.raw_stride;  // this tile's raw buffer
     if constexpr (kWarp) {
       convert_warp(r, sp.rev);  // the single f32 tile: the last tile's reads ended at its __syncwarp
@@ -892,15 +917,28 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       const T* rd = reinterpret_cast<const T*>(r + t.raw_words);
       const T* rz = reinterpret_cast<const T*>(r + 2 * t.raw_words);
       const int eb = kTma ? tma_elem_base<T, kT>(box_row, sp.rev) : 0;  // TMA: the thread's row of a box
-      const RowRef fu = kTma ? RowRef{} : row_ref<T, kNb, kT>(first_base, first_s, ku, tch, channels, sp);
-      const RowRef fd = kTma ? RowRef{} : row_ref<T, kNb, kT>(dbase, ds, kd, tch, channels, sp);
-      const RowRef fz = !kTma && gate_z ? row_ref<T, kNb, kT>(zbase, p.z, kz, tch, channels, sp) : RowRef{0, 0};
+      // Step-row boxes: row j of a box is position x + j (box_x), so a reversed tile's step j is
+      // row kT - 1 - j; the cp.async step rows hold step j in row j.
+      const RowRef step_in = step_boxes && sp.rev ? RowRef{ch + (kT - 1) * channels, -channels} : RowRef{ch, channels};
+      auto in_ref = [&](const T* tensor_base, const SeqP& s, int kind) {
+        if constexpr (kTma)
+          return RowRef{};
+        else if constexpr (kStep)
+          return step_in;
+        else
+          return row_ref<T, kNb, kT>(tensor_base, s, kind, tch, channels, sp);
+      };
+      const RowRef fu = in_ref(first_base, first_s, ku);
+      const RowRef fd = in_ref(dbase, ds, kd);
+      const RowRef fz = gate_z ? in_ref(zbase, p.z, kz) : RowRef{0, 0};
       // Outputs: the channel's staging row (own_out: a single buffer, the same thread stores it
       // before the next tile writes; coop_rows: this tile's buffer), or [channel][kLdo] of this
       // tile's buffer; TMA: its row of this tile's box.
       const auto fo = [&] {
         if constexpr (kTma)
           return SwzRef{buf * box_rows * kT + eb};
+        else if constexpr (kStep)
+          return RowRef{buf * channels * kT + step_in.base, step_in.step};  // the tile's staging box
         else
           return own_out ? stage_ref<T, kT>(obase, dst_s, tch, sp, coop_stage(buf))
                          : RowRef{buf * channels * kLdo + ch * kLdo, 1};
@@ -947,7 +985,8 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // ms, f32 4.19 -> 4.11 against the per-step correction.
       auto correct_tile = [&](const auto& dt, auto& ys) {
         // Sums over the thread's states: in ys itself unless the lanes split the steps.
-        float dts[kT], ysplit[kSplit ? kT : 1];
+        float dts[kT];
+        [[maybe_unused]] float ysplit[kSplit ? kT : 1];
         auto yc = [&](int j) -> float& {
           if constexpr (kSplit)
             return ysplit[j];
@@ -1177,7 +1216,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     if constexpr (!kWarp) {
       if (more) convert(t0 + kT, buf ^ 1, buf ^ 1);  // landed before the barrier that ended tile i - 1
     }
-    if constexpr (kTma) {
+    if constexpr (kBoxes) {
       fence_async_shared();  // this thread's staging writes, before the box store issued after the barrier
       if (issuer) bulk_wait_read();  // the previous tile's box store has read the other staging buffer
     }
@@ -1207,6 +1246,21 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         if (lane == 0)
           for (int q = 0; q < sp.nT; ++q) row[q] = stage[forward ^ (q - x)];
       }
+    } else if (kStep) {
+      const T* stage = obuf + buf * channels * kT;  // [kT][channels]
+      const int x = box_x(sp);
+      if (step_boxes && x >= 0) {
+        if (issuer) tma_store_box(&maps.out, stage, box_d, x, k * maps.k_out, bc.b);
+      } else if (step_boxes) {
+        // A reversed partial tile starting before position 0 (box stores fault on a negative
+        // start): positions [0, nT) are box rows [-x, kT), stored by each channel's thread.
+        if (active) {
+          T* col = obase + static_cast<i64>(d) * dst_s.sd;
+          for (int q = 0; q < sp.nT; ++q) col[q * dst_s.sl] = stage[(q - x) * channels + ch];
+        }
+      } else {
+        store_steps<T, kT>(stage, obase, dst_s, d_first, n_valid, sp, p, k, 1, channels);
+      }
     } else if (coop_rows) {
       store_rows_coop<T, kT>(obuf + coop_stage(buf), obase, dst_s, d_first, n_valid, sp);
     } else if (own_out) {
@@ -1223,7 +1277,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     if (!live) break;  // the next tile's copies have landed (waited for above): nothing in flight
   }
 
-  if constexpr (kTma) {
+  if constexpr (kBoxes) {
     if (issuer) bulk_wait_done();  // the staging stays in use until the last box is out
   }
   if constexpr (kSeg > 1) dtsum = lane_sum<kSeg>(dtsum);  // each segment summed its own steps' dt

@@ -68,6 +68,30 @@ bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_byt
 
 namespace {
 
+/// Whether s's step rows (D contiguous) start 16-byte aligned at every (batch, direction,
+/// position).
+bool aligned_steps(const SeqP& s, const Params& p, bool with_k, int elem_bytes) {
+  const std::int64_t kUnit = 16 / elem_bytes;
+  return s.ptr && s.sd == 1 && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 && s.sl >= p.dim &&
+         s.sl % kUnit == 0 && s.sb >= 0 && s.sb % kUnit == 0 && (p.batch == 1 || s.sb > 0) &&
+         (!with_k || (s.sk >= 0 && s.sk % kUnit == 0));
+}
+
+}  // namespace
+
+bool pipe_step_tma_layout(const Params& p, int channels, int tile_steps, int elem_bytes) {
+  // Box rows of whole 16-byte units, at most 256 elements (the box limit); a partial block's
+  // box past its group would be stored over the next group's channels.
+  if ((channels * elem_bytes) % 16 != 0 || channels > 256 || p.cpg % (16 / elem_bytes) != 0 || p.cols_staged ||
+      (p.groups > 1 && p.cpg % channels != 0) || (p.n_chunks > 1 && p.chunk_len % tile_steps != 0))
+    return false;
+  return aligned_steps(p.u, p, p.par_dirs, elem_bytes) && aligned_steps(p.delta, p, p.par_dirs, elem_bytes) &&
+         (!p.pass_gates_z() || aligned_steps(p.z, p, false, elem_bytes)) &&
+         aligned_steps(p.pass_target(), p, p.par_dirs, elem_bytes);
+}
+
+namespace {
+
 /// Whether B (or C) at ptr has 16-byte aligned state rows along L: its state rows checked as the
 /// rows of a stream, with the (direction, group) slots as the direction axis.
 bool aligned_state_rows(const void* ptr, std::int64_t sb, std::int64_t sg, std::int64_t sn, std::int64_t sl,
@@ -87,33 +111,56 @@ bool pipe_tma_bc_layout(const Params& p, int elem_bytes) {
          aligned_state_rows(c.C, c.C_sb, c.C_sg, c.C_sn, c.C_sl, p, elem_bytes);
 }
 
-std::optional<PipeMaps> make_pipe_maps(const Params& p, int box_rows, int tile_steps, TmaElem elem, int bc_states) {
-  const PFN_cuTensorMapEncodeTiled_v12000 encode_map = encode_tiled();
-  if (!encode_map) return std::nullopt;
-  PipeMaps m{};
-  const CUtensorMapL2promotion l2 = l2_promotion();
-  const cuuint64_t kElem = elem == TmaElem::f32 ? 4 : 2;
-  const CUtensorMapDataType type = elem == TmaElem::f32    ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
-                                   : elem == TmaElem::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
-                                                           : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
-  const cuuint64_t row_bytes = kElem * static_cast<cuuint64_t>(tile_steps);
-  const CUtensorMapSwizzle swizzle = row_bytes == 32   ? CU_TENSOR_MAP_SWIZZLE_32B
-                                     : row_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
-                                                       : CU_TENSOR_MAP_SWIZZLE_128B;
-  // A 4D view (L, rows, slots, batch) with element strides row / slot / batch between them (a
-  // dimension of size 1 gets the dense stride: any would do), boxes of tile_steps x box_h.
-  auto encode_view = [&](CUtensorMap& map, const void* ptr, std::int64_t rows, std::int64_t slots, std::int64_t row,
-                         std::int64_t slot, std::int64_t batch, int box_h, CUtensorMapSwizzle swz) {
-    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(p.seqlen), static_cast<cuuint64_t>(rows),
-                                static_cast<cuuint64_t>(slots), static_cast<cuuint64_t>(p.batch)};
-    const cuuint64_t rstride = static_cast<cuuint64_t>(row) * kElem;
-    const cuuint64_t sstride = slots > 1 ? static_cast<cuuint64_t>(slot) * kElem : rstride * dims[1];
-    const cuuint64_t bstride = p.batch > 1 ? static_cast<cuuint64_t>(batch) * kElem : sstride * dims[2];
+namespace {
+
+/// Encodes 4D views (inner, rows, slots, batch) of one launch's tensors in one element type:
+/// element strides row / slot / batch between them (a dimension of size 1 gets the dense
+/// stride: any would do), boxes of box_inner x box_rows x 1 x 1.
+struct ViewEncoder {
+  PFN_cuTensorMapEncodeTiled_v12000 encode_map;
+  CUtensorMapDataType type;
+  cuuint64_t elem;
+  CUtensorMapL2promotion l2;
+  int batch;
+  bool operator()(CUtensorMap& map, const void* ptr, std::int64_t inner, std::int64_t rows, std::int64_t slots,
+                  std::int64_t row, std::int64_t slot, std::int64_t batch_stride, int box_inner, int box_rows,
+                  CUtensorMapSwizzle swz) const {
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(inner), static_cast<cuuint64_t>(rows),
+                                static_cast<cuuint64_t>(slots), static_cast<cuuint64_t>(batch)};
+    const cuuint64_t rstride = static_cast<cuuint64_t>(row) * elem;
+    const cuuint64_t sstride = slots > 1 ? static_cast<cuuint64_t>(slot) * elem : rstride * dims[1];
+    const cuuint64_t bstride = batch > 1 ? static_cast<cuuint64_t>(batch_stride) * elem : sstride * dims[2];
     const cuuint64_t strides[3] = {rstride, sstride, bstride};
-    const cuuint32_t box[4] = {static_cast<cuuint32_t>(tile_steps), static_cast<cuuint32_t>(box_h), 1, 1};
+    const cuuint32_t box[4] = {static_cast<cuuint32_t>(box_inner), static_cast<cuuint32_t>(box_rows), 1, 1};
     const cuuint32_t unit[4] = {1, 1, 1, 1};
     return encode_map(&map, type, 4, const_cast<void*>(ptr), dims, strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE,
                       swz, l2, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+  }
+};
+
+std::optional<ViewEncoder> view_encoder(const Params& p, TmaElem elem) {
+  const PFN_cuTensorMapEncodeTiled_v12000 encode_map = encode_tiled();
+  if (!encode_map) return std::nullopt;
+  const CUtensorMapDataType type = elem == TmaElem::f32    ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
+                                   : elem == TmaElem::bf16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                                           : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  return ViewEncoder{encode_map, type, elem == TmaElem::f32 ? 4u : 2u, l2_promotion(), p.batch};
+}
+
+}  // namespace
+
+std::optional<PipeMaps> make_pipe_maps(const Params& p, int box_rows, int tile_steps, TmaElem elem, int bc_states) {
+  const std::optional<ViewEncoder> enc = view_encoder(p, elem);
+  if (!enc) return std::nullopt;
+  PipeMaps m{};
+  const cuuint64_t row_bytes = enc->elem * static_cast<cuuint64_t>(tile_steps);
+  const CUtensorMapSwizzle swizzle = row_bytes == 32   ? CU_TENSOR_MAP_SWIZZLE_32B
+                                     : row_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+                                                       : CU_TENSOR_MAP_SWIZZLE_128B;
+  // (L, rows, slots, batch) views, boxes of tile_steps x box_h.
+  auto encode_view = [&](CUtensorMap& map, const void* ptr, std::int64_t rows, std::int64_t slots, std::int64_t row,
+                         std::int64_t slot, std::int64_t batch, int box_h, CUtensorMapSwizzle swz) {
+    return (*enc)(map, ptr, p.seqlen, rows, slots, row, slot, batch, tile_steps, box_h, swz);
   };
   // Streams: (L, D, K or 1, batch), swizzled boxes of box_rows channels.
   auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s) {
@@ -152,6 +199,26 @@ std::optional<PipeMaps> make_pipe_maps(const Params& p, int box_rows, int tile_s
   if (!(encode(m.u[1], k_u_col, p.cols.u) && encode(m.delta[1], k_delta_col, p.cols.delta)) || k_u_col != m.k_u ||
       k_delta_col != m.k_delta)
     return std::nullopt;
+  return m;
+}
+
+std::optional<PipeMaps> make_pipe_step_maps(const Params& p, int channels, int tile_steps, TmaElem elem) {
+  const std::optional<ViewEncoder> enc = view_encoder(p, elem);
+  if (!enc) return std::nullopt;
+  PipeMaps m{};
+  // (D, L, K or 1, batch): a box is a tile's tile_steps positions of the block's channels, rows
+  // of 2 x channels bytes landing dense (a warp reads 32 consecutive elements of a row).
+  auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s) {
+    const bool with_k = p.par_dirs && s.sk != 0;
+    k_used = with_k ? 1 : 0;
+    return (*enc)(map, s.ptr, p.dim, p.seqlen, with_k ? p.dirs : 1, s.sl, s.sk, s.sb, channels, tile_steps,
+                  CU_TENSOR_MAP_SWIZZLE_NONE);
+  };
+  if (!(encode(m.u[0], m.k_u, p.u) && encode(m.delta[0], m.k_delta, p.delta) &&
+        (!p.pass_gates_z() || encode(m.z, m.k_z, p.z)) && encode(m.out, m.k_out, p.pass_target())))
+    return std::nullopt;
+  m.u[1] = m.u[0];
+  m.delta[1] = m.delta[0];
   return m;
 }
 

@@ -65,6 +65,13 @@ bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_byt
 /// pipelines): state rows (L contiguous) starting 16-byte aligned at every (batch, slot, state).
 bool pipe_tma_bc_layout(const Params& p, int elem_bytes);
 
+/// Whether this launch's step-row streams (D contiguous: token-major) can move as [tile_steps x
+/// channels] boxes (kReadStepTma): u, delta, z (when gated) and the target in step rows that
+/// start 16-byte aligned at every (batch, direction, position), channel blocks of whole 16-byte
+/// units, whole blocks of a group where there are several groups, chunk starts on tile
+/// boundaries. cross2d's column orders qualify too: their blocks keep the cp.async rows.
+bool pipe_step_tma_layout(const Params& p, int channels, int tile_steps, int elem_bytes);
+
 /// The I/O element types of the maps.
 enum class TmaElem { f32, f16, bf16 };
 /// The maps of pipe_tma_layout's streams for boxes of [box_rows x tile_steps] elements (the
@@ -72,6 +79,9 @@ enum class TmaElem { f32, f16, bf16 };
 /// [bc_states x tile_steps]; none when the driver lacks cuTensorMapEncodeTiled or rejects a map
 /// (the caller then keeps the cp.async copies).
 std::optional<PipeMaps> make_pipe_maps(const Params& p, int box_rows, int tile_steps, TmaElem elem, int bc_states = 0);
+/// The maps of pipe_step_tma_layout's streams: 4D views (D, L, K or 1, batch), unswizzled boxes of
+/// [tile_steps x channels] (channels innermost).
+std::optional<PipeMaps> make_pipe_step_maps(const Params& p, int channels, int tile_steps, TmaElem elem);
 
 #if defined(__CUDACC__)
 
