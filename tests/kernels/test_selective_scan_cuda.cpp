@@ -43,10 +43,13 @@ struct CudaCase {
   /// MCV_SCAN_STEP_TMA: token-major 16-bit rows as step-row boxes where they apply (default),
   /// never (off), or required: an error unless the launch takes them.
   enum class StepTma { heuristic, off, required } step = StepTma::heuristic;
+  /// MCV_SCAN_REDUCE_OUT: a bidirectional scan on them adds both directions into out where it
+  /// can (default), never (off: slices and the merge pass), or required.
+  enum class Reduce { heuristic, off, required } reduce = Reduce::heuristic;
   std::string name() const {
     return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
            (serial ? "_serial" : "") + (tiled ? "_tiled" : "") + (segments ? "_seg" + std::to_string(segments) : "") +
-           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (warp == Warp::block ? "_blockboxes" : warp == Warp::required ? "_warp" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "") + (step == StepTma::off ? "_stepoff" : step == StepTma::required ? "_step" : "");
+           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (warp == Warp::block ? "_blockboxes" : warp == Warp::required ? "_warp" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "") + (step == StepTma::off ? "_stepoff" : step == StepTma::required ? "_step" : "") + (reduce == Reduce::off ? "_mergepass" : reduce == Reduce::required ? "_reduce" : "");
   }
 };
 
@@ -88,7 +91,8 @@ void check_cuda_against_cpu(const CudaCase& cc) {
         tma("MCV_SCAN_TMA", cc.tma == CudaCase::Tma::off ? "0" : cc.tma == CudaCase::Tma::required ? "2" : nullptr),
         cols("MCV_SCAN_COLS", cc.cols == CudaCase::Cols::off ? "0" : cc.cols == CudaCase::Cols::forced ? "2" : nullptr),
         warp_tma("MCV_SCAN_WARP_TMA", cc.warp == CudaCase::Warp::block ? "0" : cc.warp == CudaCase::Warp::required ? "2" : nullptr),
-        step_tma("MCV_SCAN_STEP_TMA", cc.step == CudaCase::StepTma::off ? "0" : cc.step == CudaCase::StepTma::required ? "2" : nullptr);
+        step_tma("MCV_SCAN_STEP_TMA", cc.step == CudaCase::StepTma::off ? "0" : cc.step == CudaCase::StepTma::required ? "2" : nullptr),
+        reduce("MCV_SCAN_REDUCE_OUT", cc.reduce == CudaCase::Reduce::off ? "0" : cc.reduce == CudaCase::Reduce::required ? "2" : nullptr);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -417,7 +421,8 @@ std::vector<CudaCase> cuda_cases() {
   });
   // Step-row boxes (token-major 16-bit rows, 16 or 1 states on one lane; required): Vim's call
   // (u per direction, the reversed partial tile whose box starts before position 0, three
-  // 128-channel blocks, a final state); f16 with two groups of 64 channels, no z; VMamba's
+  // 128-channel blocks, a final state; one chunk, so both directions add into out by
+  // reduce-add boxes, and the same with slices and the merge pass); f16 with two groups of 64 channels, no z; VMamba's
   // token-major cross2d with one state (row orders by box, column orders by cp.async into the
   // same staging), a 32-channel box over 24 channels; reversed with an initial state, a
   // 64-channel box over 40; L-chunked at batch 1 (pass 1 by box, the correction by cp.async);
@@ -426,7 +431,12 @@ std::vector<CudaCase> cuda_cases() {
   add([](CudaCase& k, C& c) {
     c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::token_major; c.dim = 384;
     c.seqlen = 197; c.batch = 3; c.scale = 0.5f; c.dtype = DType::bf16; c.final_state = true; k.lanes = 1;
-    k.step = StepTma::required;
+    k.chunks = 1; k.step = StepTma::required; k.reduce = CudaCase::Reduce::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::token_major; c.dim = 128;
+    c.seqlen = 150; c.batch = 2; c.dtype = DType::f16; c.has_z = false; k.lanes = 1; k.chunks = 1;
+    k.step = StepTma::required; k.reduce = CudaCase::Reduce::off;
   });
   add([](CudaCase& k, C& c) {
     c.layout = Layout::token_major; c.dim = 128; c.groups = 2; c.seqlen = 100; c.dtype = DType::f16; c.has_z = false;
@@ -563,6 +573,7 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[20].c.seqlen = 37;
   cases[20].lanes = 1;
   cases[20].step = CudaCase::StepTma::required;
+  cases[20].reduce = CudaCase::Reduce::required;  // added into out by reduce-add boxes and atomics
   cases[21].c.dirs = ScanDirections::cross2d;  // and their column orders by cp.async, one state
   cases[21].c.height = 5;
   cases[21].c.width = 7;

@@ -107,6 +107,11 @@ void run_cuda(Context& ctx, const Problem& pr) {
   // does not take them an error (tests).
   cfg.allow_step_tma = !env_off("MCV_SCAN_STEP_TMA");
   cfg.require_step_tma = env_int("MCV_SCAN_STEP_TMA", 0) == 2;
+  // Bidirectional scans on them add both directions into the output by reduce-add box stores
+  // instead of writing two slices for a merge pass (Params::reduce_out); MCV_SCAN_REDUCE_OUT=0
+  // keeps the slices and the merge, =2 makes a launch that does not add them an error (tests).
+  cfg.allow_reduce_out = !env_off("MCV_SCAN_REDUCE_OUT");
+  cfg.require_reduce_out = env_int("MCV_SCAN_REDUCE_OUT", 0) == 2;
   cfg.allow_merge_vec = !env_off("MCV_SCAN_MERGE_VEC");
   // The pipelined kernel wherever the layouts allow (scan_pipe.cuh); MCV_SCAN_PIPE=0 keeps the
   // older tiled kernel everywhere (for comparisons and its tests).

@@ -141,7 +141,7 @@ __device__ __forceinline__ i64 chunk_cell(const Params& p, int chunk, int kb, in
 template <typename T>
 __device__ __forceinline__ T* pass_target_base(const Params& p, int b, int k) {
   const SeqP& s = p.pass_target();
-  return static_cast<T*>(const_cast<void*>(s.ptr)) + b * s.sb + (p.par_dirs ? k * s.sk : 0);
+  return static_cast<T*>(const_cast<void*>(s.ptr)) + b * s.sb + (p.merged_by_pass() ? k * s.sk : 0);
 }
 
 /// A thread's channel in its block: local channel ch (kLanes threads each) and lane, the

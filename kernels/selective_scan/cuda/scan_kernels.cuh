@@ -738,6 +738,16 @@ void launch_merge_cols(const Params& p, cudaStream_t stream) {
   cuda_check_launch("selective_scan: scan_merge_cols_kernel");
 }
 
+/// Whether a launch may add its directions into out (Params::reduce_out): two directions in
+/// parallel blocks (two addends onto zero round the same whichever lands first), one pass (a
+/// chunk correction reads its own direction's output back), and out dense token-major (zeroed
+/// with one memset).
+inline bool reduce_out_fits(const Params& p) {
+  const SeqP& o = p.out;
+  return p.mode == 2 && p.par_dirs && p.dirs == 2 && p.n_chunks == 1 && o.sd == 1 && o.sk == 0 &&
+         o.sl == p.dim && (p.batch == 1 || o.sb == static_cast<i64>(p.seqlen) * p.dim);
+}
+
 /// kSeg: the pipelined kernel's step segments (cfg.segments; one-state channels without L-chunks);
 /// the tiled kernel, where the pipelined one does not apply, runs the same blocks' channels
 /// with one thread each.
@@ -759,6 +769,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
     if (cfg.require_warp_tma)
       throw Error("selective_scan", "MCV_SCAN_WARP_TMA=2, but this launch does not take the warp pipelines");
   };
+  bool merged = false;  // the scan added every direction into out itself (Params::reduce_out)
   if (cfg.allow_pipe && pipe_supported<T, kS * kLanes, kT>(pp, channels, cfg.smem_optin)) {
     PipeMaps maps{};
     auto launch = [&](auto kernel, unsigned grid, bool boxes, const char* what, bool warp_boxes = false) {
@@ -811,13 +822,29 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       // take (Vim 16, VMamba v2 1), so that the other buckets add no kernels to the build.
       if constexpr (kSeg == 1 && !kCols && sizeof(T) == 2 && kLanes == 1 && (kS == 1 || kS == 16)) {
         auto step_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadStepTma>;
-        if (!launched && cfg.allow_tma && cfg.allow_step_tma && pipe_step_tma_layout(pp, channels, kT, sizeof(T)) &&
-            kernel_arch(step_kernel) >= 90) {
-          if (const std::optional<PipeMaps> m = make_pipe_step_maps(pp, channels, kT, kElem)) {
-            maps = *m;
-            launch(step_kernel, blocks, true, "selective_scan: scan_pipe_kernel (step TMA)");
-            launched = true;
+        // A bidirectional scan into a dense token-major output first tries adding both
+        // directions into it (Params::reduce_out: no slices, no merge pass; its pass gates, so z
+        // must take boxes too).
+        auto try_step = [&](bool reduce) {
+          pp.reduce_out = reduce;
+          if (pipe_step_tma_layout(pp, channels, kT, sizeof(T)) && kernel_arch(step_kernel) >= 90) {
+            if (const std::optional<PipeMaps> m = make_pipe_step_maps(pp, channels, kT, kElem)) {
+              maps = *m;
+              if (reduce)
+                cuda_check(cudaMemsetAsync(const_cast<void*>(p.out.ptr), 0,
+                                           static_cast<std::size_t>(p.batch) * p.seqlen * p.dim * sizeof(T), stream),
+                           "selective_scan: zeroing the output");
+              launch(step_kernel, blocks, true, "selective_scan: scan_pipe_kernel (step TMA)");
+              merged = reduce;
+              return true;
+            }
           }
+          pp.reduce_out = false;
+          return false;
+        };
+        if (!launched && cfg.allow_tma && cfg.allow_step_tma) {
+          if (cfg.allow_reduce_out && reduce_out_fits(p)) launched = try_step(true);
+          if (!launched) launched = try_step(false);
         }
       }
       if (!launched && cfg.require_step_tma)
@@ -865,6 +892,8 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       cuda_check_launch("selective_scan: scan_correct_kernel");
     }
   }
+  if (cfg.require_reduce_out && !merged)
+    throw Error("selective_scan", "MCV_SCAN_REDUCE_OUT=2, but this launch does not add its directions into out");
   if (p.cols_staged) {
     if (cfg.allow_merge_vec && cols_merge_vec_fits<T>(p)) {
       const unsigned grid = grid_size(std::min<i64>(static_cast<i64>(p.batch) * p.dim, 1 << 20), "merge");
@@ -875,7 +904,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       launch_merge_cols<T, 2>(p, stream);
     else
       launch_merge_cols<T, 1>(p, stream);
-  } else if (p.par_dirs) {
+  } else if (p.par_dirs && !merged) {
     constexpr int kVec = 16 / sizeof(T);
     const i64 total = static_cast<i64>(p.batch) * p.dim * p.seqlen;
     if (const int mode = merge_vector_mode<T, kVec>(p)) {

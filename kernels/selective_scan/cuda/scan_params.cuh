@@ -79,12 +79,19 @@ struct Params {
   /// The pipelined kernel stores channel-row outputs cooperatively from two staging buffers
   /// (store_rows_coop): chosen on the host where every unit is whole (pipe_coop_rows).
   bool coop_rows = false;
+  /// Bidirectional with par_dirs on the step-row boxes (scan_kernels.cuh): each direction adds
+  /// its gated, scaled output into out (zeroed first) by TMA reduce-add box stores, and no acc
+  /// or merge pass is needed. Two addends onto zero: round(a + b) whichever lands first, so the
+  /// result does not depend on the order.
+  bool reduce_out = false;
   __host__ __device__ int dir_blocks() const { return par_dirs ? dirs : 1; }
   // A one-direction-per-block pass (dirs == 1 or par_dirs) writes the gated, scaled output, or
-  // with par_dirs its direction's ungated slice of acc (the merge pass sums, scales and gates).
-  __host__ __device__ bool pass_gates_z() const { return !par_dirs && z.ptr != nullptr; }
-  __host__ __device__ const SeqP& pass_target() const { return par_dirs ? acc : out; }
-  __host__ __device__ float pass_scale() const { return par_dirs ? 1.0f : out_scale; }
+  // with par_dirs its direction's ungated slice of acc (the merge pass sums, scales and gates),
+  // or with reduce_out adds its gated, scaled output into out.
+  __host__ __device__ bool merged_by_pass() const { return par_dirs && !reduce_out; }
+  __host__ __device__ bool pass_gates_z() const { return !merged_by_pass() && z.ptr != nullptr; }
+  __host__ __device__ const SeqP& pass_target() const { return merged_by_pass() ? acc : out; }
+  __host__ __device__ float pass_scale() const { return merged_by_pass() ? 1.0f : out_scale; }
 
   // Long sequences with few channels: L is split into n_chunks ranges of chunk_len steps scanned
   // in parallel from h = 0; chunk_h (n_chunks, dir_blocks, batch, D, n_state) and chunk_dtsum
@@ -144,6 +151,8 @@ struct LaunchConfig {
   bool require_warp_tma = false;        ///< MCV_SCAN_WARP_TMA=2: an error where they do not (tests)
   bool allow_step_tma = true;           ///< step-row boxes where they apply (MCV_SCAN_STEP_TMA=0: never)
   bool require_step_tma = false;        ///< MCV_SCAN_STEP_TMA=2: an error where they do not (tests)
+  bool allow_reduce_out = true;         ///< Params::reduce_out where it applies (MCV_SCAN_REDUCE_OUT=0: never)
+  bool require_reduce_out = false;      ///< MCV_SCAN_REDUCE_OUT=2: an error where it does not (tests)
   /// Staged cross2d: the 16-byte plane merge where it applies (MCV_SCAN_MERGE_VEC=0: the tile
   /// merge always; comparisons, tests).
   bool allow_merge_vec = true;

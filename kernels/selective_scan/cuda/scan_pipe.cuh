@@ -1250,13 +1250,25 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       const T* stage = obuf + buf * channels * kT;  // [kT][channels]
       const int x = box_x(sp);
       if (step_boxes && x >= 0) {
-        if (issuer) tma_store_box(&maps.out, stage, box_d, x, k * maps.k_out, bc.b);
+        if (issuer) {
+          if (p.reduce_out)
+            tma_reduce_add_box(&maps.out, stage, box_d, x, k * maps.k_out, bc.b);
+          else
+            tma_store_box(&maps.out, stage, box_d, x, k * maps.k_out, bc.b);
+        }
       } else if (step_boxes) {
         // A reversed partial tile starting before position 0 (box stores fault on a negative
-        // start): positions [0, nT) are box rows [-x, kT), stored by each channel's thread.
+        // start): positions [0, nT) are box rows [-x, kT), stored (or added) by each channel's
+        // thread.
         if (active) {
           T* col = obase + static_cast<i64>(d) * dst_s.sd;
-          for (int q = 0; q < sp.nT; ++q) col[q * dst_s.sl] = stage[(q - x) * channels + ch];
+          for (int q = 0; q < sp.nT; ++q) {
+            const T v = stage[(q - x) * channels + ch];
+            if (p.reduce_out)
+              atomicAdd(col + q * dst_s.sl, v);
+            else
+              col[q * dst_s.sl] = v;
+          }
         }
       } else {
         store_steps<T, kT>(stage, obase, dst_s, d_first, n_valid, sp, p, k, 1, channels);

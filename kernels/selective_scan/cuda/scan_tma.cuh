@@ -155,6 +155,22 @@ __device__ __forceinline__ void tma_store_box(const CUtensorMap* map, const void
 #endif
 }
 
+/// Shared memory at src added element-wise into box (c0.., c1.., c2, c3) of `map` (the map's
+/// element type, rounded once per addition), as one bulk group; bounds as tma_store_box.
+__device__ __forceinline__ void tma_reduce_add_box(const CUtensorMap* map, const void* src, int c0, int c1, int c2,
+                                                   int c3) {
+#if MCV_SCAN_HAS_TMA
+  asm volatile(
+      "cp.reduce.async.bulk.tensor.4d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+          reinterpret_cast<std::uint64_t>(map)),
+      "r"(smem_u32(src)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+      : "memory");
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+
 /// Waits until this thread's bulk stores have read their shared-memory sources (read) or
 /// completed.
 __device__ __forceinline__ void bulk_wait_read() {
