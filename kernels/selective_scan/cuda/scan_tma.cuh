@@ -1,7 +1,8 @@
 #pragma once
 // Hopper tensor-memory-accelerator (TMA) pieces of the pipelined selective scan: the tensor maps
-// of its channel-row streams (built on the host with the driver's cuTensorMapEncodeTiled) and
-// the device wrappers of the bulk tensor copies and the mbarriers they complete on.
+// of its channel-row and step-row streams (built on the host with the driver's
+// cuTensorMapEncodeTiled) and the device wrappers of the bulk tensor copies (loads, stores,
+// reduce-add stores) and the mbarriers they complete on.
 //
 // Why: with 16-byte aligned rows (L a multiple of 8 for 16-bit I/O) one elected thread moves a
 // tile's [channels x 16 steps] box of u, delta and z with one instruction each, and the output
