@@ -438,6 +438,17 @@ std::vector<CudaCase> cuda_cases() {
     c.seqlen = 150; c.batch = 2; c.dtype = DType::f16; c.has_z = false; k.lanes = 1; k.chunks = 1;
     k.step = StepTma::required; k.reduce = CudaCase::Reduce::off;
   });
+  // f32 (8 states x 2 lanes, boxes of 4-byte rows): Vim's call adding in place, and reversed
+  // with a reversed partial tile stored per thread (one lane of two).
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::bidirectional; c.u_per_dir = true; c.layout = Layout::token_major; c.dim = 96;
+    c.seqlen = 197; c.batch = 2; c.scale = 0.5f; c.final_state = true; k.lanes = 2; k.chunks = 1;
+    k.step = StepTma::required; k.reduce = CudaCase::Reduce::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::reverse; c.layout = Layout::token_major; c.dim = 40; c.seqlen = 99; c.batch = 3;
+    c.initial_state = true; k.lanes = 2; k.chunks = 1; k.step = StepTma::required;
+  });
   add([](CudaCase& k, C& c) {
     c.layout = Layout::token_major; c.dim = 128; c.groups = 2; c.seqlen = 100; c.dtype = DType::f16; c.has_z = false;
     k.lanes = 1; k.step = StepTma::required;

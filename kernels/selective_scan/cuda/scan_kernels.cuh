@@ -818,9 +818,17 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
           }
         }
       }
-      // Step-row boxes: token-major 16-bit rows on one lane, for the state counts the models
-      // take (Vim 16, VMamba v2 1), so that the other buckets add no kernels to the build.
-      if constexpr (kSeg == 1 && !kCols && sizeof(T) == 2 && kLanes == 1 && (kS == 1 || kS == 16)) {
+      // Step-row boxes: token-major rows in the configurations the models take (Vim's 16 states:
+      // one lane in 16-bit, 8 x 2 lanes in f32; VMamba v2's one state), so that the other
+      // buckets add no kernels to the build.
+      // cross2d (token-major grids) only with one state in 16-bit: its column orders keep the
+      // cp.async rows, and the mixed launch measured slower with 16 states (H100, SS2D N 16 bf16
+      // 1.948 -> 2.017 ms on one machine, 1.947 -> 1.887 on another; f32 2.465 -> 2.545) and f32
+      // one state (1.200 -> 1.254), faster only for 16-bit one state (0.929 -> 0.923).
+      constexpr bool kStepCapable =
+          kSeg == 1 && !kCols && (sizeof(T) == 2 ? kLanes == 1 && (kS == 1 || kS == 16) : kS == 8 && kLanes == 2);
+      const bool step_order_ok = p.mode != 3 || (kS == 1 && sizeof(T) == 2);
+      if constexpr (kStepCapable) {
         auto step_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadStepTma>;
         // A bidirectional scan into a dense token-major output first tries adding both
         // directions into it (Params::reduce_out: no slices, no merge pass; its pass gates, so z
@@ -842,7 +850,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
           pp.reduce_out = false;
           return false;
         };
-        if (!launched && cfg.allow_tma && cfg.allow_step_tma) {
+        if (!launched && cfg.allow_tma && cfg.allow_step_tma && step_order_ok) {
           if (cfg.allow_reduce_out && reduce_out_fits(p)) launched = try_step(true);
           if (!launched) launched = try_step(false);
         }

@@ -649,7 +649,7 @@ __device__ __forceinline__ void store_own_row(T* stage, T* row, const TileSpan& 
 /// included (the warp pipelines, WarpTmaGeom); or step rows (D contiguous: the models'
 /// token-major layout) as [kT steps x channels] boxes, dense, for the blocks whose direction
 /// visits positions in order, the column orders of a cross2d launch keeping the cp.async rows
-/// into the same layout (kReadStepTma; 16-bit on one lane).
+/// into the same layout (kReadStepTma; 16-bit on one lane, f32 on one or two).
 enum PipeRead : int { kReadElems = 0, kReadPairs = 1, kReadTma = 2, kReadWarpTma = 3, kReadStepTma = 4 };
 
 /// The pipelined scan: one direction (k = the block's direction with par_dirs) of `channels`
@@ -667,7 +667,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   constexpr bool kPairs = kRead == kReadPairs, kWarp = kRead == kReadWarpTma, kTma = kRead == kReadTma || kWarp;
   // kStep: step-row boxes; kBoxes: any TMA boxes (their mbarriers, dense areas and box stores).
   constexpr bool kStep = kRead == kReadStepTma, kBoxes = kTma || kStep;
-  static_assert(!kStep || (sizeof(T) == 2 && kLanes == 1 && kSeg == 1 && !kCorrect && !kCols),
+  static_assert(!kStep || ((sizeof(T) == 4 || kLanes == 1) && kSeg == 1 && !kCorrect && !kCols),
                 "step-row boxes: pass 1, 16-bit rows on one lane, no segments or staged column orders");
   static_assert(!kWarp || (sizeof(T) == 2 && kLanes == 1), "warp pipelines: 16-bit rows on one lane");
   static_assert(!kPairs || (sizeof(T) == 2 && kLanes == 1), "word pairs: 16-bit elements, one lane");
@@ -1263,7 +1263,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         // A reversed partial tile starting before position 0 (box stores fault on a negative
         // start): positions [0, nT) are box rows [-x, kT), stored (or added) by each channel's
         // thread.
-        if (active) {
+        if (active && lane == 0) {
           T* col = obase + static_cast<i64>(d) * dst_s.sd;
           for (int q = 0; q < sp.nT; ++q) {
             const T v = stage[(q - x) * channels + ch];
