@@ -668,7 +668,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   // kStep: step-row boxes; kBoxes: any TMA boxes (their mbarriers, dense areas and box stores).
   constexpr bool kStep = kRead == kReadStepTma, kBoxes = kTma || kStep;
   static_assert(!kStep || ((sizeof(T) == 4 || kLanes == 1) && kSeg == 1 && !kCorrect && !kCols),
-                "step-row boxes: pass 1, 16-bit rows on one lane, no segments or staged column orders");
+                "step-row boxes: pass 1, 16-bit rows on one lane (f32 on any), no segments or staged column orders");
   static_assert(!kWarp || (sizeof(T) == 2 && kLanes == 1), "warp pipelines: 16-bit rows on one lane");
   static_assert(!kPairs || (sizeof(T) == 2 && kLanes == 1), "word pairs: 16-bit elements, one lane");
   static_assert(!kTma || (kSeg == 1 && !kCorrect && (sizeof(T) == 4 || kLanes == 1)),
@@ -1253,12 +1253,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       const T* stage = obuf + buf * channels * kT;  // [kT][channels]
       const int x = box_x(sp);
       if (step_boxes && x >= 0) {
-        if (issuer) {
-          if (p.reduce_out)
-            tma_reduce_add_box(&maps.out, stage, box_d, x, k * maps.k_out, bc.b);
-          else
-            tma_store_box(&maps.out, stage, box_d, x, k * maps.k_out, bc.b);
-        }
+        if (issuer) tma_store_box(&maps.out, stage, box_d, x, k * maps.k_out, bc.b, p.reduce_out);
       } else if (step_boxes) {
         // A reversed partial tile starting before position 0 (box stores fault on a negative
         // start): positions [0, nT) are box rows [-x, kT), stored (or added) by each channel's

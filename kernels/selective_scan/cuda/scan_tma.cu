@@ -27,12 +27,23 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
   return fn;
 }
 
-/// Whether s's rows start 16-byte aligned at every (batch, direction, channel) and run along L.
-bool aligned_rows(const SeqP& s, const Params& p, bool with_k, int elem_bytes) {
+/// Whether s's lines (runs of `len` contiguous elements, `stride` apart) start 16-byte aligned
+/// at every (batch, direction, line).
+bool aligned_lines(const SeqP& s, std::int64_t stride, std::int64_t len, const Params& p, bool with_k,
+                   int elem_bytes) {
   const std::int64_t kUnit = 16 / elem_bytes;  // elements per 16 bytes
-  return s.ptr && s.sl == 1 && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 && s.sd >= p.seqlen &&
-         s.sd % kUnit == 0 && s.sb >= 0 && s.sb % kUnit == 0 && (p.batch == 1 || s.sb > 0) &&
-         (!with_k || (s.sk >= 0 && s.sk % kUnit == 0));
+  return s.ptr && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 && stride >= len && stride % kUnit == 0 &&
+         s.sb >= 0 && s.sb % kUnit == 0 && (p.batch == 1 || s.sb > 0) && (!with_k || (s.sk >= 0 && s.sk % kUnit == 0));
+}
+
+/// Channel rows (L contiguous), one per (batch, direction, channel).
+bool aligned_rows(const SeqP& s, const Params& p, bool with_k, int elem_bytes) {
+  return s.sl == 1 && aligned_lines(s, s.sd, p.seqlen, p, with_k, elem_bytes);
+}
+
+/// Step rows (D contiguous: token-major), one per (batch, direction, position).
+bool aligned_steps(const SeqP& s, const Params& p, bool with_k, int elem_bytes) {
+  return s.sd == 1 && aligned_lines(s, s.sl, p.dim, p, with_k, elem_bytes);
 }
 
 /// L2 sector promotion of the boxes' reads (MCV_SCAN_TMA_L2: 0, 64, 128 or 256 bytes). 128 by
@@ -65,19 +76,6 @@ bool pipe_tma_layout(const Params& p, int channels, int tile_steps, int elem_byt
          (!p.pass_gates_z() || aligned_rows(p.z, p, false, elem_bytes)) &&
          aligned_rows(p.pass_target(), p, p.par_dirs, elem_bytes);
 }
-
-namespace {
-
-/// Whether s's step rows (D contiguous) start 16-byte aligned at every (batch, direction,
-/// position).
-bool aligned_steps(const SeqP& s, const Params& p, bool with_k, int elem_bytes) {
-  const std::int64_t kUnit = 16 / elem_bytes;
-  return s.ptr && s.sd == 1 && reinterpret_cast<std::uintptr_t>(s.ptr) % 16 == 0 && s.sl >= p.dim &&
-         s.sl % kUnit == 0 && s.sb >= 0 && s.sb % kUnit == 0 && (p.batch == 1 || s.sb > 0) &&
-         (!with_k || (s.sk >= 0 && s.sk % kUnit == 0));
-}
-
-}  // namespace
 
 bool pipe_step_tma_layout(const Params& p, int channels, int tile_steps, int elem_bytes) {
   // Box rows of whole 16-byte units, at most 256 elements (the box limit); a partial block's

@@ -141,31 +141,23 @@ __device__ __forceinline__ void tma_load_box(void* dst, const CUtensorMap* map, 
 #endif
 }
 
-/// Shared memory at src -> box (x.., d.., k, b) of `map` (elements past the tensor's end are not
-/// written; a negative start coordinate faults: illegal instruction on an H100, where loads take
-/// one), as one bulk group.
-__device__ __forceinline__ void tma_store_box(const CUtensorMap* map, const void* src, int x, int d, int k, int b) {
+/// Shared memory at src -> box (c0.., c1.., c2, c3) of `map` (elements past the tensor's end are
+/// not written; a negative start coordinate faults: illegal instruction on an H100, where loads
+/// take one), as one bulk group; with `add`, added element-wise into what is there (the map's
+/// element type, rounded once per addition).
+__device__ __forceinline__ void tma_store_box(const CUtensorMap* map, const void* src, int c0, int c1, int c2, int c3,
+                                              bool add = false) {
 #if MCV_SCAN_HAS_TMA
-  asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.tile.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
-                   reinterpret_cast<std::uint64_t>(map)),
-               "r"(smem_u32(src)), "r"(x), "r"(d), "r"(k), "r"(b)
-               : "memory");
-  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-#else
-  __trap();
-#endif
-}
-
-/// Shared memory at src added element-wise into box (c0.., c1.., c2, c3) of `map` (the map's
-/// element type, rounded once per addition), as one bulk group; bounds as tma_store_box.
-__device__ __forceinline__ void tma_reduce_add_box(const CUtensorMap* map, const void* src, int c0, int c1, int c2,
-                                                   int c3) {
-#if MCV_SCAN_HAS_TMA
-  asm volatile(
-      "cp.reduce.async.bulk.tensor.4d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
-          reinterpret_cast<std::uint64_t>(map)),
-      "r"(smem_u32(src)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
-      : "memory");
+  const auto m = reinterpret_cast<std::uint64_t>(map);
+  if (add)
+    asm volatile(
+        "cp.reduce.async.bulk.tensor.4d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(m),
+        "r"(smem_u32(src)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+        : "memory");
+  else
+    asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.tile.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(m),
+                 "r"(smem_u32(src)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+                 : "memory");
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
 #else
   __trap();
