@@ -20,8 +20,14 @@ __device__ __forceinline__ void cp_async16_or_zero(void* dst, const void* src, b
 
 /// Closes the group of this thread's copies started since the last commit.
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+/// Waits until at most kPending of this thread's committed groups are still in flight (the newest
+/// ones: groups complete in commit order).
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait_pending() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
 /// Waits for every committed group of this thread's copies.
-__device__ __forceinline__ void cp_async_wait_committed() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_committed() { cp_async_wait_pending<0>(); }
 /// Closes this thread's group of copies and waits for all of them.
 __device__ __forceinline__ void cp_async_wait_all() {
   cp_async_commit();

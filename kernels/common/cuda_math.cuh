@@ -1,7 +1,7 @@
 #pragma once
-// Device math shared by the CUDA ops: division by a run-time constant, activations. The
-// activations use precise libm calls (expf, log1pf): the oracles are f32 PyTorch without fast
-// math. The selective-scan kernels keep their own MUFU-based approximations.
+// Device math shared by the CUDA ops: division by a run-time constant, activations. softplus uses
+// precise libm calls (expf, log1pf: the oracles are f32 PyTorch without fast math); the
+// selective-scan kernels keep their own polynomial form of it. SiLU is the MUFU form everywhere.
 
 #include <cstdint>
 
@@ -28,8 +28,22 @@ struct FastDiv {
   __host__ __device__ __forceinline__ std::uint32_t mod(std::uint32_t n) const { return n - div(n) * d; }
 };
 
+constexpr float kLog2e = 1.4426950408889634f;
+
+/// 2^x by the special-function unit (relative error ~2^-22; subnormal results flush to zero).
+__device__ __forceinline__ float ex2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 /// PyTorch's softplus (beta 1, threshold 20).
 __device__ __forceinline__ float softplus(float v) { return v <= 20.0f ? log1pf(expf(v)) : v; }
-__device__ __forceinline__ float silu(float v) { return v / (1.0f + expf(-v)); }
+
+/// z * sigmoid(z) with MUFU ex2/rcp: relative error ~1e-7 for |z| < 10, at most ~1e-5 relative
+/// (an absolute error below 1e-30) further out, where z log2(e)'s rounding shows in the
+/// exponential; 0 below z = -88 (the true value is below 1e-36). About 4 instructions against
+/// ~20 for expf and an IEEE division, which made the conv1d kernels issue-bound.
+__device__ __forceinline__ float silu(float z) { return __fdividef(z, 1.0f + ex2_approx(-z * kLog2e)); }
 
 }  // namespace mcv::kernels::cuda

@@ -415,6 +415,34 @@ TEST(Conv1dCuda, TokenMajorLongStripsMatchCpu) {
   unsetenv("MCV_CONV1D_STEPS");
 }
 
+// The pipelined kernel's grid is one resident wave, so at this size (more strips than the wave has
+// threads) each thread walks several strips with the next one's copies in flight. Both forms on
+// both types (MCV_CONV1D_PIPE=1/0; by default 16-bit I/O is pipelined and f32 is not).
+TEST(Conv1dCuda, TokenMajorThreadsWalkSeveralStrips) {
+  MCV_REQUIRE_CUDA();
+  std::uint64_t seed = 3800;
+  for (const char* pipe : {"1", "0"}) {
+    setenv("MCV_CONV1D_PIPE", pipe, 1);
+    SCOPED_TRACE(std::string("pipe ") + pipe);
+    for (DType io : {DType::f32, DType::bf16})
+      for (Mode mode : {Mode::causal, Mode::reverse, Mode::same}) {
+        ConvCase c;
+        c.io = io;
+        c.token_major = true;
+        c.mode = mode;
+        c.width = mode == Mode::same ? 3 : 4;
+        c.silu = mode != Mode::same;
+        c.strided = true;
+        c.pad = 256;
+        c.batch = 96;
+        c.dim = 512;
+        c.len = 509;
+        run_cuda_case(c, seed++);
+      }
+  }
+  unsetenv("MCV_CONV1D_PIPE");
+}
+
 TEST(Conv1dCuda, UpdateContinuesTheFullConv) {
   MCV_REQUIRE_CUDA();
   check_update_continues_conv(Device::cuda());

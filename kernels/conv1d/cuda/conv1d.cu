@@ -3,8 +3,10 @@
 // token-major), so loads and stores coalesce and the W-fold reuse of each input is served by L1.
 // The op is memory-bound (a handful of FLOPs per element), so this simple form is what it needs.
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "common/cuda_async.cuh"
 #include "common/cuda_dtype.cuh"
@@ -56,36 +58,53 @@ __global__ void conv1d_kernel(Conv1dParams p) {
 }
 
 // Token-major fast path (Vim: x is a strided slice of in_proj's (B, L, 2D) output): a thread owns
-// kVec consecutive channels (16 bytes per step) and kSteps consecutive steps. All kSteps + W - 1
-// input vectors of its strip are copied to shared memory at once (cp.async: in flight together,
-// no registers held), while its kVec x W weights are loaded (as 16-byte words when they are f32
-// and contiguous) and kept for the strip. One 64-bit index division per thread instead of three
-// per element: the one-thread-per-element kernel above spent most of its time on index
-// arithmetic, 2-byte loads and per-element weight loads (10x the bytes floor on the H100). The
-// op waits on memory latency: with the inputs in registers instead (a sliding window, loads in
-// groups of 4) the 16-bit kernel held ~128 registers, 16 warps per SM, and moved 1.1 TB/s.
-template <typename T, int W, int kVec, int kSteps>
-__global__ void __launch_bounds__(kThreads) conv1d_token_major_kernel(Conv1dParams p, int dvecs, int strips) {
-  constexpr int kIn = kSteps + W - 1;
-  using Vec = cuda::Pack<T, kVec>;
-  // [input step][thread]: a warp's 16-byte reads of one step are 512 contiguous bytes.
-  __shared__ Vec stage[kIn][kThreads];
-  const std::int64_t idx = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (idx >= p.batch * strips * static_cast<std::int64_t>(dvecs)) return;
-  const int dv = static_cast<int>(idx % dvecs);
-  const std::int64_t rest = idx / dvecs;
-  const int t0 = static_cast<int>(rest % strips) * kSteps;
-  const std::int64_t b = rest / strips;
-  const int d0 = dv * kVec;
-  const int len = static_cast<int>(p.len);
+// kVec consecutive channels (16 bytes per step) and strips of kSteps consecutive steps. All
+// kSteps + W - 1 input vectors of a strip are copied to shared memory at once (cp.async: in flight
+// together, no registers held) and the thread's kVec x W weights are loaded once (as 16-byte words
+// when they are f32 and contiguous) and kept for all its strips. One 64-bit index division per
+// strip instead of three per element: the one-thread-per-element kernel above spent most of its
+// time on index arithmetic, 2-byte loads and per-element weight loads (10x the bytes floor on the
+// H100). The op waits on memory latency, so with kPipe the grid is one resident wave and each
+// thread walks its channel vector's strips (b, strip) = row, row + groups, ... with the next
+// strip's copies in flight during the current one's arithmetic and stores (two staging buffers).
+// Without kPipe every thread takes one strip (a grid of all strips), all copies first.
+// Blocks of the pipelined form are half as large, so that its two buffers stay within 48 KB of
+// static shared memory per block.
+constexpr int token_major_threads(bool pipe) { return pipe ? kThreads / 2 : kThreads; }
 
-  const T* xr = static_cast<const T*>(p.x) + b * p.x_sb + d0;
+template <typename T, int W, int kVec, int kSteps, bool kPipe>
+__global__ void __launch_bounds__(token_major_threads(kPipe))
+    conv1d_token_major_kernel(Conv1dParams p, int dvecs, int strips) {
+  constexpr int kIn = kSteps + W - 1;
+  constexpr int kBlock = token_major_threads(kPipe);
+  using Vec = cuda::Pack<T, kVec>;
+  // [buffer][input step][thread]: a warp's 16-byte reads of one step are 512 contiguous bytes.
+  __shared__ Vec stage[kPipe ? 2 : 1][kIn][kBlock];
+  // Thread -> (channel vector, first row): consecutive threads take consecutive channel vectors
+  // of one row, so a warp's copies and stores of a step are contiguous. The few threads past the
+  // last whole group of dvecs idle.
+  const std::int64_t tid = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  const std::int64_t groups = static_cast<std::int64_t>(gridDim.x) * blockDim.x / dvecs;
+  const std::int64_t rows = p.batch * strips;
+  std::int64_t row = tid / dvecs;
+  if (row >= groups || row >= rows) return;
+  const int d0 = static_cast<int>(tid % dvecs) * kVec;
+  const int len = static_cast<int>(p.len);
+  const T* x = static_cast<const T*>(p.x) + d0;
+  T* out = static_cast<T*>(p.out) + d0;
+
+  const auto issue = [&](std::int64_t r, int buf) {
+    const int t0 = static_cast<int>(r % strips) * kSteps;
+    const T* xr = x + r / strips * p.x_sb;
 #pragma unroll
-  for (int i = 0; i < kIn; ++i) {
-    const int tk = t0 - static_cast<int>(p.left) + i;
-    const bool ok = tk >= 0 && tk < len;
-    cuda::cp_async16_or_zero(&stage[i][threadIdx.x], ok ? xr + static_cast<std::int64_t>(tk) * p.x_st : xr, ok);
-  }
+    for (int i = 0; i < kIn; ++i) {
+      const int tk = t0 - static_cast<int>(p.left) + i;
+      const bool ok = tk >= 0 && tk < len;
+      cuda::cp_async16_or_zero(&stage[buf][i][threadIdx.x], ok ? xr + static_cast<std::int64_t>(tk) * p.x_st : xr, ok);
+    }
+    cuda::cp_async_commit();
+  };
+  issue(row, 0);
 
   float w[W][kVec], bias[kVec];
   const bool w_packed = p.w_f32 && p.w_sk == 1 && p.w_sd == W && (reinterpret_cast<std::uintptr_t>(p.w) & 15) == 0;
@@ -115,23 +134,32 @@ __global__ void __launch_bounds__(kThreads) conv1d_token_major_kernel(Conv1dPara
 #pragma unroll
   for (int c = 0; c < kVec; ++c) bias[c] = p.bias ? load_param<T>(p.bias, p.bias_f32, (d0 + c) * p.bias_sd) : 0.0f;
 
-  cuda::cp_async_wait_all();
-  T* orow = static_cast<T*>(p.out) + b * p.o_sb + d0;
+  for (int buf = 0; row < rows; row += groups, buf ^= 1) {
+    if (kPipe && row + groups < rows) {
+      issue(row + groups, buf ^ 1);
+      cuda::cp_async_wait_pending<1>();
+    } else {
+      cuda::cp_async_wait_pending<0>();
+    }
+    const Vec(&in)[kIn][kBlock] = stage[kPipe ? buf : 0];
+    const int t0 = static_cast<int>(row % strips) * kSteps;
+    T* orow = out + row / strips * p.o_sb;
 #pragma unroll
-  for (int r = 0; r < kSteps; ++r) {
-    if (t0 + r < len) {
-      float acc[kVec];
+    for (int r = 0; r < kSteps; ++r) {
+      if (t0 + r < len) {
+        float acc[kVec];
 #pragma unroll
-      for (int c = 0; c < kVec; ++c) acc[c] = bias[c];
+        for (int c = 0; c < kVec; ++c) acc[c] = bias[c];
 #pragma unroll
-      for (int k = 0; k < W; ++k) {
-        const Vec v = stage[r + k][threadIdx.x];
+        for (int k = 0; k < W; ++k) {
+          const Vec v = in[r + k][threadIdx.x];
 #pragma unroll
-        for (int c = 0; c < kVec; ++c) acc[c] += w[k][c] * to_float(v.e[c]);
+          for (int c = 0; c < kVec; ++c) acc[c] += w[k][c] * to_float(v.e[c]);
+        }
+#pragma unroll
+        for (int c = 0; c < kVec; ++c) acc[c] = p.silu ? cuda::silu(acc[c]) : acc[c];
+        store_vec<kVec>(orow + static_cast<std::int64_t>(t0 + r) * p.o_st, acc);
       }
-#pragma unroll
-      for (int c = 0; c < kVec; ++c) acc[c] = p.silu ? cuda::silu(acc[c]) : acc[c];
-      store_vec<kVec>(orow + static_cast<std::int64_t>(t0 + r) * p.o_st, acc);
     }
   }
 }
@@ -186,18 +214,39 @@ bool token_major_vectorisable(const Conv1dParams& p) {
          p.len < (1 << 30) && threads < (std::int64_t{1} << 40);
 }
 
-template <typename T, int kVec, int kSteps>
-void launch_token_major(const Conv1dParams& p, cudaStream_t stream) {
+template <typename T, int W, int kVec, int kSteps, bool kPipe>
+void launch_token_major_width(const Conv1dParams& p, const cudaDeviceProp& props, cudaStream_t stream) {
+  const auto kernel = conv1d_token_major_kernel<T, W, kVec, kSteps, kPipe>;
+  constexpr int kBlock = token_major_threads(kPipe);
   const int dvecs = static_cast<int>(p.dim / kVec);
   const int strips = static_cast<int>((p.len + kSteps - 1) / kSteps);
-  const unsigned blocks = static_cast<unsigned>((p.batch * strips * dvecs + kThreads - 1) / kThreads);
+  const std::int64_t threads = p.batch * strips * static_cast<std::int64_t>(dvecs);
+  std::int64_t blocks = (threads + kBlock - 1) / kBlock;
+  if (kPipe) {
+    // One resident wave (the occupancy of this instantiation, the same on every device of one
+    // architecture), each thread taking several strips.
+    static const int per_sm = [&] {
+      int n = 0;
+      return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kBlock, 0) == cudaSuccess ? std::max(n, 1)
+                                                                                                   : 1;
+    }();
+    // Enough threads for one whole group of channel vectors at least.
+    const std::int64_t wave = std::max<std::int64_t>(std::int64_t{per_sm} * props.multiProcessorCount,
+                                                     (dvecs + kBlock - 1) / kBlock);
+    blocks = std::min(blocks, wave);
+  }
+  kernel<<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(p, dvecs, strips);
+  cuda_check_launch("conv1d_token_major_kernel");
+}
+
+template <typename T, int kVec, int kSteps, bool kPipe>
+void launch_token_major(const Conv1dParams& p, const cudaDeviceProp& props, cudaStream_t stream) {
   switch (p.width) {
-    case 2: conv1d_token_major_kernel<T, 2, kVec, kSteps><<<blocks, kThreads, 0, stream>>>(p, dvecs, strips); break;
-    case 3: conv1d_token_major_kernel<T, 3, kVec, kSteps><<<blocks, kThreads, 0, stream>>>(p, dvecs, strips); break;
-    case 4: conv1d_token_major_kernel<T, 4, kVec, kSteps><<<blocks, kThreads, 0, stream>>>(p, dvecs, strips); break;
+    case 2: launch_token_major_width<T, 2, kVec, kSteps, kPipe>(p, props, stream); break;
+    case 3: launch_token_major_width<T, 3, kVec, kSteps, kPipe>(p, props, stream); break;
+    case 4: launch_token_major_width<T, 4, kVec, kSteps, kPipe>(p, props, stream); break;
     default: throw Error("conv1d", "unsupported width " + std::to_string(p.width));
   }
-  cuda_check_launch("conv1d_token_major_kernel");
 }
 
 }  // namespace
@@ -211,21 +260,33 @@ void conv1d_cuda(Context& ctx, const Conv1dParams& p) {
     constexpr int kVec = 16 / sizeof(T);
     if (token_major_vectorisable<T, kVec>(p)) {
       // Steps per thread: long strips amortise the weights and the W - 1 halo copies, short ones
-      // give more threads. H100, us for 8 / 4 / 2 steps: Vim-Ti's conv (128 x 197 x 384, a
-      // token-major slice of in_proj's output) bf16 29.1 / 33.5 / 44.6, f32 33.3 / 32.4 / 33.4;
-      // MambaVision-T's (128 x 196 x 160) bf16 15.6 / 14.3 / 13.2, f32 17.2 / 16.9 / 16.3. So 8
-      // for 16-bit I/O, 4 for f32, 2 where that leaves fewer than ~250 threads per SM (batch 1).
-      // MCV_CONV1D_STEPS=8/4/2 forces one (comparisons, tests).
+      // give more threads. H100 (session 17, MUFU SiLU), us, one strip per thread / pipelined:
+      // Vim-Ti's conv (128 x 197 x 384, a token-major slice of in_proj's output) bf16 8 steps
+      // 22.4 / 19.9, 4 steps 29.3 / 20.3, 2 steps - / 21.4; f32 8 steps 32.5 / 32.6, 4 steps
+      // 31.9 / 32.7, 2 steps - / 33.4. MambaVision-T's (128 x 196 x 160) bf16 8 steps 12.3 / 12.1,
+      // 4 steps 11.8 / 11.6. So 16-bit I/O takes 8-step strips pipelined, f32 4-step strips one per
+      // thread (its bytes keep the copies busy without the second buffer, which costs occupancy);
+      // 2 steps where that leaves fewer than ~250 threads per SM (batch 1). MCV_CONV1D_STEPS=8/4/2
+      // and MCV_CONV1D_PIPE=0/1 force one (comparisons, tests).
       const std::int64_t rows = p.batch * (p.dim / kVec);
       const int preferred = sizeof(T) == 2 ? 8 : 4;
       int steps = rows * ((p.len + preferred - 1) / preferred) >= 32 * 1024 ? preferred : 2;
       if (const char* e = std::getenv("MCV_CONV1D_STEPS"))
         for (const int s : {8, 4, 2})
           if (std::string(e) == std::to_string(s)) steps = s;
+      bool pipe = sizeof(T) == 2;
+      if (const char* e = std::getenv("MCV_CONV1D_PIPE")) pipe = std::string(e) != "0";
+      const auto launch = [&](auto steps_tag) {
+        constexpr int kSteps = decltype(steps_tag)::value;
+        if (pipe)
+          launch_token_major<T, kVec, kSteps, true>(p, c.props, c.stream);
+        else
+          launch_token_major<T, kVec, kSteps, false>(p, c.props, c.stream);
+      };
       switch (steps) {
-        case 8: launch_token_major<T, kVec, 8>(p, c.stream); break;
-        case 4: launch_token_major<T, kVec, 4>(p, c.stream); break;
-        default: launch_token_major<T, kVec, 2>(p, c.stream); break;
+        case 8: launch(std::integral_constant<int, 8>{}); break;
+        case 4: launch(std::integral_constant<int, 4>{}); break;
+        default: launch(std::integral_constant<int, 2>{}); break;
       }
     } else {
     const unsigned blocks = cuda::grid_for(total, kThreads);

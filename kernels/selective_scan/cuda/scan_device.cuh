@@ -11,6 +11,7 @@
 
 #include "common/cuda_async.cuh"
 #include "common/cuda_dtype.cuh"
+#include "common/cuda_math.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
 
 namespace mcv::kernels::scan::cuda {
@@ -24,13 +25,9 @@ using ::mcv::kernels::cuda::from_float;
 using ::mcv::kernels::cuda::smem_u32;
 using ::mcv::kernels::cuda::to_float;
 
-constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ float ex2_approx(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
+using ::mcv::kernels::cuda::ex2_approx;
+using ::mcv::kernels::cuda::kLog2e;
+using ::mcv::kernels::cuda::silu;
 
 /// torch's softplus (threshold 20) as max(x, 0) + log1p(e), e = exp(-|x|) in (0, 1], with
 /// log1p(e) = e * q(e) and q a near-minimax polynomial on [0, 1] (Chebyshev interpolation;
@@ -66,10 +63,6 @@ __device__ __forceinline__ float select_f(bool c, float a, float b) {
       : "f"(a), "f"(b), "r"(static_cast<int>(c)));
   return r;
 }
-
-/// z * sigmoid(z) with MUFU ex2/rcp: relative error ~1e-7 for |z| < 10 (the gate multiplies the
-/// output once, so this is below the f32 parity target).
-__device__ __forceinline__ float silu_f(float z) { return __fdividef(z, 1.0f + ex2_approx(-z * kLog2e)); }
 
 __device__ __forceinline__ bool dir_flipped(int mode, int k) {
   return mode == 1 || (mode == 2 && k == 1) || (mode == 3 && k >= 2);

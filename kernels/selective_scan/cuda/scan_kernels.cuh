@@ -305,7 +305,7 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
         t.tDt[at] = dt;
         t.tU[at] = dt * uu;
         t.tAcc[at] = fmaf(dskip, uu, first ? 0.0f : t.tAcc[at]);
-        t.tZ[at] = (with_z && last_dir) ? gate_scale * silu_f(tile_value<T>(t.tZ, at, pz, d, q)) : gate_scale;
+        t.tZ[at] = (with_z && last_dir) ? gate_scale * silu(tile_value<T>(t.tZ, at, pz, d, q)) : gate_scale;
       }
       __syncthreads();
 
@@ -398,7 +398,7 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
       float dt = tile_value<T>(t.tDt, at, pd, d, q) + bias;
       if (p.softplus) dt = softplus_f(dt);
       t.tDt[at] = dt;
-      t.tZ[at] = with_gate_z ? scale * silu_f(tile_value<T>(t.tZ, at, pz, d, q)) : scale;
+      t.tZ[at] = with_gate_z ? scale * silu(tile_value<T>(t.tZ, at, pz, d, q)) : scale;
       t.tAcc[at] = tile_value<T>(t.tAcc, at, po, d, q);
     }
     __syncthreads();
@@ -445,7 +445,7 @@ __global__ void scan_merge_kernel(Params p) {
     float y = 0.0f;
     for (int k = 0; k < p.dirs; ++k) y += to_float(a[k * p.acc.sk]);
     y *= p.out_scale;
-    if (p.z.ptr) y *= silu_f(to_float(static_cast<const T*>(p.z.ptr)[b * p.z.sb + d * p.z.sd + l * p.z.sl]));
+    if (p.z.ptr) y *= silu(to_float(static_cast<const T*>(p.z.ptr)[b * p.z.sb + d * p.z.sd + l * p.z.sl]));
     static_cast<T*>(const_cast<void*>(p.out.ptr))[b * p.out.sb + d * p.out.sd + l * p.out.sl] = from_float<T>(y);
   }
 }
@@ -484,7 +484,7 @@ __global__ void scan_merge_vec_kernel(Params p, bool flat) {
 #pragma unroll
     for (int c = 0; c < kVec; ++c) {
       float r = y[c] * p.out_scale;
-      if (p.z.ptr) r *= silu_f(to_float(z.e[c]));
+      if (p.z.ptr) r *= silu(to_float(z.e[c]));
       out.e[c] = from_float<T>(r);
     }
     *reinterpret_cast<Vec*>(static_cast<T*>(const_cast<void*>(p.out.ptr)) + at(p.out)) = out;
@@ -533,7 +533,7 @@ __global__ void scan_merge_cols_kernel(Params p) {
 #pragma unroll
         for (int v = 0; v < kV; ++v) {
           float r = (to_float(x.e[v]) + to_float(y.e[v]) + tile[tx + v][i]) * p.out_scale;
-          if (z) r *= silu_f(to_float(g.e[v]));
+          if (z) r *= silu(to_float(g.e[v]));
           o.e[v] = from_float<T>(r);
         }
         *reinterpret_cast<Word*>(out + q) = o;
@@ -578,7 +578,7 @@ __global__ void scan_merge_cols_vec_kernel(Params p) {
 #pragma unroll
       for (int e = 0; e < kV; ++e) {
         float r = (to_float(x.e[e]) + to_float(y.e[e]) + cols_sum[(w + e) * ld + h]) * p.out_scale;
-        if (z) r *= silu_f(to_float(g.e[e]));
+        if (z) r *= silu(to_float(g.e[e]));
         o.e[e] = from_float<T>(r);
       }
       *reinterpret_cast<Vec*>(out + q) = o;
@@ -667,7 +667,7 @@ __global__ void scan_generic_kernel(Params p) {
       if (k > 0) y += acc[q * p.acc.sl];
       if (k == p.dirs - 1) {
         y *= p.out_scale;
-        if (z) y *= silu_f(to_float(z[q * p.z.sl]));
+        if (z) y *= silu(to_float(z[q * p.z.sl]));
         out[q * p.out.sl] = from_float<T>(y);
       } else {
         acc[q * p.acc.sl] = y;

@@ -957,7 +957,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         dtu = kCorrect ? 0.0f : dt * U.at(j);
       };
       auto gate_at = [&](const auto& Z, int j) {
-        return select_f(gate_z, scale * silu_f(Z.at(j)), scale);  // z area unused (finite or not) when !gate_z
+        return select_f(gate_z, scale * silu(Z.at(j)), scale);  // z area unused (finite or not) when !gate_z
       };
       // first: u, or pass 1's output
       auto out_value = [&](float first, float gate, float y) {
