@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -387,15 +388,15 @@ TEST(Conv1dCuda, TokenMajorVectorisedMatchesCpu) {
         }
 }
 
-// Every strip length of the vectorised kernel (8, 4 and 2 steps per thread, forced with
-// MCV_CONV1D_STEPS; the default picks by dtype and thread count), partial last strips included.
-TEST(Conv1dCuda, TokenMajorLongStripsMatchCpu) {
-  MCV_REQUIRE_CUDA();
-  std::uint64_t seed = 3700;
-  for (const char* steps : {"8", "4", "2"}) {
-    setenv("MCV_CONV1D_STEPS", steps, 1);
-    SCOPED_TRACE(std::string("steps ") + steps);
-    for (DType io : kDtypes)
+// Causal, anti-causal and 'same' token-major convs (strided views, SiLU on the first two) of one
+// size on CUDA against the CPU, under each value of one of the kernel's forcing variables.
+void run_token_major_forms(const char* env, std::initializer_list<const char*> values,
+                           std::initializer_list<DType> dtypes, std::int64_t batch, std::int64_t len,
+                           std::int64_t pad, std::uint64_t seed) {
+  for (const char* value : values) {
+    setenv(env, value, 1);
+    SCOPED_TRACE(std::string(env) + "=" + value);
+    for (DType io : dtypes)
       for (Mode mode : {Mode::causal, Mode::reverse, Mode::same}) {
         ConvCase c;
         c.io = io;
@@ -405,14 +406,22 @@ TEST(Conv1dCuda, TokenMajorLongStripsMatchCpu) {
         c.silu = mode != Mode::same;
         c.weight_f32 = io != DType::bf16;
         c.strided = true;
-        c.pad = 512;
-        c.batch = 16;
+        c.pad = pad;
+        c.batch = batch;
         c.dim = 512;
-        c.len = 515;
+        c.len = len;
         run_cuda_case(c, seed++);
       }
   }
-  unsetenv("MCV_CONV1D_STEPS");
+  unsetenv(env);
+}
+
+// Every strip length of the vectorised kernel (8, 4 and 2 steps per thread, forced with
+// MCV_CONV1D_STEPS; the default picks by dtype and thread count), partial last strips included.
+TEST(Conv1dCuda, TokenMajorLongStripsMatchCpu) {
+  MCV_REQUIRE_CUDA();
+  run_token_major_forms("MCV_CONV1D_STEPS", {"8", "4", "2"}, {DType::f32, DType::f16, DType::bf16}, 16, 515, 512,
+                        3700);
 }
 
 // The pipelined kernel's grid is one resident wave, so at this size (more strips than the wave has
@@ -420,27 +429,7 @@ TEST(Conv1dCuda, TokenMajorLongStripsMatchCpu) {
 // both types (MCV_CONV1D_PIPE=1/0; by default 16-bit I/O is pipelined and f32 is not).
 TEST(Conv1dCuda, TokenMajorThreadsWalkSeveralStrips) {
   MCV_REQUIRE_CUDA();
-  std::uint64_t seed = 3800;
-  for (const char* pipe : {"1", "0"}) {
-    setenv("MCV_CONV1D_PIPE", pipe, 1);
-    SCOPED_TRACE(std::string("pipe ") + pipe);
-    for (DType io : {DType::f32, DType::bf16})
-      for (Mode mode : {Mode::causal, Mode::reverse, Mode::same}) {
-        ConvCase c;
-        c.io = io;
-        c.token_major = true;
-        c.mode = mode;
-        c.width = mode == Mode::same ? 3 : 4;
-        c.silu = mode != Mode::same;
-        c.strided = true;
-        c.pad = 256;
-        c.batch = 96;
-        c.dim = 512;
-        c.len = 509;
-        run_cuda_case(c, seed++);
-      }
-  }
-  unsetenv("MCV_CONV1D_PIPE");
+  run_token_major_forms("MCV_CONV1D_PIPE", {"1", "0"}, {DType::f32, DType::bf16}, 96, 509, 256, 3800);
 }
 
 TEST(Conv1dCuda, UpdateContinuesTheFullConv) {

@@ -66,7 +66,7 @@ __global__ void elementwise_kernel(EwArgs p) {
         break;
       case EwOp::mul_silu:
 #pragma unroll
-        for (int k = 0; k < kVec; ++k) v[k] *= b[k] / (1.0f + expf(-b[k]));
+        for (int k = 0; k < kVec; ++k) v[k] *= cuda::silu(b[k]);
         break;
     }
     cu::store_vec<kVec>(out + r * p.ldo + c, v);
