@@ -134,6 +134,8 @@ __global__ void __launch_bounds__(token_major_threads(kPipe))
 #pragma unroll
   for (int c = 0; c < kVec; ++c) bias[c] = p.bias ? load_param<T>(p.bias, p.bias_f32, (d0 + c) * p.bias_sd) : 0.0f;
 
+  // Without kPipe nothing issues a second strip's copies: the launcher gives that form a grid of
+  // every strip, so its threads take one each (issuing them here cost 10 registers, cuobjdump).
   for (int buf = 0; row < rows; row += groups, buf ^= 1) {
     if (kPipe && row + groups < rows) {
       issue(row + groups, buf ^ 1);
