@@ -64,9 +64,10 @@ __global__ void conv1d_kernel(Conv1dParams p) {
 // when they are f32 and contiguous) and kept for all its strips. One 64-bit index division per
 // strip instead of three per element: the one-thread-per-element kernel above spent most of its
 // time on index arithmetic, 2-byte loads and per-element weight loads (10x the bytes floor on the
-// H100). The op waits on memory latency, so with kPipe the grid is one resident wave and each
-// thread walks its channel vector's strips (b, strip) = row, row + groups, ... with the next
-// strip's copies in flight during the current one's arithmetic and stores (two staging buffers).
+// H100). With SiLU cheap (cuda::silu) the op waits on memory latency, so with kPipe the grid is
+// one resident wave and each thread walks its channel vector's strips (b, strip) = row, row +
+// groups, ... with the next strip's copies in flight during the current one's arithmetic and
+// stores (two staging buffers).
 // Without kPipe every thread takes one strip (a grid of all strips), all copies first.
 // Blocks of the pipelined form are half as large, so that its two buffers stay within 48 KB of
 // static shared memory per block.
@@ -224,7 +225,7 @@ void launch_token_major_width(const Conv1dParams& p, const cudaDeviceProp& props
   const int strips = static_cast<int>((p.len + kSteps - 1) / kSteps);
   const std::int64_t threads = p.batch * strips * static_cast<std::int64_t>(dvecs);
   std::int64_t blocks = (threads + kBlock - 1) / kBlock;
-  if (kPipe) {
+  if constexpr (kPipe) {
     // One resident wave (the occupancy of this instantiation, the same on every device of one
     // architecture), each thread taking several strips.
     static const int per_sm = [&] {

@@ -205,7 +205,7 @@ std::optional<PipeMaps> make_pipe_step_maps(const Params& p, int channels, int t
   if (!enc) return std::nullopt;
   PipeMaps m{};
   // (D, L, K or 1, batch): a box is a tile's tile_steps positions of the block's channels, rows
-  // of 2 x channels bytes landing dense (a warp reads 32 consecutive elements of a row).
+  // of channels elements landing dense (a warp reads 32 consecutive elements of a row).
   auto encode = [&](CUtensorMap& map, int& k_used, const SeqP& s) {
     const bool with_k = p.par_dirs && s.sk != 0;
     k_used = with_k ? 1 : 0;
