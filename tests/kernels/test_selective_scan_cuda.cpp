@@ -264,6 +264,22 @@ std::vector<CudaCase> cuda_cases() {
     c.dirs = ScanDirections::cross2d; c.height = 8; c.width = 12; c.seqlen = 96; c.layout = Layout::token_major;
     c.grid_rank4 = true; c.dim = 16; c.n_state = 1; c.dtype = DType::f16; c.has_z = false;
   });
+  // Column orders by 16-byte units and ColWalk (scan_pipe.cuh: issue_rows, store_step_rows): a
+  // tile spanning two columns (H 14 < 16 steps), channel blocks of 48, both 16-bit step boxes and
+  // f32 rows; and H 5 with several columns per tile, channels that are not whole units (8-byte
+  // copies, element stores).
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 14; c.width = 10; c.seqlen = 140; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 48; c.n_state = 1; c.dtype = DType::bf16; c.has_z = false; c.batch = 3;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 14; c.width = 10; c.seqlen = 140; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 48; c.n_state = 1; c.has_z = false;
+  });
+  add([](CudaCase&, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 5; c.width = 11; c.seqlen = 55; c.layout = Layout::token_major;
+    c.grid_rank4 = true; c.dim = 20; c.n_state = 1; c.dtype = DType::bf16;
+  });
   add([](CudaCase&, C& c) {
     c.dirs = ScanDirections::cross2d; c.height = 28; c.width = 28; c.seqlen = 784; c.layout = Layout::token_major;
     c.grid_rank4 = true; c.dim = 32; c.n_state = 16; c.dtype = DType::bf16; c.batch = 1; c.initial_state = true;

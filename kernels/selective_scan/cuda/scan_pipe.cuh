@@ -318,11 +318,22 @@ __device__ __forceinline__ void cp_async_unit(unsigned* dst, std::uintptr_t src)
   else cp_async8(dst, src);
 }
 
+/// Whether a block's step rows (D contiguous) move as 16-byte units: every row start 16-byte
+/// aligned and the block's channels whole units (its staged rows, [step][channels], then start
+/// 16-byte aligned as well). Else 8-byte units (8-byte alignment: pipe_supported).
+template <typename T>
+__device__ __forceinline__ bool step_rows_wide(std::uintptr_t first, i64 sl, int channels, int n_valid) {
+  constexpr int kE = 16 / static_cast<int>(sizeof(T));
+  return (first & 15u) == 0 && ((sl * static_cast<i64>(sizeof(T))) & 15) == 0 && channels % kE == 0 && n_valid > 0 &&
+         n_valid % kE == 0;
+}
+
 /// Starts the copies of one per-step tensor's tile into `dst`. Channel rows: the aligned units
 /// (RawGeom::kUnitBytes) holding the tile's positions of channel d_first + c go to row c
-/// (kRowWords words). Step rows: row j holds the 8-byte units of channels d_first.. at the
-/// step's position (8-byte aligned: checked by pipe_supported); each thread keeps one unit
-/// column and walks rows by pointer increments.
+/// (kRowWords words). Step rows: row j holds the units of channels d_first.. at the step's
+/// position (16-byte units where step_rows_wide, else 8-byte: aligned, checked by
+/// pipe_supported); each thread keeps one unit column and walks rows (ColWalk along column
+/// orders; both below 16 states per channel, see kLean).
 template <typename T, int kNb, int kT>
 __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const SeqP& s, int kind,
                                            const ThreadChannel& tc, int channels, const TileSpan& sp, const Params& p,
@@ -346,19 +357,35 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
       if (wb < m + span) cp_async_unit<kB>(d, first - m + wb);  // the unit holds wanted elements
     }
   } else {
-    const int units = G::step_row_units(tc.n_valid), ld = G::step_row_words(channels);
+    // 16-byte units and ColWalk: below 16 states per channel. With 16 (the 168-register bodies)
+    // they lost (H100, token-major cross2d N 16: f32 2.464 -> 2.570 ms, bf16 1.950 -> 1.959) where
+    // one state gained (bf16 0.924 -> 0.795 ms with store_step_rows, f32 1.204 -> 1.148).
+    constexpr bool kLean = kNb < 16;
+    const std::uintptr_t first0 = reinterpret_cast<std::uintptr_t>(base + tc.d_first);
+    const bool wide = kLean && step_rows_wide<T>(first0, s.sl, channels, tc.n_valid);
+    const int ue = wide ? 16 / static_cast<int>(sizeof(T)) : G::kStepUnitElems;  // elements per unit
+    const int units = (tc.n_valid + ue - 1) / ue, ld = G::step_row_words(channels);
     const int jstep = blockDim.x / units;
     const int u = threadIdx.x % units, j0 = threadIdx.x / units;
     if (j0 >= jstep) return;
-    const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(base + tc.d_first) + 8u * u;
-    constexpr i64 kBytes = sizeof(T);
+    const std::uintptr_t first = first0 + static_cast<std::uintptr_t>(ue * sizeof(T)) * u;
+    unsigned* d = dst + u * (ue * static_cast<int>(sizeof(T)) / 4);
+    const i64 row_bytes = s.sl * static_cast<i64>(sizeof(T));
+    auto copy = [&](int j, i64 pos) {
+      const std::uintptr_t src = first + static_cast<std::uintptr_t>(pos * row_bytes);
+      if (wide)
+        cp_async16(d + j * ld, src);
+      else
+        cp_async8(d + j * ld, src);
+    };
     if (sp.affine) {
-      const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, row = (sp.rev ? -s.sl : s.sl) * kBytes;
-      for (int j = j0; j < sp.nT; j += jstep)
-        cp_async8(dst + j * ld + 2 * u, first + static_cast<std::uintptr_t>(p0 * s.sl * kBytes + j * row));
+      const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, dp = sp.rev ? -1 : 1;
+      for (int j = j0; j < sp.nT; j += jstep) copy(j, p0 + j * dp);
+    } else if constexpr (kLean) {
+      ColWalk cw(p, k, sp.t0 + j0);
+      for (int j = j0; j < sp.nT; j += jstep, cw.advance(jstep)) copy(j, cw.pos());
     } else {
-      for (int j = j0; j < sp.nT; j += jstep)
-        cp_async8(dst + j * ld + 2 * u, first + static_cast<std::uintptr_t>(dir_pos(p, k, sp.t0 + j) * s.sl * kBytes));
+      for (int j = j0; j < sp.nT; j += jstep) copy(j, dir_pos(p, k, sp.t0 + j));
     }
   }
 }
@@ -605,6 +632,38 @@ __device__ __forceinline__ void store_steps(const T* obuf, T* base, const SeqP& 
     for (int j = 0; j < sp.nT; ++j, out += step) *out = o[j * j_step];
   } else {
     for (int j = 0; j < sp.nT; ++j) out[dir_pos(p, k, sp.t0 + j) * s.sl] = o[j * j_step];
+  }
+}
+
+/// Stores a tile staged as [kT][channels] (step j of channel c at element j * channels + c) to a
+/// step-row target (D contiguous): consecutive threads on consecutive 16-byte units of a step's
+/// row, positions walked by ColWalk along column orders - against store_steps' one 2-byte store
+/// and one dir_pos per channel and step (H100, VMamba's token-major cross2d: ~25 instructions per
+/// stored element in the column-order blocks). store_steps where the rows are not whole aligned
+/// 16-byte units (step_rows_wide).
+template <typename T, int kT>
+__device__ __forceinline__ void store_step_rows(const T* stage, T* base, const SeqP& s, int d_first, int n_valid,
+                                                int channels, const TileSpan& sp, const Params& p, int k) {
+  T* first = base + static_cast<i64>(d_first) * s.sd;
+  if (s.sd != 1 || !step_rows_wide<T>(reinterpret_cast<std::uintptr_t>(first), s.sl, channels, n_valid)) {
+    store_steps<T, kT>(stage, base, s, d_first, n_valid, sp, p, k, 1, channels);
+    return;
+  }
+  constexpr int kE = 16 / static_cast<int>(sizeof(T));
+  const int units = n_valid / kE, jstep = blockDim.x / units;
+  const int u = threadIdx.x % units, j0 = threadIdx.x / units;
+  if (j0 >= jstep) return;
+  first += u * kE;
+  const T* src = stage + u * kE;
+  auto put = [&](int j, i64 pos) {
+    *reinterpret_cast<uint4*>(first + pos * s.sl) = *reinterpret_cast<const uint4*>(src + j * channels);
+  };
+  if (sp.affine) {
+    const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, dp = sp.rev ? -1 : 1;
+    for (int j = j0; j < sp.nT; j += jstep) put(j, p0 + j * dp);
+  } else {
+    ColWalk cw(p, k, sp.t0 + j0);
+    for (int j = j0; j < sp.nT; j += jstep, cw.advance(jstep)) put(j, cw.pos());
   }
 }
 
@@ -1269,7 +1328,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
           }
         }
       } else {
-        store_steps<T, kT>(stage, obase, dst_s, d_first, n_valid, sp, p, k, 1, channels);
+        store_step_rows<T, kT>(stage, obase, dst_s, d_first, n_valid, channels, sp, p, k);
       }
     } else if (coop_rows) {
       store_rows_coop<T, kT>(obuf + coop_stage(buf), obase, dst_s, d_first, n_valid, sp);
