@@ -328,12 +328,22 @@ __device__ __forceinline__ bool step_rows_wide(std::uintptr_t first, i64 sl, int
          n_valid % kE == 0;
 }
 
+/// Whether kernels of kNb states per thread's channel move step rows by 16-byte units and
+/// ColWalk (issue_rows, store_step_rows): below 16. The 16-state kernels (168 registers) lost with
+/// them (H100, same machine: token-major cross2d N 16 f32 2.464 -> 2.570 ms, bf16 1.950 -> 1.959;
+/// Vim's model layout f32, whose step-box kernel only compiled the column-order store in, 0.209 ->
+/// 0.227) where one state gained (VMamba's layout bf16 0.924 -> 0.795 ms, f32 1.204 -> 1.148).
+template <int kNb>
+constexpr bool step_rows_lean() {
+  return kNb < 16;
+}
+
 /// Starts the copies of one per-step tensor's tile into `dst`. Channel rows: the aligned units
 /// (RawGeom::kUnitBytes) holding the tile's positions of channel d_first + c go to row c
 /// (kRowWords words). Step rows: row j holds the units of channels d_first.. at the step's
 /// position (16-byte units where step_rows_wide, else 8-byte: aligned, checked by
 /// pipe_supported); each thread keeps one unit column and walks rows (ColWalk along column
-/// orders; both below 16 states per channel, see kLean).
+/// orders; both below 16 states per channel: step_rows_lean).
 template <typename T, int kNb, int kT>
 __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const SeqP& s, int kind,
                                            const ThreadChannel& tc, int channels, const TileSpan& sp, const Params& p,
@@ -357,12 +367,26 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
       if (wb < m + span) cp_async_unit<kB>(d, first - m + wb);  // the unit holds wanted elements
     }
   } else {
-    // 16-byte units and ColWalk: below 16 states per channel. With 16 (the 168-register bodies)
-    // they lost (H100, token-major cross2d N 16: f32 2.464 -> 2.570 ms, bf16 1.950 -> 1.959) where
-    // one state gained (bf16 0.924 -> 0.795 ms with store_step_rows, f32 1.204 -> 1.148).
-    constexpr bool kLean = kNb < 16;
+    if constexpr (!step_rows_lean<kNb>()) {
+      // 8-byte units, dir_pos per step: the code the 16-state kernels were measured with.
+      const int units = G::step_row_units(tc.n_valid), ld = G::step_row_words(channels);
+      const int jstep = blockDim.x / units;
+      const int u = threadIdx.x % units, j0 = threadIdx.x / units;
+      if (j0 >= jstep) return;
+      const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(base + tc.d_first) + 8u * u;
+      constexpr i64 kBytes = sizeof(T);
+      if (sp.affine) {
+        const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, row = (sp.rev ? -s.sl : s.sl) * kBytes;
+        for (int j = j0; j < sp.nT; j += jstep)
+          cp_async8(dst + j * ld + 2 * u, first + static_cast<std::uintptr_t>(p0 * s.sl * kBytes + j * row));
+      } else {
+        for (int j = j0; j < sp.nT; j += jstep)
+          cp_async8(dst + j * ld + 2 * u, first + static_cast<std::uintptr_t>(dir_pos(p, k, sp.t0 + j) * s.sl * kBytes));
+      }
+      return;
+    }
     const std::uintptr_t first0 = reinterpret_cast<std::uintptr_t>(base + tc.d_first);
-    const bool wide = kLean && step_rows_wide<T>(first0, s.sl, channels, tc.n_valid);
+    const bool wide = step_rows_wide<T>(first0, s.sl, channels, tc.n_valid);
     const int ue = wide ? 16 / static_cast<int>(sizeof(T)) : G::kStepUnitElems;  // elements per unit
     const int units = (tc.n_valid + ue - 1) / ue, ld = G::step_row_words(channels);
     const int jstep = blockDim.x / units;
@@ -381,11 +405,9 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
     if (sp.affine) {
       const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, dp = sp.rev ? -1 : 1;
       for (int j = j0; j < sp.nT; j += jstep) copy(j, p0 + j * dp);
-    } else if constexpr (kLean) {
+    } else {
       ColWalk cw(p, k, sp.t0 + j0);
       for (int j = j0; j < sp.nT; j += jstep, cw.advance(jstep)) copy(j, cw.pos());
-    } else {
-      for (int j = j0; j < sp.nT; j += jstep) copy(j, dir_pos(p, k, sp.t0 + j));
     }
   }
 }
@@ -1327,8 +1349,10 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
               col[q * dst_s.sl] = v;
           }
         }
-      } else {
+      } else if constexpr (step_rows_lean<kNb>()) {
         store_step_rows<T, kT>(stage, obase, dst_s, d_first, n_valid, channels, sp, p, k);
+      } else {
+        store_steps<T, kT>(stage, obase, dst_s, d_first, n_valid, sp, p, k, 1, channels);
       }
     } else if (coop_rows) {
       store_rows_coop<T, kT>(obuf + coop_stage(buf), obase, dst_s, d_first, n_valid, sp);
