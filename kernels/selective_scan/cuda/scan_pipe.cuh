@@ -284,6 +284,19 @@ __device__ __forceinline__ TileSpan tile_span(const Params& p, int k, int t0, in
   return s;
 }
 
+/// Calls fn(j, position) for the tile's steps j = j0, j0 + jstep, ... < nT: positions in order (or
+/// reversed) for affine spans, walked by ColWalk along column orders.
+template <typename Fn>
+__device__ __forceinline__ void for_tile_steps(const TileSpan& sp, const Params& p, int k, int j0, int jstep, Fn&& fn) {
+  if (sp.affine) {
+    const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, dp = sp.rev ? -1 : 1;
+    for (int j = j0; j < sp.nT; j += jstep) fn(j, p0 + j * dp);
+  } else {
+    ColWalk cw(p, k, sp.t0 + j0);
+    for (int j = j0; j < sp.nT; j += jstep, cw.advance(jstep)) fn(j, cw.pos());
+  }
+}
+
 __device__ __forceinline__ void cp_async8(unsigned* dst, std::uintptr_t src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
 }
@@ -402,13 +415,7 @@ __device__ __forceinline__ void issue_rows(unsigned* dst, const T* base, const S
       else
         cp_async8(d + j * ld, src);
     };
-    if (sp.affine) {
-      const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, dp = sp.rev ? -1 : 1;
-      for (int j = j0; j < sp.nT; j += jstep) copy(j, p0 + j * dp);
-    } else {
-      ColWalk cw(p, k, sp.t0 + j0);
-      for (int j = j0; j < sp.nT; j += jstep, cw.advance(jstep)) copy(j, cw.pos());
-    }
+    for_tile_steps(sp, p, k, j0, jstep, copy);
   }
 }
 
@@ -680,13 +687,7 @@ __device__ __forceinline__ void store_step_rows(const T* stage, T* base, const S
   auto put = [&](int j, i64 pos) {
     *reinterpret_cast<uint4*>(first + pos * s.sl) = *reinterpret_cast<const uint4*>(src + j * channels);
   };
-  if (sp.affine) {
-    const i64 p0 = sp.rev ? sp.p_lo + sp.nT - 1 : sp.p_lo, dp = sp.rev ? -1 : 1;
-    for (int j = j0; j < sp.nT; j += jstep) put(j, p0 + j * dp);
-  } else {
-    ColWalk cw(p, k, sp.t0 + j0);
-    for (int j = j0; j < sp.nT; j += jstep, cw.advance(jstep)) put(j, cw.pos());
-  }
+  for_tile_steps(sp, p, k, j0, jstep, put);
 }
 
 /// Channel-row target (L contiguous, positions a range): this tile's outputs of the row at
