@@ -1,8 +1,9 @@
 #pragma once
 // Device helpers shared by the nn CUDA files: activations (GELU by precise libm calls, the oracles
 // being f32 without fast math; SiLU is common/cuda_math.cuh's MUFU form), warp reductions, the
-// vector accesses and flat launch shape of the memory-bound rows x cols kernels, and the fused bias/activation/residual epilogue. Element
-// conversion and the dtype switch are common/cuda_dtype.cuh's.
+// vector accesses and flat launch shape of the memory-bound rows x cols kernels, and the fused
+// bias/activation/residual epilogue. Element conversion and the dtype switch are
+// common/cuda_dtype.cuh's.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

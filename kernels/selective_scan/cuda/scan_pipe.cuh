@@ -669,12 +669,13 @@ __device__ __forceinline__ void store_steps(const T* obuf, T* base, const SeqP& 
 /// row, positions walked by ColWalk along column orders - against store_steps' one 2-byte store
 /// and one dir_pos per channel and step (H100, VMamba's token-major cross2d: ~25 instructions per
 /// stored element in the column-order blocks). store_steps where the rows are not whole aligned
-/// 16-byte units (step_rows_wide).
-template <typename T, int kT>
+/// 16-byte units (step_rows_wide), and for the 16-state kernels (step_rows_lean).
+template <typename T, int kNb, int kT>
 __device__ __forceinline__ void store_step_rows(const T* stage, T* base, const SeqP& s, int d_first, int n_valid,
                                                 int channels, const TileSpan& sp, const Params& p, int k) {
   T* first = base + static_cast<i64>(d_first) * s.sd;
-  if (s.sd != 1 || !step_rows_wide<T>(reinterpret_cast<std::uintptr_t>(first), s.sl, channels, n_valid)) {
+  if (!step_rows_lean<kNb>() || s.sd != 1 ||
+      !step_rows_wide<T>(reinterpret_cast<std::uintptr_t>(first), s.sl, channels, n_valid)) {
     store_steps<T, kT>(stage, base, s, d_first, n_valid, sp, p, k, 1, channels);
     return;
   }
@@ -1350,10 +1351,8 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
               col[q * dst_s.sl] = v;
           }
         }
-      } else if constexpr (step_rows_lean<kNb>()) {
-        store_step_rows<T, kT>(stage, obase, dst_s, d_first, n_valid, channels, sp, p, k);
       } else {
-        store_steps<T, kT>(stage, obase, dst_s, d_first, n_valid, sp, p, k, 1, channels);
+        store_step_rows<T, kNb, kT>(stage, obase, dst_s, d_first, n_valid, channels, sp, p, k);
       }
     } else if (coop_rows) {
       store_rows_coop<T, kT>(obuf + coop_stage(buf), obase, dst_s, d_first, n_valid, sp);
