@@ -69,7 +69,8 @@ Shape out_shape(const Conv2dArgs& a) {
           kernels::conv_out_size(a.x.size(2), a.weight.size(2), a.stride_w, a.pad_w, a.dilation_w), a.weight.size(0)};
 }
 
-// Variant: 0 bias; 1 no bias + GELU; 2 bias + ReLU + residual (f32 residual for 16-bit x).
+// Variant: 0 bias; 1 no bias + GELU; 2 bias + ReLU + residual (f32 residual for 16-bit x); 3 bias +
+// SiLU (VMamba's, a compile-time activation in the CUDA depthwise kernel) + residual in x's type.
 Conv2dArgs conv_case(const Geometry& g, DType dt, int variant, std::uint64_t seed) {
   Conv2dArgs a;
   a.x = rnd({g.n, g.h, g.w, g.cin}, dt, seed);
@@ -83,8 +84,12 @@ Conv2dArgs conv_case(const Geometry& g, DType dt, int variant, std::uint64_t see
   a.dilation_h = g.dh;
   a.dilation_w = g.dw;
   a.groups = g.groups;
-  a.activation = variant == 1 ? Activation::gelu : variant == 2 ? Activation::relu : Activation::none;
-  if (variant == 2) a.residual = rnd(out_shape(a), dt == DType::f32 ? dt : DType::f32, seed + 3);
+  a.activation = variant == 1   ? Activation::gelu
+                 : variant == 2 ? Activation::relu
+                 : variant == 3 ? Activation::silu
+                                : Activation::none;
+  if (variant == 2) a.residual = rnd(out_shape(a), DType::f32, seed + 3);
+  if (variant == 3) a.residual = rnd(out_shape(a), dt, seed + 3);
   return a;
 }
 
@@ -106,7 +111,7 @@ TEST(NnConv2d, CpuMatchesReference) {
   std::uint64_t seed = 1;
   for (const Geometry& g : kGeometries)
     for (DType dt : kFloatTypes)
-      for (int variant = 0; variant < 3; ++variant) {
+      for (int variant = 0; variant < 4; ++variant) {
         const Conv2dArgs a = conv_case(g, dt, variant, seed += 4);
         expect_close(run_conv(ctx, a), from_doubles(conv_ref(a), out_shape(a)), tolerance(dt),
                      std::string(g.name) + " " + dtype_name(dt) + " variant " + std::to_string(variant));
@@ -188,7 +193,7 @@ TEST(NnConv2dCuda, MatchesCpu) {
   std::uint64_t seed = 300;
   for (const Geometry& g : kGeometries)
     for (DType dt : kFloatTypes)
-      for (int variant = 0; variant < 3; ++variant) {
+      for (int variant = 0; variant < 4; ++variant) {
         Conv2dArgs a = conv_case(g, dt, variant, seed += 4);
         const Tensor want = run_conv(cpu, a);
         const std::string what = std::string(g.name) + " " + dtype_name(dt) + " variant " + std::to_string(variant);

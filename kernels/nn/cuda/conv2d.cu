@@ -11,6 +11,7 @@
 #include <array>
 #include <map>
 #include <mutex>
+#include <type_traits>
 
 #include "nn/cuda/common.cuh"
 
@@ -69,22 +70,39 @@ __global__ void conv2d_direct_kernel(ConvParams p) {
   }
 }
 
-// Depthwise NHWC fast path for stride 1, dilation 1, square-ish kernels of width kKw: a thread
-// owns kVec consecutive channels (one 16-byte load per pixel) of kOut consecutive outputs of one
-// row. Per kernel row it loads the kOut + kKw - 1 input vectors once and reuses each up to kKw
-// times from registers; index arithmetic is one division per thread. The one-thread-per-element
-// kernel above measured ~10x the bytes floor on VMamba's 3x3 (H100): 64-bit index math and
-// 2-byte loads dominated.
-// The depthwise weights (C, kh, kw) re-laid out as (kh, kw, C) in scratch, so the fast kernel
-// reads each tap of its kVec channels with one vector load (C x kh x kw elements: a few KB).
+// Depthwise NHWC fast path for stride 1, dilation 1, square kernels of width kKw: a thread owns
+// kVec consecutive channels (one 16-byte load per pixel) of kOut consecutive outputs of one row.
+// Per kernel row it loads the kOut + kKw - 1 input vectors once and reuses each up to kKw times
+// from registers; index arithmetic is one division per thread. The one-thread-per-element kernel
+// above measured ~10x the bytes floor on VMamba's 3x3 (H100): 64-bit index math and 2-byte loads
+// dominated.
+// The depthwise weights (C, kh, kw) are re-laid out as f32 (kh, kw, C) in scratch with the bias
+// (or zeros) as one more row, so each tap of a thread's kVec channels is a vector load with no
+// conversion (C x (kh kw + 1) floats: a few KB).
 template <typename T>
-__global__ void depthwise_weights_hwc_kernel(const T* w, T* out, int c, int taps) {
+__global__ void depthwise_weights_hwc_kernel(const T* w, Vec bias, float* out, int c, int taps) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < c * taps) out[(i % taps) * c + i / taps] = w[i];
+  if (i < c * taps) out[(i % taps) * c + i / taps] = cu::to_float(w[i]);
+  if (i < c) out[taps * c + i] = bias.data ? cu::load_param<T>(bias.data, bias.f32, i) : 0.0f;
 }
 
-template <typename T, int kKw, int kVec, int kOut>
-__global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const T* wt, int cvecs, int strips) {
+// kAct: the activation when the launch knows it (VMamba's SiLU, none), or kActAny for the run-time
+// choice. H100, VMamba-T's stage-1 call (bf16, 128 x 56 x 56 x 192): the run-time switch per
+// element, the per-channel bias loads and 64-bit offsets made it 59 instructions per output at 0.44
+// issued per cycle (ncu), 3.3x its bytes floor, 333 us; with them gone (and f32 taps) 38 and 202 us.
+constexpr int kActAny = -1;
+
+template <int kAct>
+__device__ __forceinline__ float depthwise_act(Activation a, float v) {
+  if constexpr (kAct == kActAny)
+    return cu::activate(a, v);
+  else
+    return cu::activate(static_cast<Activation>(kAct), v);
+}
+
+template <typename T, int kKw, int kVec, int kOut, int kAct>
+__global__ void __launch_bounds__(128, kKw == 3 ? 6 : 4)
+    depthwise_nhwc_kernel(ConvParams p, const float* wt, int cvecs, int strips) {
   const std::int64_t idx = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (idx >= p.n * p.oh * static_cast<std::int64_t>(strips) * cvecs) return;
   const int cv = static_cast<int>(idx % cvecs);
@@ -95,15 +113,23 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const
   const std::int64_t n = rest / p.oh;
   const int c0 = cv * kVec;
   const int H = static_cast<int>(p.h), W = static_cast<int>(p.w), C = static_cast<int>(p.cin);
+  // Offsets within one image fit 32 bits (depthwise_vectorisable); the image's base does not.
   const T* x = static_cast<const T*>(p.x) + n * p.h * p.w * p.cin + c0;
+  const int ix0 = ox0 - p.pw;
+  // Strips whose kernel window stays inside the row skip the per-pixel column checks.
+  const bool inner = ix0 >= 0 && ix0 + kOut + kKw - 1 <= W;
 
   float acc[kOut][kVec];
+  {
+    float bias[kVec];
+    cu::load_vec<kVec>(wt + kKw * kKw * C + c0, bias);
 #pragma unroll
-  for (int r = 0; r < kOut; ++r)
+    for (int r = 0; r < kOut; ++r)
 #pragma unroll
-    for (int c = 0; c < kVec; ++c) acc[r][c] = 0.0f;
-  // Square kernels (kh == kKw): the row loop unrolls, so every row's loads issue together instead
-  // of one memory latency per kernel row.
+      for (int c = 0; c < kVec; ++c) acc[r][c] = bias[c];
+  }
+  // The row loop unrolls, so every row's loads issue together instead of one memory latency per
+  // kernel row.
 #pragma unroll
   for (int i = 0; i < kKw; ++i) {
     const int iy = oy - p.ph + i;
@@ -111,13 +137,12 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const
     float w[kKw][kVec];
 #pragma unroll
     for (int j = 0; j < kKw; ++j) cu::load_vec<kVec>(wt + (i * kKw + j) * C + c0, w[j]);
-    const T* row = x + static_cast<std::int64_t>(iy) * W * C;
+    const T* row = x + (iy * W + ix0) * C;
 #pragma unroll
     for (int q = 0; q < kOut + kKw - 1; ++q) {
-      const int ix = ox0 - p.pw + q;
-      if (ix < 0 || ix >= W) continue;
+      if (!inner && (ix0 + q < 0 || ix0 + q >= W)) continue;
       float v[kVec];
-      cu::load_vec<kVec>(row + static_cast<std::int64_t>(ix) * C, v);
+      cu::load_vec<kVec>(row + q * C, v);
 #pragma unroll
       for (int r = 0; r < kOut; ++r) {
         const int j = q - r;
@@ -127,22 +152,22 @@ __global__ void __launch_bounds__(128) depthwise_nhwc_kernel(ConvParams p, const
       }
     }
   }
-  float bias[kVec];
-#pragma unroll
-  for (int c = 0; c < kVec; ++c) bias[c] = p.bias.data ? cu::load_param<T>(p.bias.data, p.bias.f32, c0 + c) : 0.0f;
-  const std::int64_t out_row = ((n * p.oh + oy) * p.ow) * p.cout + c0;
+  const int ow = static_cast<int>(p.ow);
+  T* out = static_cast<T*>(p.out) + ((n * p.oh + oy) * p.ow) * p.cout + c0;
 #pragma unroll
   for (int r = 0; r < kOut; ++r) {
-    if (ox0 + r >= p.ow) break;
-    const std::int64_t at = out_row + static_cast<std::int64_t>(ox0 + r) * p.cout;
+    if (ox0 + r >= ow) break;
+    const int at = (ox0 + r) * C;
     float y[kVec];
 #pragma unroll
-    for (int c = 0; c < kVec; ++c) {
-      float v = cu::activate(p.act, acc[r][c] + bias[c]);
-      if (p.residual) v += cu::load_param<T>(p.residual, p.residual_f32, at + c);
-      y[c] = v;
+    for (int c = 0; c < kVec; ++c) y[c] = depthwise_act<kAct>(p.act, acc[r][c]);
+    if (p.residual) {
+      float res[kVec];
+      cu::load_vec<T, kVec>(p.residual, p.residual_f32, (n * p.oh + oy) * p.ow * p.cout + c0 + at, res);
+#pragma unroll
+      for (int c = 0; c < kVec; ++c) y[c] += res[c];
     }
-    cu::store_vec<kVec>(static_cast<T*>(p.out) + at, y);
+    cu::store_vec<kVec>(out + at, y);
   }
 }
 
@@ -152,8 +177,10 @@ template <typename T, int kVec>
 bool depthwise_vectorisable(const ConvParams& p) {
   return p.depthwise() && !p.force_direct && p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1 &&
          (p.kw == 3 || p.kw == 5 || p.kw == 7) && p.kh == p.kw && p.cin % kVec == 0 && cu::vec_aligned<T, kVec>(p.x) &&
-         cu::vec_aligned<T, kVec>(p.out) && p.h * p.w * p.cin < (std::int64_t{1} << 31) && p.ow < (1 << 30) &&
-         p.cin * p.kh * p.kw < (std::int64_t{1} << 31);
+         cu::vec_aligned<T, kVec>(p.out) &&
+         (!p.residual || (p.residual_f32 ? cu::vec_aligned<float, kVec>(p.residual) : cu::vec_aligned<T, kVec>(p.residual))) &&
+         p.h * p.w * p.cin < (std::int64_t{1} << 31) && p.ow < (1 << 30) &&
+         p.cin * (p.kh * p.kw + 1) < (std::int64_t{1} << 31);  // the f32 taps and the bias row
 }
 
 template <typename T>
@@ -168,16 +195,25 @@ bool run_depthwise_vectorised(Context& ctx, const ConvParams& p) {
   const unsigned blocks = static_cast<unsigned>((threads + kThreads - 1) / kThreads);
   const cudaStream_t stream = ctx.cuda().stream;
   const int taps = p.kh * p.kw, c = static_cast<int>(p.cin);
-  T* wt = static_cast<T*>(ctx.workspace().allocate(static_cast<std::size_t>(taps) * c * sizeof(T)));
-  MCV_CHECK((cu::vec_aligned<T, kVec>(wt)), "conv2d: workspace allocation is not 16-byte aligned");
-  depthwise_weights_hwc_kernel<T><<<(taps * c + 255) / 256, 256, 0, stream>>>(static_cast<const T*>(p.weight), wt, c,
-                                                                               taps);
+  float* wt = static_cast<float*>(ctx.workspace().allocate(static_cast<std::size_t>(taps + 1) * c * sizeof(float)));
+  MCV_CHECK((cu::vec_aligned<float, 4>(wt)), "conv2d: workspace allocation is not 16-byte aligned");
+  depthwise_weights_hwc_kernel<T><<<(taps * c + 255) / 256, 256, 0, stream>>>(static_cast<const T*>(p.weight), p.bias,
+                                                                               wt, c, taps);
   cuda_check_launch("depthwise_weights_hwc_kernel");
-  switch (p.kw) {
-    case 3: depthwise_nhwc_kernel<T, 3, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, wt, cvecs, strips); break;
-    case 5: depthwise_nhwc_kernel<T, 5, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, wt, cvecs, strips); break;
-    default: depthwise_nhwc_kernel<T, 7, kVec, kOut><<<blocks, kThreads, 0, stream>>>(p, wt, cvecs, strips); break;
-  }
+  auto launch = [&](auto act) {
+    constexpr int kAct = decltype(act)::value;
+    switch (p.kw) {
+      case 3: depthwise_nhwc_kernel<T, 3, kVec, kOut, kAct><<<blocks, kThreads, 0, stream>>>(p, wt, cvecs, strips); break;
+      case 5: depthwise_nhwc_kernel<T, 5, kVec, kOut, kAct><<<blocks, kThreads, 0, stream>>>(p, wt, cvecs, strips); break;
+      default: depthwise_nhwc_kernel<T, 7, kVec, kOut, kAct><<<blocks, kThreads, 0, stream>>>(p, wt, cvecs, strips); break;
+    }
+  };
+  if (p.act == Activation::silu)
+    launch(std::integral_constant<int, static_cast<int>(Activation::silu)>{});
+  else if (p.act == Activation::none)
+    launch(std::integral_constant<int, static_cast<int>(Activation::none)>{});
+  else
+    launch(std::integral_constant<int, kActAny>{});
   cuda_check_launch("depthwise_nhwc_kernel");
   return true;
 }
