@@ -92,14 +92,6 @@ __global__ void depthwise_weights_hwc_kernel(const T* w, Vec bias, float* out, i
 // issued per cycle (ncu), 3.3x its bytes floor, 333 us; with them gone (and f32 taps) 38 and 202 us.
 constexpr int kActAny = -1;
 
-template <int kAct>
-__device__ __forceinline__ float depthwise_act(Activation a, float v) {
-  if constexpr (kAct == kActAny)
-    return cu::activate(a, v);
-  else
-    return cu::activate(static_cast<Activation>(kAct), v);
-}
-
 template <typename T, int kKw, int kVec, int kOut, int kAct>
 __global__ void __launch_bounds__(128, kKw == 3 ? 6 : 4)
     depthwise_nhwc_kernel(ConvParams p, const float* wt, int cvecs, int strips) {
@@ -153,17 +145,19 @@ __global__ void __launch_bounds__(128, kKw == 3 ? 6 : 4)
     }
   }
   const int ow = static_cast<int>(p.ow);
-  T* out = static_cast<T*>(p.out) + ((n * p.oh + oy) * p.ow) * p.cout + c0;
+  const Activation act = kAct == kActAny ? p.act : static_cast<Activation>(kAct);
+  const std::int64_t out_row = ((n * p.oh + oy) * p.ow) * p.cout + c0;  // out and residual
+  T* out = static_cast<T*>(p.out) + out_row;
 #pragma unroll
   for (int r = 0; r < kOut; ++r) {
     if (ox0 + r >= ow) break;
     const int at = (ox0 + r) * C;
     float y[kVec];
 #pragma unroll
-    for (int c = 0; c < kVec; ++c) y[c] = depthwise_act<kAct>(p.act, acc[r][c]);
+    for (int c = 0; c < kVec; ++c) y[c] = cu::activate(act, acc[r][c]);
     if (p.residual) {
       float res[kVec];
-      cu::load_vec<T, kVec>(p.residual, p.residual_f32, (n * p.oh + oy) * p.ow * p.cout + c0 + at, res);
+      cu::load_vec<T, kVec>(p.residual, p.residual_f32, out_row + at, res);
 #pragma unroll
       for (int c = 0; c < kVec; ++c) y[c] += res[c];
     }
@@ -303,7 +297,6 @@ bool run_cudnn(Context& ctx, const ConvParams& p, void* dst) {
 
   const ConvKey key{ctx.cuda().device, p.n, p.h, p.w, p.cin, p.cout, p.kh, p.kw, p.sh, p.sw, p.ph, p.pw, p.dh, p.dw,
                     p.groups, static_cast<std::int64_t>(p.dtype), p.allow_tf32 ? 1 : 0, 0, 0, 0};
-  const std::size_t workspace_cap = cudnn_workspace_cap(p);
   CudnnChoice choice;
   bool cached = false;
   {
@@ -315,6 +308,7 @@ bool run_cudnn(Context& ctx, const ConvParams& p, void* dst) {
     }
   }
   if (!cached) {
+    const std::size_t workspace_cap = cudnn_workspace_cap(p);
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int found = 0;
     const cudnnStatus_t st =
