@@ -1057,8 +1057,9 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         else
           return lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
       };
-      // 16-bit I/O with kLanes > 1: the lanes of a channel split a full tile's scalar work (below).
-      constexpr bool kSplit = kLanes > 1 && sizeof(T) == 2;
+      // kLanes > 1: the lanes of a channel split a full tile's scalar work (below); f32 only on
+      // TMA channel-row boxes (see full_tile).
+      constexpr bool kSplit = kLanes > 1 && (sizeof(T) == 2 || kRead == kReadTma);
       constexpr int kL = kSplit ? kLanes : 1;  // lanes sharing the scalar work
       // The correction's recurrence over a full tile, by blocks of states: [0, 1), [1, 2), [2, 4),
       // [4, 8), [8, 16) of the thread's kS, each over the tile's steps, a block only while one of
@@ -1121,11 +1122,15 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // A full tile: every step's softplus and dt*u first (independent chains whose latencies
       // overlap), then the recurrence back to back. (H100, bf16: in groups of 8 steps, or capped
       // at 128 registers for a fourth block per SM, S1 took 0.131 / 0.140 ms against 0.119.)
-      // 16-bit I/O with kLanes > 1: the lanes of a channel split the per-step scalar work
-      // instead of each repeating it (lane r does the pre- and post-pass of steps
-      // q * kLanes + r and shuffles dt, dt*u to the others). H100: S5 bf16 0.054 -> 0.050 ms;
-      // with f32 the same split spilled (8 states x 2 lanes) and was slower (S1 f32 0.135 ->
-      // 0.157, S5 f32 0.058 -> 0.088), so f32 lanes keep repeating it.
+      // kSplit: the lanes of a channel split the per-step scalar work instead of each repeating
+      // it (lane r does the pre- and post-pass of steps q * kLanes + r and shuffles dt, dt*u to
+      // the others). H100: S5 bf16 0.054 -> 0.050 ms. f32 (8 states x 2 lanes; 4 x 2 for S5)
+      // on TMA boxes too since session 20 (H200, ms): S3 1.371 -> 1.205, S5 0.0412 -> 0.0348, S6
+      // 4.096 -> 3.652 (split in both passes), the channel-major SS2D 1.840 -> 1.707. Not on
+      // f32 element reads or step-row boxes: S1/S2 (L = 197, element reads) stayed within
+      // 0.5 % while their kernel spilled 20 bytes, and on step rows the two lanes of a channel
+      // read two rows of one column, a 2-way bank conflict at every load: token-major cross2d
+      // N 16 2.392 -> 2.596, Vim's model layout 0.2068 -> 0.2133.
       auto full_tile = [&](const auto& U, const auto& Dl, const auto& Z) {
         constexpr int kQ = kT / kL;
         constexpr bool kEarly = !kCorrect && kS > 1 && kS <= MCV_SCAN_EARLY_EPILOGUE_MAX_STATES;
