@@ -1127,10 +1127,11 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // the others). H100: S5 bf16 0.054 -> 0.050 ms. f32 (8 states x 2 lanes; 4 x 2 for S5)
       // on TMA boxes too since session 20 (H200, ms): S3 1.371 -> 1.205, S5 0.0412 -> 0.0352, S6
       // 4.096 -> 3.67 (pass 1; splitting its correction too gained 0.5 % more), the channel-major
-      // SS2D 1.840 -> 1.707. Not on f32 element reads or step-row boxes: S1/S2 (L = 197, element
-      // reads) stayed within 0.5 % while their kernel spilled 20 bytes, and on step rows the two
-      // lanes of a channel read two rows of one column, a 2-way bank conflict at every load:
-      // token-major cross2d N 16 2.392 -> 2.596, Vim's model layout 0.2068 -> 0.2133.
+      // SS2D 1.840 -> 1.707. Not on f32 element reads or step-row boxes, which lost or stayed:
+      // S1/S2 (L = 197, element reads) within 0.5 % while that kernel spilled 20 bytes,
+      // token-major cross2d N 16 2.392 -> 2.596, Vim's model layout 0.2068 -> 0.2133. (Step rows
+      // padded so that a channel's two lanes read different banks left the cross2d at 2.596: the
+      // bank conflict is not its cause; the spill is the remaining suspect.)
       auto full_tile = [&](const auto& U, const auto& Dl, const auto& Z) {
         constexpr int kQ = kT / kL;
         constexpr bool kEarly = !kCorrect && kS > 1 && kS <= MCV_SCAN_EARLY_EPILOGUE_MAX_STATES;
