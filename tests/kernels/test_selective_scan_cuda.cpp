@@ -32,9 +32,9 @@ struct CudaCase {
   /// MCV_SCAN_TMA: 0 where they apply (default), off: the cp.async copies, required: an error
   /// unless the launch moves its rows as TMA boxes.
   enum class Tma { heuristic, off, required } tma = Tma::heuristic;
-  /// MCV_SCAN_WARP_TMA: the warp pipelines where 16-bit 16-state launches take them (each warp
-  /// its own boxes, B/C included; default), one box per block instead (block), or required: an
-  /// error unless the launch takes them.
+  /// MCV_SCAN_WARP_TMA: the warp pipelines where 16-bit 16-state launches and f32 8 x 2 staged
+  /// cross2d take them (each warp its own boxes, B/C included; default), one box per block
+  /// instead (block), or required: an error unless the launch takes them.
   enum class Warp { heuristic, block, required } warp = Warp::heuristic;
   /// MCV_SCAN_COLS: cross2d's column orders staged as transposed channel rows where u is in
   /// channel rows (default), never (off: channel-major streams staged token-major instead), or
@@ -423,6 +423,25 @@ std::vector<CudaCase> cuda_cases() {
     c.batch = 1; c.dim = 32; c.seqlen = 2056; c.n_state = 4; c.a_scale = 0.01f; k.lanes = 1; k.chunks = 3;
     k.tma = Tma::required;
   });
+  // f32 warp pipelines (8 states x 2 lanes: 16 channels per warp, required; the staged cross2d
+  // only): N 12 (B/C box rows past N), two groups, no z, a final state; L-chunked at batch 1 with
+  // an initial state and slow decay; column inputs (delta, B, C of the column orders given
+  // column-major).
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 16; c.width = 20; c.seqlen = 320; c.grid_rank4 = true;
+    c.dim = 128; c.groups = 2; c.n_state = 12; c.has_z = false; c.final_state = true; k.lanes = 2;
+    k.tma = Tma::required; k.warp = CudaCase::Warp::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 24; c.width = 32; c.seqlen = 768; c.grid_rank4 = true; c.batch = 1;
+    c.dim = 64; c.n_state = 16; c.initial_state = true; c.a_scale = 0.01f; k.lanes = 2; k.chunks = 3;
+    k.tma = Tma::required; k.warp = CudaCase::Warp::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.dirs = ScanDirections::cross2d; c.height = 48; c.width = 40; c.seqlen = 1920; c.grid_rank4 = true;
+    c.dim = 64; c.n_state = 16; c.batch = 2; c.cols_transposed = true; k.lanes = 2; k.tma = Tma::required;
+    k.warp = CudaCase::Warp::required;
+  });
   // The other f32 box configurations: 4 states x 2 lanes (S5's, L = 196) and 16 states on one lane.
   add([](CudaCase& k, C& c) { c.seqlen = 196; c.n_state = 8; c.dim = 128; k.lanes = 2; k.tma = Tma::required; });
   add([](CudaCase& k, C& c) {
@@ -509,7 +528,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(22);
+  std::vector<CudaCase> cases(23);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -611,6 +630,10 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[21].c.dtype = DType::f16;
   cases[21].c.dim = 16;
   cases[21].step = CudaCase::StepTma::required;
+  cases[22] = cases[17];  // the same with two lanes of 8 states: staged rows as f32 warp pipelines
+  cases[22].lanes = 2;
+  cases[22].tma = CudaCase::Tma::required;
+  cases[22].warp = CudaCase::Warp::required;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);

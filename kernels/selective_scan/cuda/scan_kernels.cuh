@@ -773,7 +773,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   if (cfg.allow_pipe && pipe_supported<T, kS * kLanes, kT>(pp, channels, cfg.smem_optin)) {
     PipeMaps maps{};
     auto launch = [&](auto kernel, unsigned grid, bool boxes, const char* what, bool warp_boxes = false) {
-      const std::size_t smem = warp_boxes ? pipe_warp_smem_bytes<T, kS * kLanes, kT>(channels)
+      const std::size_t smem = warp_boxes ? pipe_warp_smem_bytes<T, kS * kLanes, kT, kLanes>(channels)
                                           : pipe_smem_bytes<T, kS * kLanes, kT>(channels, pp.coop_rows, pipe_step_out(pp), boxes);
       configure_smem(kernel, smem, kSeg > 1 || warp_boxes);  // segments, warp pipelines: their blocks per SM need the largest carveout
       kernel<<<grid, threads * kSeg, smem, stream>>>(pp, channels, cfg.blocks_per_group, maps);
@@ -786,12 +786,16 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
     constexpr int kPairRead = kPairable ? kReadPairs : kReadElems;
     constexpr bool kTmaCapable =
         kSeg == 1 && (sizeof(T) == 2 ? kLanes == 1 : kS >= 4 && kLanes <= 2 && kS * kLanes <= 16);
-    // Warp pipelines: 16-bit, 16 states on one lane (the SFU-bound body, where the block barrier
-    // cost most).
-    constexpr bool kWarpCapable = kTmaCapable && sizeof(T) == 2 && kS == 16;
     // kCols (staged cross2d column orders): the TMA and element-read kernels only (no word pairs).
     auto run_pipe = [&](auto cols) {
       constexpr bool kCols = decltype(cols)::value;
+      // Warp pipelines: 16-bit with 16 states on one lane (the SFU-bound body, where the block
+      // barrier cost most); f32 with 8 states on each of two lanes on the staged cross2d only.
+      // H200, same binary, ms, warp / block boxes: the channel-major SS2D f32 1.657 / 1.711,
+      // with column inputs 1.458 / 1.511 (the block-box kernel of staged orders spills 12
+      // bytes, the warp one none), but S3 f32 1.202-1.205 / 1.206-1.208, S5 0.0354 / 0.0352 and
+      // S6 3.751 / 3.683 (its pass 1 slower).
+      constexpr bool kWarpCapable = kTmaCapable && (sizeof(T) == 2 ? kS == 16 : kS == 8 && kLanes == 2 && kCols);
       bool launched = false;
       [[maybe_unused]] constexpr TmaElem kElem =
           sizeof(T) == 4 ? TmaElem::f32 : std::is_same_v<T, __half> ? TmaElem::f16 : TmaElem::bf16;
@@ -799,7 +803,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
         auto warp_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadWarpTma, 1, kCols>;
         if (cfg.allow_tma && cfg.allow_warp_tma && pipe_tma_layout(pp, channels, kT, sizeof(T)) &&
             pipe_tma_bc_layout(pp, sizeof(T)) && kernel_arch(warp_kernel) >= 90) {
-          if (const std::optional<PipeMaps> m = make_pipe_maps(pp, 32, kT, kElem, kS * kLanes)) {
+          if (const std::optional<PipeMaps> m = make_pipe_maps(pp, 32 / kLanes, kT, kElem, kS * kLanes)) {
             maps = *m;
             launch(warp_kernel, blocks, true, "selective_scan: scan_pipe_kernel (warp TMA)", true);
             launched = true;

@@ -185,17 +185,19 @@ inline std::size_t pipe_smem_bytes(int channels, bool coop_rows, bool step_out, 
   return (raw + bc + obuf) * sizeof(float);
 }
 
-/// Warp pipelines (kReadWarpTma): each warp of a block moves and scans its own 32 channels as if
-/// it were a block - its own u/delta/z boxes of 32 rows and B/C boxes, its own mbarriers, its own
+/// Warp pipelines (kReadWarpTma): each warp of a block moves and scans its own channels (32 / kLanes:
+/// 32 of 16-bit one-lane kernels, 16 of f32's two lanes) as if it were a block - its own u/delta/z
+/// boxes of those rows and B/C boxes, its own mbarriers, its own
 /// f32 B/C tile and output staging, its own box stores - so that no barrier couples the warps of
 /// a block. Why: with one box per block, the tile-end __syncthreads (B/C converted by all
 /// threads, buffers released, the staging complete before the block's store) was 15 % of the
 /// stall samples of S3 bf16 (H100, ncu), and blocks of 2 warps instead of 3-4 already measured
 /// S3 4 % faster. Per warp, from a 1024-byte boundary (bytes): two stages of [u | delta | z | B |
 /// C] boxes, two output staging boxes, the f32 B/C tile, the two stages' mbarriers.
-template <typename T, int kNb, int kT>
+template <typename T, int kNb, int kT, int kLanes>
 struct WarpTmaGeom {
-  static constexpr int kBox = 32 * kT * static_cast<int>(sizeof(T));   ///< one stream's 32 rows
+  static constexpr int kRows = 32 / kLanes;                               ///< the warp's channels
+  static constexpr int kBox = kRows * kT * static_cast<int>(sizeof(T));  ///< one stream's rows
   static constexpr int kBcBox = kNb * kT * static_cast<int>(sizeof(T));  ///< B or C: kNb state rows
   static constexpr int kStage = 3 * kBox + 2 * kBcBox;
   static constexpr int kObuf = 2 * kStage;
@@ -203,9 +205,10 @@ struct WarpTmaGeom {
   static constexpr int kBar = kBcf + 2 * kT * bc_ld<kNb>() * 4;
   static constexpr int kBytes = (kBar + 16 + kTmaAlign - 1) / kTmaAlign * kTmaAlign;
 };
-template <typename T, int kNb, int kT>
+template <typename T, int kNb, int kT, int kLanes>
 inline std::size_t pipe_warp_smem_bytes(int channels) {
-  return kTmaAlign + static_cast<std::size_t>(channels / 32) * WarpTmaGeom<T, kNb, kT>::kBytes;
+  using G = WarpTmaGeom<T, kNb, kT, kLanes>;
+  return kTmaAlign + static_cast<std::size_t>(channels / G::kRows) * G::kBytes;
 }
 
 /// Buffer b of each double-buffered area is base + b * stride, computed from the shared array
@@ -222,9 +225,9 @@ struct PipeLayout {
 
 /// Warp pipelines: warp w's areas (WarpTmaGeom) in the layout's terms - raw stages with the B/C
 /// boxes after z (raw + 3 raw_words), a single f32 B/C tile (bcf_stride 0), two staging boxes.
-template <typename T, int kNb, int kT>
+template <typename T, int kNb, int kT, int kLanes>
 __device__ __forceinline__ PipeLayout carve_warp_pipe(unsigned char* smem, int warp) {
-  using G = WarpTmaGeom<T, kNb, kT>;
+  using G = WarpTmaGeom<T, kNb, kT, kLanes>;
   static_assert(G::kBox % kTmaAlign == 0 && G::kBcBox % 128 == 0, "boxes keep the swizzle's and TMA's alignment");
   const unsigned pad = (kTmaAlign - (smem_u32(smem) & (kTmaAlign - 1))) & (kTmaAlign - 1);
   unsigned char* w = smem + pad + warp * G::kBytes;
@@ -752,7 +755,8 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   constexpr bool kStep = kRead == kReadStepTma, kBoxes = kTma || kStep;
   static_assert(!kStep || ((sizeof(T) == 4 || kLanes == 1) && kSeg == 1 && !kCorrect && !kCols),
                 "step-row boxes: pass 1, 16-bit rows on one lane (f32 on any), no segments or staged column orders");
-  static_assert(!kWarp || (sizeof(T) == 2 && kLanes == 1), "warp pipelines: 16-bit rows on one lane");
+  static_assert(!kWarp || (sizeof(T) == 2 ? kLanes == 1 : kLanes == 2),
+                "warp pipelines: 16-bit rows on one lane, f32 on two");
   static_assert(!kPairs || (sizeof(T) == 2 && kLanes == 1), "word pairs: 16-bit elements, one lane");
   static_assert(!kTma || (kSeg == 1 && !kCorrect && (sizeof(T) == 4 || kLanes == 1)),
                 "TMA boxes: pass 1, no step segments; 16-bit rows on one lane (pair reads)");
@@ -762,11 +766,12 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   constexpr int kLdb = bc_ld<kNb>();
   constexpr int kLdo = kT + 1;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  // Warp pipelines (WarpTmaGeom): the warp's own areas, boxes of its 32 rows, issued by its lane 0.
+  // Warp pipelines (WarpTmaGeom): the warp's own areas, boxes of its rows, issued by its lane 0.
+  using WarpGeom = WarpTmaGeom<T, kNb, kT, kLanes>;
   const int warp = static_cast<int>(threadIdx.x) >> 5, wlane = static_cast<int>(threadIdx.x) & 31;
   const PipeLayout t = [&] {
     if constexpr (kWarp)
-      return carve_warp_pipe<T, kNb, kT>(smem_raw, warp);
+      return carve_warp_pipe<T, kNb, kT, kLanes>(smem_raw, warp);
     else
       return carve_pipe<T, kNb, kT, kBoxes>(smem_raw, channels);
   }();
@@ -787,10 +792,10 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   const bool active = tch.active;
   const int t_begin = tch.t_begin, t_end = tch.t_end;
   const int k = bc.k;  // 0 unless par_dirs
-  // TMA: the rows of a box (the block's channels, or the warp's 32), this thread's row in it and
+  // TMA: the rows of a box (the block's channels, or the warp's), this thread's row in it and
   // the first row's channel.
-  const int box_rows = kWarp ? 32 : channels, box_row = kWarp ? ch & 31 : ch;
-  const int box_d = kWarp ? d_first + (warp << 5) : d_first;
+  const int box_rows = kWarp ? WarpGeom::kRows : channels, box_row = kWarp ? ch & (WarpGeom::kRows - 1) : ch;
+  const int box_d = kWarp ? d_first + warp * WarpGeom::kRows : d_first;
 
   float a2[kS], h[kS], dskip, bias;
   load_channel<kS>(p, bc.b, k, d, lane, active, !kCorrect && bc.chunk == 0, a2, h, dskip, bias);
@@ -854,7 +859,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
     if constexpr (kTma) {
       if (issuer) {
         const int x = box_x(sp), b = bc.b;
-        constexpr unsigned kBcBytes = kWarp ? 2u * WarpTmaGeom<T, kNb, kT>::kBcBox : 0u;
+        constexpr unsigned kBcBytes = kWarp ? 2u * WarpGeom::kBcBox : 0u;
         mbar_expect_tx(t.bar + buf, (gate_z ? 3u : 2u) * 4u * static_cast<unsigned>(t.raw_words) + kBcBytes);
         tma_load_box(r, &maps.u[in_k], x, box_d, k * maps.k_u, b, t.bar + buf);
         tma_load_box(r + t.raw_words, &maps.delta[in_k], x, box_d, k * maps.k_delta, b, t.bar + buf);
@@ -862,7 +867,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         if constexpr (kWarp) {  // B and C: state rows (L, N, slot, batch), after z
           unsigned* bcr = r + 3 * t.raw_words;
           tma_load_box(bcr, &maps.B[in_k], x, 0, gk, b, t.bar + buf);
-          tma_load_box(bcr + WarpTmaGeom<T, kNb, kT>::kBcBox / 4, &maps.C[in_k], x, 0, gk, b, t.bar + buf);
+          tma_load_box(bcr + WarpGeom::kBcBox / 4, &maps.C[in_k], x, 0, gk, b, t.bar + buf);
         }
       }
       return;
@@ -951,18 +956,23 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   auto convert_warp = [&](const unsigned* r, bool rev) {
     constexpr int kW = kT * static_cast<int>(sizeof(T)) / 4;  // words per row
     const unsigned* rows = r + 3 * t.raw_words;
-    const unsigned sel_even = rev ? HalfSelect<T>::kHi : HalfSelect<T>::kLo;
-    const unsigned sel_odd = rev ? HalfSelect<T>::kLo : HalfSelect<T>::kHi;
 #pragma unroll
     for (int row = wlane; row < 2 * kNb; row += 32) {
       unsigned w[kW];
 #pragma unroll
       for (int q = 0; q < kW / 4; ++q) reinterpret_cast<uint4*>(w)[q] = reinterpret_cast<const uint4*>(rows + row * kW)[q];
       float* dst = t.bcf + (row / kNb) * kT * kLdb + row % kNb;
+      if constexpr (sizeof(T) == 4) {
 #pragma unroll
-      for (int j = 0; j < kT; ++j) {
-        const unsigned word = rev ? w[kW - 1 - j / 2] : w[j / 2];
-        dst[j * kLdb] = half_value<T>(__byte_perm(word, 0u, (j & 1) ? sel_odd : sel_even));
+        for (int j = 0; j < kT; ++j) dst[j * kLdb] = __uint_as_float(rev ? w[kT - 1 - j] : w[j]);
+      } else {
+        const unsigned sel_even = rev ? HalfSelect<T>::kHi : HalfSelect<T>::kLo;
+        const unsigned sel_odd = rev ? HalfSelect<T>::kLo : HalfSelect<T>::kHi;
+#pragma unroll
+        for (int j = 0; j < kT; ++j) {
+          const unsigned word = rev ? w[kW - 1 - j / 2] : w[j / 2];
+          dst[j * kLdb] = half_value<T>(__byte_perm(word, 0u, (j & 1) ? sel_odd : sel_even));
+        }
       }
     }
   };
@@ -1058,8 +1068,8 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
           return lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
       };
       // kLanes > 1: the lanes of a channel split a full tile's scalar work (below); f32 only on
-      // TMA channel-row boxes (see full_tile).
-      constexpr bool kSplit = kLanes > 1 && (sizeof(T) == 2 || kRead == kReadTma);
+      // TMA channel-row boxes, the block's or a warp's (see full_tile).
+      constexpr bool kSplit = kLanes > 1 && (sizeof(T) == 2 || kTma);
       constexpr int kL = kSplit ? kLanes : 1;  // lanes sharing the scalar work
       // The correction's recurrence over a full tile, by blocks of states: [0, 1), [1, 2), [2, 4),
       // [4, 8), [8, 16) of the thread's kS, each over the tile's steps, a block only while one of
@@ -1186,7 +1196,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
             const int j = q * kLanes + lane;
             obuf[fo.at(j)] = post_q(q, j, ys[q]);
           }
-        } else if constexpr (kWarp && !kEarly) {
+        } else if constexpr (kWarp && !kEarly && sizeof(T) == 2) {
           // Two steps per 32-bit store: in a box row (16-byte aligned) steps 2q and 2q + 1 share
           // word (base ^ 2q) / 2 = base / 2 ^ q, the later step in the high half unless the tile
           // is reversed (its row runs backwards: the halves swapped). One packed conversion, one
