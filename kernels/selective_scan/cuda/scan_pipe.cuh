@@ -188,10 +188,10 @@ inline std::size_t pipe_smem_bytes(int channels, bool coop_rows, bool step_out, 
 /// Warp pipelines (kReadWarpTma): each warp of a block moves and scans its own channels (32 /
 /// kLanes: 32 of 16-bit one-lane kernels, 16 of f32's two lanes) as if it were a block - its own
 /// u/delta/z boxes of those rows and B/C boxes, its own mbarriers, its own f32 B/C tile and output
-/// staging, its own box stores - so that no barrier couples the warps of a block. Why: with one box per block, the tile-end __syncthreads (B/C converted by all
-/// threads, buffers released, the staging complete before the block's store) was 15 % of the
-/// stall samples of S3 bf16 (H100, ncu), and blocks of 2 warps instead of 3-4 already measured
-/// S3 4 % faster. Per warp, from a 1024-byte boundary (bytes): two stages of [u | delta | z | B |
+/// staging, its own box stores - so that no barrier couples the warps of a block. Why: with one
+/// box per block, the tile-end __syncthreads (B/C converted by all threads, buffers released, the
+/// staging complete before the block's store) was 15 % of the stall samples of S3 bf16 (H100,
+/// ncu), and blocks of 2 warps instead of 3-4 already measured S3 4 % faster. Per warp, from a 1024-byte boundary (bytes): two stages of [u | delta | z | B |
 /// C] boxes, two output staging boxes, the f32 B/C tile, the two stages' mbarriers.
 template <typename T, int kNb, int kT, int kLanes>
 struct WarpTmaGeom {
