@@ -191,8 +191,9 @@ inline std::size_t pipe_smem_bytes(int channels, bool coop_rows, bool step_out, 
 /// staging, its own box stores - so that no barrier couples the warps of a block. Why: with one
 /// box per block, the tile-end __syncthreads (B/C converted by all threads, buffers released, the
 /// staging complete before the block's store) was 15 % of the stall samples of S3 bf16 (H100,
-/// ncu), and blocks of 2 warps instead of 3-4 already measured S3 4 % faster. Per warp, from a 1024-byte boundary (bytes): two stages of [u | delta | z | B |
-/// C] boxes, two output staging boxes, the f32 B/C tile, the two stages' mbarriers.
+/// ncu), and blocks of 2 warps instead of 3-4 already measured S3 4 % faster. Per warp, from a
+/// 1024-byte boundary (bytes): two stages of [u | delta | z | B | C] boxes, two output staging
+/// boxes, the f32 B/C tile, the two stages' mbarriers.
 template <typename T, int kNb, int kT, int kLanes>
 struct WarpTmaGeom {
   static constexpr int kRows = 32 / kLanes;                               ///< the warp's channels
