@@ -99,9 +99,8 @@ void run_cuda(Context& ctx, const Problem& pr) {
   cfg.require_tma = env_int("MCV_SCAN_TMA", 0) == 2;
   // 16-bit rows with 16 states on one lane, and f32 with 8 states on each of two on the staged
   // cross2d, as warp pipelines (scan_pipe.cuh, WarpTmaGeom): every warp with its own boxes and no
-  // block barrier.
-  // MCV_SCAN_WARP_TMA=0 keeps one box per block; =2 makes a launch that does not take them an
-  // error (tests that mean to exercise them).
+  // block barrier. MCV_SCAN_WARP_TMA=0 keeps one box per block; =2 makes a launch that does not
+  // take them an error (tests that mean to exercise them).
   cfg.allow_warp_tma = !env_off("MCV_SCAN_WARP_TMA");
   cfg.require_warp_tma = env_int("MCV_SCAN_WARP_TMA", 0) == 2;
   // Token-major 16-bit rows as [16 steps x channels] boxes (scan_pipe.cuh, kReadStepTma; under

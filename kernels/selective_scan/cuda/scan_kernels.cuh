@@ -803,7 +803,8 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
         auto warp_kernel = scan_pipe_kernel<T, kS, kLanes, false, kReadWarpTma, 1, kCols>;
         if (cfg.allow_tma && cfg.allow_warp_tma && pipe_tma_layout(pp, channels, kT, sizeof(T)) &&
             pipe_tma_bc_layout(pp, sizeof(T)) && kernel_arch(warp_kernel) >= 90) {
-          if (const std::optional<PipeMaps> m = make_pipe_maps(pp, 32 / kLanes, kT, kElem, kS * kLanes)) {
+          constexpr int kWarpRows = WarpTmaGeom<T, kS * kLanes, kT, kLanes>::kRows;  // a warp's box rows
+          if (const std::optional<PipeMaps> m = make_pipe_maps(pp, kWarpRows, kT, kElem, kS * kLanes)) {
             maps = *m;
             launch(warp_kernel, blocks, true, "selective_scan: scan_pipe_kernel (warp TMA)", true);
             launched = true;
