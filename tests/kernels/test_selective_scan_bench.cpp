@@ -1,7 +1,8 @@
 // Runner of the selective-scan benchmark (disabled: run it on purpose, on a GPU machine):
 //   mcv_kernels_tests --gtest_also_run_disabled_tests --gtest_filter='SelectiveScanBench.*'
 // MCV_SCAN_BENCH_ONLY=S1,S6,vim,vmamba limits the shapes; MCV_SCAN_BENCH_VARIANTS=1 adds each
-// single-call shape reversed and without z. DISABLED_Tune times the launch
+// single-call shape reversed and without z (and the short ones at L = 200, whose rows are 16-byte
+// aligned: what the aligned kernels would give them). DISABLED_Tune times the launch
 // heuristics' alternatives (lanes per channel, L-chunk counts) on the shapes they affect.
 
 #include <gtest/gtest.h>
