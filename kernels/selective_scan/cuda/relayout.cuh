@@ -38,11 +38,11 @@ inline bool vectors_aligned(const void* ptr, std::size_t elem_bytes, std::initia
   for (const std::int64_t s : strides) ok = ok && s % v == 0;
   return ok;
 }
-/// and blocks taking the plane's vectors in two passes of whole warps (56 x 56 bf16: 392 vectors,
-/// 224 threads).
-inline int plane_block_threads(int height, int width, std::size_t elem_bytes) {
+/// and blocks of whole warps taking about per_thread of the plane's vectors each (56 x 56 bf16:
+/// 392 vectors, 224 threads for 2).
+inline int plane_block_threads(int height, int width, std::size_t elem_bytes, int per_thread = 2) {
   const int vecs = height * width / (16 / static_cast<int>(elem_bytes));
-  return std::clamp((vecs / 2 + 31) / 32 * 32, 64, 512);
+  return std::clamp((vecs / per_thread + 31) / 32 * 32, 64, 512);
 }
 
 /// One tensor's H x W planes to transpose: plane i of batch b from src + b src_sb + i src_sp
