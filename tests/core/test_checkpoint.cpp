@@ -14,7 +14,7 @@
 #include "mcv/error.h"
 #include "test_support.h"
 
-namespace mcv {
+namespace mcv::test_checkpoint {
 namespace {
 
 namespace fs = std::filesystem;
@@ -267,4 +267,4 @@ TEST(Safetensors, ConvertedPthRoundTripsThroughSafetensors) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_checkpoint

@@ -15,7 +15,7 @@
 #include "mcv/error.h"
 #include "test_support.h"
 
-namespace mcv {
+namespace mcv::test_checkpoint_errors {
 namespace {
 
 namespace fs = std::filesystem;
@@ -608,4 +608,4 @@ TEST(PickleErrors, ProtocolFourAndTextOpcodes) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_checkpoint_errors

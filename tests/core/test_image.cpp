@@ -13,7 +13,7 @@
 #include "mcv/image.h"
 #include "test_support.h"
 
-namespace mcv {
+namespace mcv::test_image {
 namespace {
 
 namespace fs = std::filesystem;
@@ -299,4 +299,4 @@ TEST(Image, DecodesConcurrently) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_image

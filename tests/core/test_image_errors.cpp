@@ -10,7 +10,7 @@
 #include "mcv/image.h"
 #include "test_support.h"
 
-namespace mcv {
+namespace mcv::test_image_errors {
 namespace {
 
 namespace fs = std::filesystem;
@@ -222,4 +222,4 @@ TEST(ImageErrors, PngChecksumsAreVerified) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_image_errors

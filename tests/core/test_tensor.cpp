@@ -13,7 +13,7 @@
 #include "mcv/tensor.h"
 #include "test_support.h"
 
-namespace mcv {
+namespace mcv::test_tensor {
 namespace {
 
 TEST(DType, HalfRoundTripsEveryFiniteValue) {
@@ -129,9 +129,9 @@ TEST(Device, NoCudaIsAClearErrorNotACrash) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_tensor
 
-namespace mcv {
+namespace mcv::test_tensor {
 namespace {
 
 TEST(Arena, ScopeAllocatesFromArenaAndResetGrows) {
@@ -213,4 +213,4 @@ TEST(Progress, PlainLinesWhenNotATerminal) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_tensor

@@ -249,13 +249,18 @@ TEST(SelectiveScanCpuIsa, GateAtExtremeZMatchesScalar) {
 // a narrower one: runnable_isa) as a plausible positive rate. (Rates are not compared between
 // paths: where the wider path has no more FMA throughput, e.g. one 512-bit FMA unit per core,
 // they are equal and a loaded machine's noise decides - a 1.5x bound failed under ctest -j.)
+// The bounds catch a wrong unit or a broken timer, not a slow machine: the scalar path under
+// AddressSanitizer at -O1 (std::fma through libm) beside another test and tools/test's background
+// build measured 63 M FMA/s on the 2-core development machine, so the floor is 10 M; the ceiling,
+// 10^14, is over 100 cores' worth of 512-bit FMAs.
 TEST(SelectiveScanCpuIsa, PeakFmaRateIsMeasured) {
   Context ctx(Device::cpu());
   for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
     const double rate = kernels::scan::peak_fma_rate(ctx, isa);
     SCOPED_TRACE(kernels::scan::cpu_isa_label(isa));
     EXPECT_TRUE(std::isfinite(rate));
-    EXPECT_GT(rate, 1e8);  // 100 M FMA/s: any CPU this runs on does more per core
+    EXPECT_GT(rate, 1e7);
+    EXPECT_LT(rate, 1e14);
   }
   using kernels::scan::runnable_isa;
   EXPECT_EQ(runnable_isa(CpuIsa::scalar), CpuIsa::scalar);

@@ -9,7 +9,7 @@
 #include "mcv/checkpoint.h"
 #include "test_support.h"
 
-namespace mcv {
+namespace mcv::test_cli_checkpoint {
 namespace {
 
 namespace fs = std::filesystem;
@@ -135,4 +135,4 @@ TEST(CliConvert, RefusesToOverwriteItsInputAndBadOutputs) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_cli_checkpoint

@@ -8,7 +8,7 @@
 
 #include "test_support.h"
 
-namespace mcv {
+namespace mcv::test_cli_classify_eval {
 namespace {
 
 namespace fs = std::filesystem;
@@ -134,4 +134,4 @@ TEST(CliModels, ListsEveryFamily) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_cli_classify_eval

@@ -2,7 +2,7 @@
 
 #include "test_support.h"
 
-namespace mcv {
+namespace mcv::test_cli_selftest {
 namespace {
 
 TEST(CliSelftest, PassesOnThisMachine) {
@@ -19,4 +19,4 @@ TEST(CliSelftest, BadDeviceIsExitTwo) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_cli_selftest

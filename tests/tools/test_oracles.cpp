@@ -6,7 +6,7 @@
 #include "mcv/error.h"
 #include "oracle_test_support.h"
 
-namespace mcv::oracle {
+namespace mcv::oracle::test_oracles {
 namespace {
 
 using test_support::expect_oracle_passes;
@@ -39,4 +39,4 @@ TEST(Oracles, UnknownFamilyIsAnError) {
 }
 
 }  // namespace
-}  // namespace mcv::oracle
+}  // namespace mcv::oracle::test_oracles

@@ -23,7 +23,7 @@
 #include "oracle.h"
 #include "test_support.h"
 
-namespace mcv {
+namespace mcv::test_embedded_models {
 namespace {
 
 namespace fs = std::filesystem;
@@ -160,4 +160,4 @@ TEST(EmbeddedModels, ClassifiesDemoImagesLikeTheReference) {
 }
 
 }  // namespace
-}  // namespace mcv
+}  // namespace mcv::test_embedded_models

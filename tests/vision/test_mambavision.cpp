@@ -18,7 +18,7 @@
 #include "preprocess.h"
 #include "test_support.h"
 
-namespace mcv::vision {
+namespace mcv::vision::test_mambavision {
 namespace {
 
 using Int = std::int64_t;
@@ -585,4 +585,4 @@ TEST(MambaVisionReference, WindowLargerThanTheMap) {
 }
 
 }  // namespace
-}  // namespace mcv::vision
+}  // namespace mcv::vision::test_mambavision

@@ -10,7 +10,7 @@
 #include "mcv/error.h"
 #include "oracle_test_support.h"
 
-namespace mcv::oracle {
+namespace mcv::oracle::test_oracle_mambavision {
 namespace {
 
 std::vector<std::filesystem::path> mambavision_oracles() { return test_support::oracle_folders("mambavision"); }
@@ -40,4 +40,4 @@ TEST(MambaVisionOracle, CudaF32AndBf16) {
 }
 
 }  // namespace
-}  // namespace mcv::oracle
+}  // namespace mcv::oracle::test_oracle_mambavision

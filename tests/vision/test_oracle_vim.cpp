@@ -9,7 +9,7 @@
 
 #include "oracle_test_support.h"
 
-namespace mcv::oracle {
+namespace mcv::oracle::test_oracle_vim {
 namespace {
 
 std::vector<std::filesystem::path> vim_oracles() { return test_support::oracle_folders("vim"); }
@@ -39,4 +39,4 @@ TEST(VimOracle, CudaF32AndBf16) {
 }
 
 }  // namespace
-}  // namespace mcv::oracle
+}  // namespace mcv::oracle::test_oracle_vim

@@ -10,7 +10,7 @@
 
 #include "oracle_test_support.h"
 
-namespace mcv::oracle {
+namespace mcv::oracle::test_oracle_vmamba {
 namespace {
 
 const char* const kExpected[] = {"vmamba_v0_tiny_small", "vmamba_v2_s1l8_small"};
@@ -43,4 +43,4 @@ TEST(VmambaOracle, CudaF32AndBf16) {
 }
 
 }  // namespace
-}  // namespace mcv::oracle
+}  // namespace mcv::oracle::test_oracle_vmamba

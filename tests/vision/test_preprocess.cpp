@@ -11,7 +11,7 @@
 #include "preprocess.h"
 #include "test_support.h"
 
-namespace mcv::vision {
+namespace mcv::vision::test_preprocess {
 namespace {
 
 std::filesystem::path fixture(const std::string& name) { return test::fixture_dir() / "preprocess" / name; }
@@ -60,4 +60,4 @@ TEST(Preprocess, GrayAndRgbaBecomeRgbAndTinyImagesWork) {
 }
 
 }  // namespace
-}  // namespace mcv::vision
+}  // namespace mcv::vision::test_preprocess

@@ -21,7 +21,7 @@
 #include "test_support.h"
 #include "vim/vim.h"
 
-namespace mcv::vision {
+namespace mcv::vision::test_vim {
 namespace {
 
 using Json = nlohmann::json;
@@ -672,4 +672,4 @@ TEST(Vim, ReleasedVariantsAreRegistered) {
 }
 
 }  // namespace
-}  // namespace mcv::vision
+}  // namespace mcv::vision::test_vim

@@ -22,7 +22,7 @@
 #include "test_support.h"
 #include "vmamba/vmamba.h"
 
-namespace mcv::vision {
+namespace mcv::vision::test_vmamba {
 namespace {
 
 using Int = std::int64_t;
@@ -695,4 +695,4 @@ TEST(VmambaOptions, CombinationsMatchReference) {
 }
 
 }  // namespace
-}  // namespace mcv::vision
+}  // namespace mcv::vision::test_vmamba

@@ -13,7 +13,7 @@
 #include "mcv/kernels/selective_scan_bench.h"
 #include "mcv/vision_bench.h"
 
-namespace mcv::cli {
+namespace mcv::cli::cmd_bench {
 namespace {
 
 struct BenchOptions {
@@ -104,4 +104,4 @@ const McvCommand kCommand("bench", "Benchmark the kernels or a model", [](CLI::A
 });
 
 }  // namespace
-}  // namespace mcv::cli
+}  // namespace mcv::cli::cmd_bench

@@ -8,7 +8,7 @@
 #include "mcv/error.h"
 #include "oracle.h"
 
-namespace mcv::cli {
+namespace mcv::cli::cmd_check_oracle {
 namespace {
 
 struct CheckOracleOptions {
@@ -51,4 +51,4 @@ const McvCommand kCommand("check-oracle", "Compare the port with official oracle
 });
 
 }  // namespace
-}  // namespace mcv::cli
+}  // namespace mcv::cli::cmd_check_oracle

@@ -7,7 +7,7 @@
 #include "mcv/error.h"
 #include "mcv/vision.h"
 
-namespace mcv::cli {
+namespace mcv::cli::cmd_classify {
 namespace {
 
 struct ClassifyOptions {
@@ -51,4 +51,4 @@ const McvCommand kCommand("classify", "Classify images with a registered model",
 });
 
 }  // namespace
-}  // namespace mcv::cli
+}  // namespace mcv::cli::cmd_classify

@@ -8,7 +8,7 @@
 #include "mcv/checkpoint.h"
 #include "mcv/error.h"
 
-namespace mcv::cli {
+namespace mcv::cli::cmd_convert {
 namespace {
 
 struct ConvertOptions {
@@ -44,4 +44,4 @@ const McvCommand kCommand("convert", "Convert a PyTorch checkpoint to safetensor
                           });
 
 }  // namespace
-}  // namespace mcv::cli
+}  // namespace mcv::cli::cmd_convert

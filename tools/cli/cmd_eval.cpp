@@ -18,7 +18,7 @@
 #include "mcv/progress.h"
 #include "mcv/vision.h"
 
-namespace mcv::cli {
+namespace mcv::cli::cmd_eval {
 namespace {
 
 struct EvalOptions {
@@ -222,4 +222,4 @@ const McvCommand kCommand("eval", "Evaluate a model on a labelled image folder",
 });
 
 }  // namespace
-}  // namespace mcv::cli
+}  // namespace mcv::cli::cmd_eval

@@ -7,7 +7,7 @@
 #include "command.h"
 #include "mcv/checkpoint.h"
 
-namespace mcv::cli {
+namespace mcv::cli::cmd_inspect {
 namespace {
 
 struct InspectOptions {
@@ -71,4 +71,4 @@ const McvCommand kCommand("inspect", "List the tensors of a checkpoint (.pth, .p
                           });
 
 }  // namespace
-}  // namespace mcv::cli
+}  // namespace mcv::cli::cmd_inspect

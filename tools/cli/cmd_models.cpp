@@ -5,7 +5,7 @@
 #include "command.h"
 #include "mcv/vision.h"
 
-namespace mcv::cli {
+namespace mcv::cli::cmd_models {
 namespace {
 
 int run_models(bool json) {
@@ -38,4 +38,4 @@ const McvCommand kCommand("models", "List the registered models", [](CLI::App& a
 });
 
 }  // namespace
-}  // namespace mcv::cli
+}  // namespace mcv::cli::cmd_models

@@ -14,7 +14,7 @@
 #include "mcv/kernels/selective_scan.h"
 #include "mcv/thread_pool.h"
 
-namespace mcv::cli {
+namespace mcv::cli::cmd_selftest {
 namespace {
 
 using kernels::ScanDirections;
@@ -204,4 +204,4 @@ const McvCommand kCommand("selftest", "Kernel self-check on this machine (CPU an
 });
 
 }  // namespace
-}  // namespace mcv::cli
+}  // namespace mcv::cli::cmd_selftest

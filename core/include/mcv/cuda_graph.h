@@ -29,7 +29,7 @@ class CudaGraph {
 
  private:
   struct State;
-  Context& ctx_;
+  [[maybe_unused]] Context& ctx_;  // unused by the CPU-only build (no_cuda.cpp)
   std::unique_ptr<State> state_;
 };
 
@@ -47,7 +47,7 @@ class DeviceTimer {
 
  private:
   struct State;
-  Context& ctx_;
+  [[maybe_unused]] Context& ctx_;  // unused by the CPU-only build (no_cuda.cpp)
   std::unique_ptr<State> state_;
 };
 
