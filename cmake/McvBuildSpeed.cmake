@@ -2,7 +2,8 @@
 # time outside the CUDA kernels goes to the same templates (nlohmann::json, GoogleTest, CLI11, the
 # tensor code) instantiated and optimised again in every file. With MCV_FAST_BUILD (the release and
 # asan presets) targets compile as unity batches - a few translation units instead of one per file -
-# or, where they cannot, with a precompiled header. Without it every file is its own translation unit.
+# or, where they cannot, with a precompiled header (target_precompile_headers; the ccache launcher in
+# the top CMakeLists.txt accepts them). Without it every file is its own translation unit.
 #
 # A unity batch must not mix files whose file-local names clash or overload each other: the batched
 # CLI and test files keep their helpers in a namespace named after the file, and the libraries are
@@ -22,44 +23,20 @@ endif()
 function(mcv_unity_build target)
   cmake_parse_arguments(arg "" "BY_FOLDER" "" ${ARGN})
   set_target_properties(${target} PROPERTIES UNITY_BUILD ON)
+  if(arg_BY_FOLDER)
+    set_target_properties(${target} PROPERTIES UNITY_BUILD_MODE GROUP)
+    get_filename_component(parent ${arg_BY_FOLDER} DIRECTORY)
+  endif()
   get_target_property(sources ${target} SOURCES)
   foreach(src IN LISTS sources)
     if(src MATCHES "\\.cu$")
       set_source_files_properties(${src} PROPERTIES SKIP_UNITY_BUILD_INCLUSION ON)
+    elseif(arg_BY_FOLDER AND src MATCHES "\\.cpp$")
+      get_filename_component(path ${src} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+      get_filename_component(dir ${path} DIRECTORY)
+      file(RELATIVE_PATH group ${parent} ${dir})  # src, src/vmamba, ...
+      string(MAKE_C_IDENTIFIER "${group}" group)
+      set_source_files_properties(${src} PROPERTIES UNITY_GROUP ${group})
     endif()
   endforeach()
-  if(arg_BY_FOLDER)
-    set_target_properties(${target} PROPERTIES UNITY_BUILD_MODE GROUP)
-    foreach(src IN LISTS sources)
-      if(src MATCHES "\\.cpp$")
-        get_filename_component(path ${src} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
-        get_filename_component(dir ${path} DIRECTORY)
-        get_filename_component(parent ${arg_BY_FOLDER} DIRECTORY)
-        file(RELATIVE_PATH group ${parent} ${dir})  # src, src/vmamba, ...
-        string(MAKE_C_IDENTIFIER "${group}" group)
-        set_source_files_properties(${src} PROPERTIES UNITY_GROUP ${group})
-      endif()
-    endforeach()
-  endif()
-endfunction()
-
-# mcv_precompile_headers(TARGET HEADER...): a precompiled header for the target's C++ sources, with
-# ccache told to accept it (sloppiness pch_defines,time_macros: nothing here uses __DATE__ or
-# __TIME__), so that its files stay cached.
-function(mcv_precompile_headers target)
-  target_precompile_headers(${target} PRIVATE ${ARGN})
-  if(MCV_CCACHE)
-    set_target_properties(${target} PROPERTIES CXX_COMPILER_LAUNCHER
-      "${CMAKE_COMMAND};-E;env;CCACHE_SLOPPINESS=pch_defines,time_macros;${MCV_CCACHE}")
-  endif()
-endfunction()
-
-# MCV_KERNELS_CXX_FLAGS: the asan preset compiles at -Og (about half the time of -O1) but keeps the
-# kernels library at -O1, as before: the sanitizer suite spends most of its time in the kernels'
-# CPU paths, and at -Og their scalar FMA chains stay in memory, each access checked (~25 % slower).
-function(mcv_kernels_extra_flags)
-  if(MCV_KERNELS_CXX_FLAGS)
-    separate_arguments(flags UNIX_COMMAND "${MCV_KERNELS_CXX_FLAGS}")
-    target_compile_options(mcv_kernels PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${flags}>)
-  endif()
 endfunction()
