@@ -46,10 +46,15 @@ struct CudaCase {
   /// MCV_SCAN_REDUCE_OUT: a bidirectional scan on them adds both directions into out where it
   /// can (default), never (off: slices and the merge pass), or required.
   enum class Reduce { heuristic, off, required } reduce = Reduce::heuristic;
+  /// MCV_SCAN_WARP_CORRECTION: L-chunks corrected by one warp per (chunk, channel) where it
+  /// applies (default), by the pass kernels' blocks (block), or required: an error unless the
+  /// chunked launch takes the warp correction.
+  enum class Corr { heuristic, block, required } corr = Corr::heuristic;
   std::string name() const {
     return c.name() + (lanes ? "_lanes" + std::to_string(lanes) : "") + (chunks ? "_chunks" + std::to_string(chunks) : "") +
            (serial ? "_serial" : "") + (tiled ? "_tiled" : "") + (segments ? "_seg" + std::to_string(segments) : "") +
-           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (warp == Warp::block ? "_blockboxes" : warp == Warp::required ? "_warp" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "") + (step == StepTma::off ? "_stepoff" : step == StepTma::required ? "_step" : "") + (reduce == Reduce::off ? "_mergepass" : reduce == Reduce::required ? "_reduce" : "");
+           (tma == Tma::off ? "_tmaoff" : tma == Tma::required ? "_tma" : "") + (warp == Warp::block ? "_blockboxes" : warp == Warp::required ? "_warp" : "") + (cols == Cols::off ? "_colsoff" : cols == Cols::forced ? "_cols" : "") + (step == StepTma::off ? "_stepoff" : step == StepTma::required ? "_step" : "") + (reduce == Reduce::off ? "_mergepass" : reduce == Reduce::required ? "_reduce" : "") +
+           (corr == Corr::block ? "_blockcorr" : corr == Corr::required ? "_warpcorr" : "");
   }
 };
 
@@ -92,7 +97,8 @@ void check_cuda_against_cpu(const CudaCase& cc) {
         cols("MCV_SCAN_COLS", cc.cols == CudaCase::Cols::off ? "0" : cc.cols == CudaCase::Cols::forced ? "2" : nullptr),
         warp_tma("MCV_SCAN_WARP_TMA", cc.warp == CudaCase::Warp::block ? "0" : cc.warp == CudaCase::Warp::required ? "2" : nullptr),
         step_tma("MCV_SCAN_STEP_TMA", cc.step == CudaCase::StepTma::off ? "0" : cc.step == CudaCase::StepTma::required ? "2" : nullptr),
-        reduce("MCV_SCAN_REDUCE_OUT", cc.reduce == CudaCase::Reduce::off ? "0" : cc.reduce == CudaCase::Reduce::required ? "2" : nullptr);
+        reduce("MCV_SCAN_REDUCE_OUT", cc.reduce == CudaCase::Reduce::off ? "0" : cc.reduce == CudaCase::Reduce::required ? "2" : nullptr),
+        corr("MCV_SCAN_WARP_CORRECTION", cc.corr == CudaCase::Corr::block ? "0" : cc.corr == CudaCase::Corr::required ? "2" : nullptr);
     kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), st_gpu.get()));
   }
   gpu.synchronize();
@@ -138,7 +144,28 @@ std::vector<CudaCase> cuda_cases() {
   });
   add([](CudaCase& k, C& c) { c.dim = 8; c.seqlen = 4000; c.n_state = 4; c.a_scale = 0.001f; k.chunks = 7; });
   add([](CudaCase& k, C& c) {
+    c.dim = 8; c.seqlen = 4000; c.n_state = 4; c.a_scale = 0.001f; k.chunks = 7; k.corr = CudaCase::Corr::block;
+  });
+  add([](CudaCase& k, C& c) {
     c.dim = 8; c.seqlen = 2500; c.n_state = 64; c.dtype = DType::f16; c.layout = Layout::token_major; k.chunks = 5;
+  });
+  // The warp correction (scan_correct.cuh): N above 32 (eight states per lane) with groups and
+  // slow decay, reversed 16-bit, bidirectional (one direction per block) with a final state,
+  // and a partial last chunk with odd D; the same 65536 steps by the block correction.
+  add([](CudaCase& k, C& c) {
+    c.batch = 1; c.dim = 10; c.seqlen = 3001; c.n_state = 40; c.groups = 2; c.a_scale = 0.01f; k.chunks = 6;
+    k.corr = CudaCase::Corr::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.batch = 1; c.dim = 7; c.seqlen = 2047; c.n_state = 16; c.dtype = DType::bf16; c.a_scale = 0.02f;
+    c.dirs = ScanDirections::reverse; c.initial_state = true; k.chunks = 5; k.corr = CudaCase::Corr::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.batch = 2; c.dim = 9; c.seqlen = 1500; c.n_state = 8; c.dtype = DType::f16; c.a_scale = 0.05f;
+    c.dirs = ScanDirections::bidirectional; k.chunks = 3; k.corr = CudaCase::Corr::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.batch = 1; c.dim = 12; c.seqlen = 65536; c.n_state = 16; c.initial_state = true; k.corr = CudaCase::Corr::block;
   });
   add([](CudaCase& k, C& c) { c.dim = 3; c.seqlen = 999; c.has_z = false; c.dirs = ScanDirections::reverse; k.chunks = 4; });
   // Directions x layouts x dtypes (pairwise), grid forms.
@@ -528,7 +555,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(23);
+  std::vector<CudaCase> cases(25);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -634,6 +661,17 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[22].lanes = 2;
   cases[22].tma = CudaCase::Tma::required;
   cases[22].warp = CudaCase::Warp::required;
+  cases[23] = cases[3];  // L-chunks corrected by warps per (chunk, channel), N 16 and N 40
+  cases[23].c.batch = 1;
+  cases[23].c.seqlen = 1000;
+  cases[23].corr = CudaCase::Corr::required;
+  cases[24] = cases[23];
+  cases[24].c.n_state = 40;
+  cases[24].c.dtype = DType::bf16;
+  cases[24].c.dirs = ScanDirections::bidirectional;
+  cases[3].corr = CudaCase::Corr::block;  // and by the pass kernels' blocks
+  cases[10].corr = CudaCase::Corr::block;
+  cases[13].corr = CudaCase::Corr::block;
   for (const CudaCase& cc : cases) {
     SCOPED_TRACE(cc.name());
     check_cuda_against_cpu(cc);
@@ -687,7 +725,9 @@ TEST(SelectiveScanCudaGate, ExtremeZMatchesCpu) {
 // stopped at half the carried state (=1) the same comparison fails, so it can. Also with A's
 // states in reverse order (the slowest last): the correction runs its states in blocks while one
 // of a block's states is above the line (scan_pipe.cuh, correct_tile), so the slowest state at the
-// highest index must keep the last block going while the others have stopped.
+// highest index must keep the last block going while the others have stopped. Both corrections:
+// the pass kernels' blocks and the warps per (chunk, channel), which drop each state at its own
+// stop (scan_correct.cuh).
 TEST(SelectiveScanCudaChunks, CorrectionStopsUnderOutputRounding) {
   MCV_REQUIRE_CUDA();
   Context gpu(Device::cuda(0));
@@ -708,25 +748,29 @@ TEST(SelectiveScanCudaChunks, CorrectionStopsUnderOutputRounding) {
       }
       const ScanInputs din = in.to(Device::cuda(0));
       const Stored state = make_state(c, Device::cuda(0));
-      const auto run = [&](const char* bits) {
-        const EnvGuard chunks("MCV_SCAN_CHUNKS", 4), stop("MCV_SCAN_CORRECTION_BITS", bits);
-        const Stored out = make_out(c, Device::cuda(0));
-        kernels::selective_scan(gpu, make_args(c, din, out.get(), state.get()));
-        gpu.synchronize();
-        return logical_values(out.get());
-      };
-      const std::vector<double> stopped = run(nullptr), halved = run("1"), full = run("100");
-      double scale = 1.0;
-      for (const double h : state_values(state.get())) scale = std::max(scale, std::fabs(h));
-      const auto worst = [&](const std::vector<double>& got) {
-        double w = 0.0;
-        for (std::size_t i = 0; i < full.size(); ++i)
-          w = std::max(w, std::fabs(got[i] - full[i]) / std::max(scale, std::fabs(full[i])));
-        return w;
-      };
-      const double unit = dt == DType::f32 ? 0x1p-24 : dt == DType::f16 ? 0x1p-11 : 0x1p-8;
-      EXPECT_LE(worst(stopped), 4 * unit);
-      EXPECT_GT(worst(halved), 16 * unit);
+      for (const char* correction : {"0", "2"}) {  // by blocks, by warps (scan_correct.cuh)
+        SCOPED_TRACE(std::string("MCV_SCAN_WARP_CORRECTION=") + correction);
+        const auto run = [&](const char* bits) {
+          const EnvGuard chunks("MCV_SCAN_CHUNKS", 4), stop("MCV_SCAN_CORRECTION_BITS", bits),
+              by("MCV_SCAN_WARP_CORRECTION", correction);
+          const Stored out = make_out(c, Device::cuda(0));
+          kernels::selective_scan(gpu, make_args(c, din, out.get(), state.get()));
+          gpu.synchronize();
+          return logical_values(out.get());
+        };
+        const std::vector<double> stopped = run(nullptr), halved = run("1"), full = run("100");
+        double scale = 1.0;
+        for (const double h : state_values(state.get())) scale = std::max(scale, std::fabs(h));
+        const auto worst = [&](const std::vector<double>& got) {
+          double w = 0.0;
+          for (std::size_t i = 0; i < full.size(); ++i)
+            w = std::max(w, std::fabs(got[i] - full[i]) / std::max(scale, std::fabs(full[i])));
+          return w;
+        };
+        const double unit = dt == DType::f32 ? 0x1p-24 : dt == DType::f16 ? 0x1p-11 : 0x1p-8;
+        EXPECT_LE(worst(stopped), 4 * unit);
+        EXPECT_GT(worst(halved), 16 * unit);
+      }
     }
   }
 }

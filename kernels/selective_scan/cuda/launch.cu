@@ -114,6 +114,11 @@ void run_cuda(Context& ctx, const Problem& pr) {
   cfg.allow_reduce_out = !env_off("MCV_SCAN_REDUCE_OUT");
   cfg.require_reduce_out = env_int("MCV_SCAN_REDUCE_OUT", 0) == 2;
   cfg.allow_merge_vec = !env_off("MCV_SCAN_MERGE_VEC");
+  // L-chunks corrected by one warp per (chunk, channel) where the layout allows
+  // (scan_correct.cuh); MCV_SCAN_WARP_CORRECTION=0 keeps the pass kernels' block correction, =2
+  // makes a chunked launch that does not take it an error (tests).
+  cfg.allow_warp_correction = !env_off("MCV_SCAN_WARP_CORRECTION");
+  cfg.require_warp_correction = env_int("MCV_SCAN_WARP_CORRECTION", 0) == 2;
   // The pipelined kernel wherever the layouts allow (scan_pipe.cuh); MCV_SCAN_PIPE=0 keeps the
   // older tiled kernel everywhere (for comparisons and its tests).
   cfg.allow_pipe = !env_off("MCV_SCAN_PIPE");

@@ -46,6 +46,7 @@
 #include "mcv/cuda/context.cuh"
 #include "selective_scan/cuda/scan_device.cuh"
 #include "selective_scan/cuda/relayout.cuh"
+#include "selective_scan/cuda/scan_correct.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
 #include "selective_scan/cuda/scan_pipe.cuh"
 
@@ -770,6 +771,13 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       throw Error("selective_scan", "MCV_SCAN_WARP_TMA=2, but this launch does not take the warp pipelines");
   };
   bool merged = false;  // the scan added every direction into out itself (Params::reduce_out)
+  // L-chunks: the correction by warps per (chunk, channel) where it applies (scan_correct.cuh),
+  // after either pass 1; otherwise by the pass-1 kernel's own blocks. H200, S6: see
+  // scan_correct.cuh. MCV_SCAN_WARP_CORRECTION=0 keeps the block correction (comparisons,
+  // its tests), =2 makes a chunked launch it cannot take an error (tests).
+  const bool warp_correction = p.n_chunks > 1 && cfg.allow_warp_correction && warp_correction_fits(p);
+  if (p.n_chunks > 1 && cfg.require_warp_correction && !warp_correction)
+    throw Error("selective_scan", "MCV_SCAN_WARP_CORRECTION=2, but this chunked launch does not take the warp correction");
   if (cfg.allow_pipe && pipe_supported<T, kS * kLanes, kT>(pp, channels, cfg.smem_optin)) {
     PipeMaps maps{};
     auto launch = [&](auto kernel, unsigned grid, bool boxes, const char* what, bool warp_boxes = false) {
@@ -874,7 +882,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
       }
       if constexpr (kSeg > 1) {
         if (p.n_chunks > 1) throw Error("selective_scan", "step segments with L-chunks (launch configuration)");
-      } else if (p.n_chunks > 1) {
+      } else if (p.n_chunks > 1 && !warp_correction) {
         const unsigned grid = grid_size(per_chunk * (p.n_chunks - 1), "correct");
         if (pairs && pipe_pairs<T>(p, kLanes, true))
           launch(scan_pipe_kernel<T, kS, kLanes, true, kPairRead>, grid, false,
@@ -898,13 +906,14 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
     configure_smem(scan_tiled_kernel<T, kS, kLanes>, smem);
     scan_tiled_kernel<T, kS, kLanes><<<blocks, threads, smem, stream>>>(p, channels, cfg.blocks_per_group);
     cuda_check_launch("selective_scan: scan_tiled_kernel");
-    if (p.n_chunks > 1) {
+    if (p.n_chunks > 1 && !warp_correction) {
       configure_smem(scan_correct_kernel<T, kS, kLanes>, smem);
       scan_correct_kernel<T, kS, kLanes><<<grid_size(per_chunk * (p.n_chunks - 1), "correct"), threads, smem,
                                            stream>>>(p, channels, cfg.blocks_per_group);
       cuda_check_launch("selective_scan: scan_correct_kernel");
     }
   }
+  if (warp_correction) launch_warp_correction<T>(p, stream);
   if (cfg.require_reduce_out && !merged)
     throw Error("selective_scan", "MCV_SCAN_REDUCE_OUT=2, but this launch does not add its directions into out");
   if (p.cols_staged) {

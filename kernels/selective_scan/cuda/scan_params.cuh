@@ -156,6 +156,10 @@ struct LaunchConfig {
   /// Staged cross2d: the 16-byte plane merge where it applies (MCV_SCAN_MERGE_VEC=0: the tile
   /// merge always; comparisons, tests).
   bool allow_merge_vec = true;
+  /// L-chunks: the warp correction where it applies (MCV_SCAN_WARP_CORRECTION=0: never, =2: an
+  /// error where it does not; scan_correct.cuh).
+  bool allow_warp_correction = true;
+  bool require_warp_correction = false;
 };
 
 /// Steps staged per shared-memory tile. 16 for the N=16 bucket: half the shared memory per

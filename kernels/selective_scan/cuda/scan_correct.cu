@@ -1,0 +1,294 @@
+// The chunked path's correction, one warp per (chunk, channel): scan_correct.cuh says why.
+
+#include "selective_scan/cuda/scan_correct.cuh"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <type_traits>
+
+#include "selective_scan/cuda/scan_device.cuh"
+#include "selective_scan/cuda/scan_kernels.cuh"
+
+namespace mcv::kernels::scan::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 2;  // small blocks: a block's slot frees when its longer channel ends
+constexpr unsigned kFull = 0xffffffffu;
+
+constexpr int kR = 4;  // consecutive steps per lane in a segment
+
+/// One state of the channel being corrected, in the warp's table (sorted by stop, latest
+/// first): A * log2(e), the carried H_in, and the offset of its row of C.
+struct alignas(16) CarriedState {
+  float a2, h;
+  i64 c_off;
+};
+
+/// Each chunk's true initial state H_in(c), c >= 1, from pass 1's end states (scanned from h = 0)
+/// and dt sums: H_in(1) = h_end(0), H_in(c + 1) = 2^(a2 dtsum(c)) H_in(c) + h_end(c)
+/// (carried_state's arithmetic), written over chunk_h's slot c - 1, whose h_end the walk has
+/// then used; and the final state H_in(n_chunks) where asked. One thread per (direction block,
+/// batch, channel, state): its loads do not depend on the chain, so they are issued ahead of it,
+/// where each correction warp walking the chunks before its own had waited on them (H200, S6
+/// bf16 with 32 chunks: see scan_correct.cuh).
+__global__ void __launch_bounds__(128) scan_combine_kernel(Params p) {
+  const int N = p.n_state;
+  const i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<i64>(p.dir_blocks()) * p.batch * p.dim * N) return;
+  const int n = static_cast<int>(i % N);
+  i64 rest = i / N;
+  const int d = static_cast<int>(rest % p.dim);
+  rest /= p.dim;
+  const int b = static_cast<int>(rest % p.batch);
+  const int k = static_cast<int>(rest / p.batch);
+  const float a2 = p.A[(static_cast<i64>(k) * p.dim + d) * p.A_sc + n * p.A_sn] * kLog2e;
+  float h = p.chunk_h[chunk_cell(p, 0, k, b, d) * N + n];
+  // Eight chunks' loads, then their steps (the stores into the slots just read must not hold
+  // the next loads back).
+  constexpr int kBatch = 8;
+  for (int c0 = 1; c0 < p.n_chunks; c0 += kBatch) {
+    float h_end[kBatch], dtsum[kBatch];
+#pragma unroll
+    for (int q = 0; q < kBatch; ++q) {
+      if (c0 + q < p.n_chunks) {
+        const i64 cell = chunk_cell(p, c0 + q, k, b, d);
+        h_end[q] = p.chunk_h[cell * N + n];
+        dtsum[q] = p.chunk_dtsum[cell];
+      }
+    }
+#pragma unroll
+    for (int q = 0; q < kBatch; ++q) {
+      if (c0 + q < p.n_chunks) {
+        p.chunk_h[chunk_cell(p, c0 + q - 1, k, b, d) * N + n] = h;
+        h = fmaf(ex2_approx(a2 * dtsum[q]), h, h_end[q]);
+      }
+    }
+  }
+  if (p.hT) p.hT[b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h;
+}
+
+/// kJ: states per lane (n = lane + 32 j), 1 for N <= 32, 8 up to 256.
+template <typename T, int kJ>
+__global__ void __launch_bounds__(32 * kWarpsPerBlock) scan_correct_warp_kernel(Params p) {
+  __shared__ CarriedState table[kWarpsPerBlock][32 * kJ];
+  // Each state's stop (the sum of dt past which H_in 2^(a2 S) stays under the line), by state
+  // while ranking, then in the table's order.
+  __shared__ float keys[kWarpsPerBlock][32 * kJ];
+  __shared__ float stop_table[kWarpsPerBlock][32 * kJ];
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  // Work item: channel fastest, then batch, direction block and chunk (from 1).
+  const i64 item = static_cast<i64>(blockIdx.x) * kWarpsPerBlock + warp;
+  const int kb_count = p.dir_blocks();
+  if (item >= static_cast<i64>(p.n_chunks - 1) * kb_count * p.batch * p.dim) return;
+  const int d = static_cast<int>(item % p.dim);
+  i64 rest = item / p.dim;
+  const int b = static_cast<int>(rest % p.batch);
+  rest /= p.batch;
+  const int k = static_cast<int>(rest % kb_count);  // 0 unless par_dirs
+  const int chunk = 1 + static_cast<int>(rest / kb_count);
+  const int N = p.n_state;
+  const i64 row = static_cast<i64>(k) * p.dim + d;
+
+  // H_in (scan_combine_kernel left it in chunk_h's slot chunk - 1).
+  float a2[kJ], H[kJ];
+  bool finite = true;
+  float hmax = 0.0f;
+  const i64 carried = chunk_cell(p, chunk - 1, k, b, d) * N;
+#pragma unroll
+  for (int j = 0; j < kJ; ++j) {
+    const int n = lane + 32 * j;
+    a2[j] = 0.0f;
+    H[j] = 0.0f;
+    if (n < N) {
+      a2[j] = p.A[row * p.A_sc + n * p.A_sn] * kLog2e;
+      H[j] = p.chunk_h[carried + n];
+      finite = finite && isfinite(H[j]);
+      hmax = fmaxf(hmax, fabsf(H[j]));
+    }
+  }
+  for (int off = 16; off > 0; off >>= 1) hmax = fmaxf(hmax, __shfl_xor_sync(kFull, hmax, off));
+  finite = __all_sync(kFull, finite);
+  // Each state's stop: past it, |H 2^(a2 S)| <= hmax 2^correction_exponent (the block
+  // correction's line). A non-finite carried state is never dropped, so that it reaches the
+  // outputs as on the CPU; nor is a state that does not decay (a2 >= 0).
+  const float log_line = log2f(hmax) + static_cast<float>(p.correction_exponent);
+  float* key = keys[warp];
+  float stop[kJ];
+#pragma unroll
+  for (int j = 0; j < kJ; ++j) {
+    const int n = lane + 32 * j;
+    float s = -INFINITY;  // not carried, or already under the line: never added
+    if (n < N && H[j] != 0.0f) {
+      if (!finite || !(a2[j] < 0.0f))
+        s = INFINITY;
+      else if (const float lh = log2f(fabsf(H[j])); lh > log_line)
+        s = (lh - log_line) / -a2[j];
+    }
+    stop[j] = s;
+    if (n < N) key[n] = s;
+  }
+  __syncwarp();
+  // Rank by stop (latest first, ties by index): the states still above the line at any S are
+  // then a prefix of the table.
+  CarriedState* tab = table[warp];
+  float* stops = stop_table[warp];
+  int active = 0;
+#pragma unroll
+  for (int j = 0; j < kJ; ++j) {
+    const int n = lane + 32 * j;
+    if (n < N) {
+      int rank = 0;
+      for (int m = 0; m < N; ++m) {
+        const float km = key[m];
+        rank += (km > stop[j] || (km == stop[j] && m < n)) ? 1 : 0;
+      }
+      tab[rank] = CarriedState{a2[j], H[j], n * p.C_sn};
+      stops[rank] = stop[j];
+      active += stop[j] > -INFINITY ? 1 : 0;
+    }
+  }
+  for (int off = 16; off > 0; off >>= 1) active += __shfl_xor_sync(kFull, active, off);
+  __syncwarp();
+  if (active == 0) return;
+  const float last_stop = stops[0];
+
+  // The chunk's steps, kR * 32 at a time: lane l on the kR consecutive steps t0 + l kR + r (more
+  // independent work per lane, and the per-segment work - the scan, the table walk, the
+  // addresses - paid once per kR steps).
+  const int t_begin = chunk * p.chunk_len, t_end = min(p.seqlen, t_begin + p.chunk_len);
+  const float bias = p.bias ? p.bias[row * p.bias_s] : 0.0f;
+  const T* drow = static_cast<const T*>(p.delta.ptr) + b * p.delta.sb + k * p.delta.sk + d * p.delta.sd;
+  const bool gate_z = p.pass_gates_z();
+  const T* zrow = gate_z ? static_cast<const T*>(p.z.ptr) + b * p.z.sb + d * p.z.sd : nullptr;
+  const float scale = p.pass_scale();
+  T* orow = pass_target_base<T>(p, b, k) + d * p.pass_target().sd;
+  const T* cbase = static_cast<const T*>(p.C) + b * p.C_sb + (k * p.groups + d / p.cpg) * p.C_sg;
+  // Steps walk the rows forward or backward (warp_correction_fits: no column orders); the
+  // direction is a compile-time constant of the loop below, so that a lane's kR elements are
+  // immediate offsets from one pointer per stream and state (64-bit address arithmetic per
+  // element had been a third of the loop's instructions).
+  auto segments = [&](auto flip_c) {
+    constexpr bool kFlip = decltype(flip_c)::value;
+    constexpr int kSign = kFlip ? -1 : 1;
+    // Lane l's first step of the segment at t0, and its position in the rows.
+    auto first_pos = [&](int t) -> i64 { return kFlip ? p.seqlen - 1 - t : t; };
+    // A segment's streams, loaded one segment ahead (a warp's segments are serial: the next
+    // one's loads are in flight while this one is scanned and summed).
+    struct Segment {
+      float x[kR], y1[kR], z[kR];
+    };
+    auto load = [&](int t0, Segment& seg) {
+      const int t = t0 + lane * kR;
+      const i64 pos = first_pos(t);
+      const T *dp = drow + pos, *op = orow + pos, *zp = zrow + pos;
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        const bool ok = t + r < t_end;
+        seg.x[r] = ok ? to_float(dp[kSign * r]) : 0.0f;
+        seg.y1[r] = ok ? to_float(op[kSign * r]) : 0.0f;
+        seg.z[r] = gate_z && ok ? to_float(zp[kSign * r]) : 0.0f;
+      }
+    };
+    Segment next;
+    load(t_begin, next);
+    float s_base = 0.0f;
+    for (int t0 = t_begin; t0 < t_end && s_base < last_stop; t0 += 32 * kR) {
+      const Segment cur = next;
+      load(t0 + 32 * kR, next);
+      const int t = t0 + lane * kR;
+      const T* cpos = cbase + first_pos(t);
+      bool ok[kR];
+#pragma unroll
+      for (int r = 0; r < kR; ++r) ok[r] = t + r < t_end;
+      // C of the first four states still above the line after the last segment, issued
+      // before the scan (most channels are down to a few states soon: the slow ones decay last).
+      float c_first[4][kR];
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const T* cp = cpos + (q < active ? tab[q].c_off : 0);
+#pragma unroll
+        for (int r = 0; r < kR; ++r) c_first[q][r] = q < active && ok[r] ? to_float(cp[kSign * r]) : 0.0f;
+      }
+      // S at each of the lane's steps: its own prefix, plus the lanes before (a warp scan of
+      // the lanes' sums), plus the segments before.
+      float s[kR];
+      float run = 0.0f;
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        run += ok[r] ? softplus_f<sizeof(T) == 2 ? 6 : 7>(cur.x[r] + bias) : 0.0f;
+        s[r] = run;
+      }
+      float before = run;
+#pragma unroll
+      for (int off = 1; off < 32; off <<= 1) {
+        const float v = __shfl_up_sync(kFull, before, off);
+        if (lane >= off) before += v;
+      }
+      before += s_base - run;
+#pragma unroll
+      for (int r = 0; r < kR; ++r) s[r] += before;
+      const float s_first = __shfl_sync(kFull, s[0], 0);
+      s_base = __shfl_sync(kFull, s[kR - 1], 31);
+      // The states still above the line at this segment's first step (its largest terms).
+      while (active > 0 && stops[active - 1] <= s_first) --active;
+      float corr[kR];
+#pragma unroll
+      for (int r = 0; r < kR; ++r) corr[r] = 0.0f;
+      auto add = [&](const CarriedState& st, const float (&cv)[kR]) {
+#pragma unroll
+        for (int r = 0; r < kR; ++r) corr[r] = fmaf(cv[r] * st.h, ex2_approx(st.a2 * s[r]), corr[r]);
+      };
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        if (q < active) add(tab[q], c_first[q]);
+      for (int i = 4; i < active; ++i) {
+        const CarriedState st = tab[i];
+        const T* cp = cpos + st.c_off;
+        float cv[kR];
+#pragma unroll
+        for (int r = 0; r < kR; ++r) cv[r] = ok[r] ? to_float(cp[kSign * r]) : 0.0f;
+        add(st, cv);
+      }
+      T* op = orow + first_pos(t);
+#pragma unroll
+      for (int r = 0; r < kR; ++r) {
+        const float gate = gate_z ? scale * silu(cur.z[r]) : scale;
+        if (ok[r]) op[kSign * r] = from_float<T>(fmaf(corr[r], gate, cur.y1[r]));
+      }
+    }
+  };
+  if (dir_flipped(p.mode, k))
+    segments(std::true_type{});
+  else
+    segments(std::false_type{});
+}
+
+}  // namespace
+
+bool warp_correction_fits(const Params& p) {
+  const SeqP& target = p.pass_target();
+  return p.n_chunks > 1 && p.softplus && p.mode != 3 && p.C_var && p.n_state <= 256 && p.delta.sl == 1 &&
+         target.sl == 1 && (!p.pass_gates_z() || p.z.sl == 1) && p.C_sl == 1;
+}
+
+template <typename T>
+void launch_warp_correction(const Params& p, cudaStream_t stream) {
+  const i64 items = static_cast<i64>(p.n_chunks - 1) * p.dir_blocks() * p.batch * p.dim;
+  const i64 cells = static_cast<i64>(p.dir_blocks()) * p.batch * p.dim * p.n_state;
+  scan_combine_kernel<<<grid_size((cells + 127) / 128, "combine"), 128, 0, stream>>>(p);
+  cuda_check_launch("selective_scan: scan_combine_kernel");
+  const unsigned grid = grid_size((items + kWarpsPerBlock - 1) / kWarpsPerBlock, "correct");
+  if (p.n_state <= 32)
+    scan_correct_warp_kernel<T, 1><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p);
+  else
+    scan_correct_warp_kernel<T, 8><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p);
+  cuda_check_launch("selective_scan: scan_correct_warp_kernel");
+}
+
+template void launch_warp_correction<float>(const Params&, cudaStream_t);
+template void launch_warp_correction<__half>(const Params&, cudaStream_t);
+template void launch_warp_correction<__nv_bfloat16>(const Params&, cudaStream_t);
+
+}  // namespace mcv::kernels::scan::cuda

@@ -1,0 +1,33 @@
+#pragma once
+// The chunked path's correction as one warp per (chunk, channel), its 32 lanes on 32 consecutive
+// steps (scan_correct.cu). The block correction of the pipelined and tiled kernels runs every
+// channel of a block until the block's slowest carried state has decayed, one serial chain per
+// channel; this one runs each channel only as far as its own carried state needs, and a long head
+// is spread over the lanes instead of being one thread's chain.
+//
+// Why it can: chunk c's correction adds g_t * sum_n C_t[n] H_in[n] 2^(a2[n] S_t) to its outputs,
+// S_t the sum of dt over the chunk's steps up to t. The only serial part is S_t, a prefix sum of
+// one scalar per channel (a warp scan per 32 steps); every term is then independent. With
+// softplus, dt >= 0, so S_t only grows and each state's last step above the stop line is known
+// ahead: the state is dropped from the sum once S_t passes it, and the channel stops when every
+// state has.
+
+#include <cuda_runtime.h>
+
+#include "selective_scan/cuda/scan_params.cuh"
+
+namespace mcv::kernels::scan::cuda {
+
+/// Whether the warp correction applies to a chunked launch: softplus on (S_t grows), every
+/// stream it reads (delta, z, C) and the pass's target in rows contiguous along L, so that a
+/// warp's 32 steps are one coalesced access, and the steps walked along those rows (forward,
+/// reverse, bidirectional; not cross2d's column orders).
+bool warp_correction_fits(const Params& p);
+
+/// The correction of chunks 1 .. n_chunks - 1 after pass 1 (which wrote chunk_h, chunk_dtsum and
+/// the provisional outputs); also writes the final state where asked. Defined for float, __half
+/// and __nv_bfloat16 in scan_correct.cu.
+template <typename T>
+void launch_warp_correction(const Params& p, cudaStream_t stream);
+
+}  // namespace mcv::kernels::scan::cuda
