@@ -15,6 +15,13 @@ namespace mcv::kernels::scan::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 2;  // small blocks: a block's slot frees when its longer channel ends
+// Blocks per SM the correction is built for: 12 caps it at 80 registers (a few bytes spill),
+// 24 warps per SM. H200, S6, same machine, two rounds, ms: bf16 2.741/2.742 against 2.796/2.795
+// with the compiler's 93 registers (20 warps), f32 3.312/3.330 against 3.354/3.334. A compile
+// switch for such comparisons (MCV_SCAN_CUDA_FLAGS=-DMCV_SCAN_CORRECT_MIN_BLOCKS=n).
+#ifndef MCV_SCAN_CORRECT_MIN_BLOCKS
+#define MCV_SCAN_CORRECT_MIN_BLOCKS 12
+#endif
 constexpr unsigned kFull = 0xffffffffu;
 
 constexpr int kR = 4;  // consecutive steps per lane in a segment
@@ -71,23 +78,24 @@ __global__ void __launch_bounds__(128) scan_combine_kernel(Params p) {
 
 /// kJ: states per lane (n = lane + 32 j), 1 for N <= 32, 8 up to 256.
 template <typename T, int kJ>
-__global__ void __launch_bounds__(32 * kWarpsPerBlock) scan_correct_warp_kernel(Params p) {
+__global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOCKS) scan_correct_warp_kernel(Params p) {
   __shared__ CarriedState table[kWarpsPerBlock][32 * kJ];
   // Each state's stop (the sum of dt past which H_in 2^(a2 S) stays under the line), by state
   // while ranking, then in the table's order.
   __shared__ float keys[kWarpsPerBlock][32 * kJ];
   __shared__ float stop_table[kWarpsPerBlock][32 * kJ];
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
-  // Work item: channel fastest, then batch, direction block and chunk (from 1).
-  const i64 item = static_cast<i64>(blockIdx.x) * kWarpsPerBlock + warp;
+  // Work item: channel fastest, then batch, direction block and chunk (from 1); fewer than 2^32
+  // (the grid's blocks are at most INT_MAX), so 32-bit divisions.
+  const unsigned item = blockIdx.x * kWarpsPerBlock + warp;
   const int kb_count = p.dir_blocks();
   if (item >= static_cast<i64>(p.n_chunks - 1) * kb_count * p.batch * p.dim) return;
-  const int d = static_cast<int>(item % p.dim);
-  i64 rest = item / p.dim;
-  const int b = static_cast<int>(rest % p.batch);
-  rest /= p.batch;
-  const int k = static_cast<int>(rest % kb_count);  // 0 unless par_dirs
-  const int chunk = 1 + static_cast<int>(rest / kb_count);
+  const int d = static_cast<int>(item % static_cast<unsigned>(p.dim));
+  unsigned rest = item / static_cast<unsigned>(p.dim);
+  const int b = static_cast<int>(rest % static_cast<unsigned>(p.batch));
+  rest /= static_cast<unsigned>(p.batch);
+  const int k = static_cast<int>(rest % static_cast<unsigned>(kb_count));  // 0 unless par_dirs
+  const int chunk = 1 + static_cast<int>(rest / static_cast<unsigned>(kb_count));
   const int N = p.n_state;
   const i64 row = static_cast<i64>(k) * p.dim + d;
 
@@ -179,29 +187,35 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) scan_correct_warp_kernel(
     struct Segment {
       float x[kR], y1[kR], z[kR];
     };
-    auto load = [&](int t0, Segment& seg) {
+    // kWhole: every step of the segment is in the chunk (all but a chunk's last segment), so
+    // the per-step guards and their branches drop out.
+    auto load_as = [&](int t0, Segment& seg, auto whole_c) {
+      constexpr bool kWhole = decltype(whole_c)::value;
       const int t = t0 + lane * kR;
       const i64 pos = first_pos(t);
       const T *dp = drow + pos, *op = orow + pos, *zp = zrow + pos;
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
-        const bool ok = t + r < t_end;
+        const bool ok = kWhole || t + r < t_end;
         seg.x[r] = ok ? to_float(dp[kSign * r]) : 0.0f;
         seg.y1[r] = ok ? to_float(op[kSign * r]) : 0.0f;
         seg.z[r] = gate_z && ok ? to_float(zp[kSign * r]) : 0.0f;
       }
     };
-    Segment next;
-    load(t_begin, next);
+    auto load = [&](int t0, Segment& seg) {
+      if (t0 + 32 * kR <= t_end)
+        load_as(t0, seg, std::true_type{});
+      else
+        load_as(t0, seg, std::false_type{});
+    };
     float s_base = 0.0f;
-    for (int t0 = t_begin; t0 < t_end && s_base < last_stop; t0 += 32 * kR) {
-      const Segment cur = next;
-      load(t0 + 32 * kR, next);
+    auto segment = [&](int t0, const Segment& cur, auto whole_c) {
+      constexpr bool kWhole = decltype(whole_c)::value;
       const int t = t0 + lane * kR;
       const T* cpos = cbase + first_pos(t);
       bool ok[kR];
 #pragma unroll
-      for (int r = 0; r < kR; ++r) ok[r] = t + r < t_end;
+      for (int r = 0; r < kR; ++r) ok[r] = kWhole || t + r < t_end;
       // C of the first four states still above the line after the last segment, issued
       // before the scan (most channels are down to a few states soon: the slow ones decay last).
       float c_first[4][kR];
@@ -257,6 +271,16 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) scan_correct_warp_kernel(
         const float gate = gate_z ? scale * silu(cur.z[r]) : scale;
         if (ok[r]) op[kSign * r] = from_float<T>(fmaf(corr[r], gate, cur.y1[r]));
       }
+    };
+    Segment next;
+    load(t_begin, next);
+    for (int t0 = t_begin; t0 < t_end && s_base < last_stop; t0 += 32 * kR) {
+      const Segment cur = next;
+      load(t0 + 32 * kR, next);
+      if (t0 + 32 * kR <= t_end)
+        segment(t0, cur, std::true_type{});
+      else
+        segment(t0, cur, std::false_type{});
     }
   };
   if (dir_flipped(p.mode, k))
