@@ -26,7 +26,9 @@
 //    C_t . (H_in * exp(A * cumsum dt)) * scale * silu(z_t) to the outputs of chunks c >= 1. The
 //    correction stops once every |H_in * decay| of a block falls below a fraction of its |H_in|
 //    max under the output type's rounding (Params::correction_exponent); with fast decay it
-//    touches only a prefix of each chunk.
+//    touches only a prefix of each chunk. Where the layout allows (channel rows, softplus), the
+//    correction runs instead as one warp per (chunk, channel), each channel only as far as its
+//    own carried state needs (scan_correct.cuh).
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
