@@ -775,6 +775,58 @@ TEST(SelectiveScanCudaChunks, CorrectionStopsUnderOutputRounding) {
   }
 }
 
+// A NaN carried across L-chunks (delta NaN at one step of chunk 0): on the CPU every later output
+// of that channel is NaN (its state stays NaN). The warp correction never drops a non-finite
+// carried state (scan_correct.cu), so the same outputs of every later chunk are non-finite too -
+// not pass 1's finite values from h = 0 - and every other channel matches.
+TEST(SelectiveScanCudaChunks, NonFiniteCarriedStateReachesLaterChunks) {
+  MCV_REQUIRE_CUDA();
+  Context cpu(Device::cpu()), gpu(Device::cuda(0));
+  for (const DType dt : {DType::f32, DType::bf16}) {
+    ScanCase c;
+    c.batch = 1;
+    c.dim = 8;
+    c.seqlen = 4096;
+    c.dtype = dt;
+    c.final_state = false;
+    SCOPED_TRACE(c.name());
+    ScanInputs in = make_inputs(c);
+    Tensor& delta = in.delta.base;  // (batch, D, L) on the host
+    ASSERT_EQ(delta.shape(), (Shape{1, 8, 4096}));
+    std::vector<float> v = delta.to(DType::f32).to_vector();
+    const std::int64_t bad_channel = 3, bad_step = 100;
+    v[static_cast<std::size_t>(bad_channel * c.seqlen + bad_step)] = NAN;
+    delta = Tensor::from_vector(v, delta.shape()).to(dt);
+    const Stored out_cpu = make_out(c, Device::cpu());
+    kernels::selective_scan(cpu, make_args(c, in, out_cpu.get(), Tensor()));
+    const std::vector<double> want = logical_values(out_cpu.get());
+    const ScanInputs din = in.to(Device::cuda(0));
+    const Stored out_gpu = make_out(c, Device::cuda(0));
+    {
+      const EnvGuard chunks("MCV_SCAN_CHUNKS", 4), by("MCV_SCAN_WARP_CORRECTION", "2");
+      kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), Tensor()));
+    }
+    gpu.synchronize();
+    const std::vector<double> got = logical_values(out_gpu.get());
+    ASSERT_EQ(got.size(), want.size());
+    double ref_max = 1.0;
+    std::int64_t nan = 0;
+    for (const double w : want) {
+      if (std::isnan(w))
+        ++nan;
+      else
+        ref_max = std::max(ref_max, std::fabs(w));
+    }
+    EXPECT_EQ(nan, c.seqlen - bad_step);  // channel 3 from the NaN on
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      if (std::isnan(want[i]))
+        EXPECT_FALSE(std::isfinite(got[i])) << i;
+      else
+        EXPECT_NEAR(got[i], want[i], 20 * tolerance(dt) * ref_max) << i;
+    }
+  }
+}
+
 // The staged cross2d's 16-byte plane copies - the column orders' transposes and the merge -
 // (the default where H and W are multiples of the vector) against the 4-byte tile copies
 // (MCV_SCAN_TRANSPOSE_VEC=0, MCV_SCAN_MERGE_VEC=0): the same values moved and summed in the same
