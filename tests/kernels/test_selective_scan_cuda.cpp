@@ -776,9 +776,10 @@ TEST(SelectiveScanCudaChunks, CorrectionStopsUnderOutputRounding) {
 }
 
 // A NaN carried across L-chunks (delta NaN at one step of chunk 0): on the CPU every later output
-// of that channel is NaN (its state stays NaN). The warp correction never drops a non-finite
-// carried state (scan_correct.cu), so the same outputs of every later chunk are non-finite too -
-// not pass 1's finite values from h = 0 - and every other channel matches.
+// of that channel is NaN (its state stays NaN). No correction drops a non-finite carried state
+// (scan_correct.cu; correction_line for the block corrections), so the same outputs of every
+// later chunk are non-finite too - not pass 1's finite values from h = 0 - and every other
+// channel matches: by the warp correction, the pipelined kernel's blocks and the tiled kernel's.
 TEST(SelectiveScanCudaChunks, NonFiniteCarriedStateReachesLaterChunks) {
   MCV_REQUIRE_CUDA();
   Context cpu(Device::cpu()), gpu(Device::cuda(0));
@@ -800,15 +801,6 @@ TEST(SelectiveScanCudaChunks, NonFiniteCarriedStateReachesLaterChunks) {
     const Stored out_cpu = make_out(c, Device::cpu());
     kernels::selective_scan(cpu, make_args(c, in, out_cpu.get(), Tensor()));
     const std::vector<double> want = logical_values(out_cpu.get());
-    const ScanInputs din = in.to(Device::cuda(0));
-    const Stored out_gpu = make_out(c, Device::cuda(0));
-    {
-      const EnvGuard chunks("MCV_SCAN_CHUNKS", 4), by("MCV_SCAN_WARP_CORRECTION", "2");
-      kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), Tensor()));
-    }
-    gpu.synchronize();
-    const std::vector<double> got = logical_values(out_gpu.get());
-    ASSERT_EQ(got.size(), want.size());
     double ref_max = 1.0;
     std::int64_t nan = 0;
     for (const double w : want) {
@@ -818,11 +810,29 @@ TEST(SelectiveScanCudaChunks, NonFiniteCarriedStateReachesLaterChunks) {
         ref_max = std::max(ref_max, std::fabs(w));
     }
     EXPECT_EQ(nan, c.seqlen - bad_step);  // channel 3 from the NaN on
-    for (std::size_t i = 0; i < got.size(); ++i) {
-      if (std::isnan(want[i]))
-        EXPECT_FALSE(std::isfinite(got[i])) << i;
-      else
-        EXPECT_NEAR(got[i], want[i], 20 * tolerance(dt) * ref_max) << i;
+    const ScanInputs din = in.to(Device::cuda(0));
+    for (const char* pipe : {"1", "0"}) {
+      for (const char* correction : {"2", "0"}) {  // by warps, by the pass kernel's blocks
+        SCOPED_TRACE(std::string("MCV_SCAN_PIPE=") + pipe + " MCV_SCAN_WARP_CORRECTION=" + correction);
+        const Stored out_gpu = make_out(c, Device::cuda(0));
+        {
+          const EnvGuard chunks("MCV_SCAN_CHUNKS", 4), by("MCV_SCAN_WARP_CORRECTION", correction),
+              kernel("MCV_SCAN_PIPE", pipe);
+          kernels::selective_scan(gpu, make_args(c, din, out_gpu.get(), Tensor()));
+        }
+        gpu.synchronize();
+        const std::vector<double> got = logical_values(out_gpu.get());
+        ASSERT_EQ(got.size(), want.size());
+        int wrong = 0;
+        for (std::size_t i = 0; i < got.size() && wrong < 5; ++i) {
+          const bool ok = std::isnan(want[i]) ? !std::isfinite(got[i])
+                                              : std::fabs(got[i] - want[i]) <= 20 * tolerance(dt) * ref_max;
+          if (!ok) {
+            ADD_FAILURE() << i << ": " << got[i] << " vs " << want[i];
+            ++wrong;
+          }
+        }
+      }
     }
   }
 }

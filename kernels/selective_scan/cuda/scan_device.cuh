@@ -206,7 +206,8 @@ __device__ __forceinline__ void load_channel(const Params& p, int b, int k, int 
 /// Chunked path, chunk c >= 1: replaces h with the chunk's true initial state H_in, combined
 /// from the end states (scanned from h = 0) and dt sums of the chunks before it (the recurrence
 /// is linear: H_in(c) = exp(A * dtsum(c-1)) * H_in(c-1) + h_end(c-1)); the last chunk also writes
-/// the final state hT. Returns the largest |H_in| of this thread's states.
+/// the final state hT. Returns the largest |H_in| of this thread's states (infinite if one is not
+/// finite).
 template <int kS>
 __device__ __forceinline__ float carried_state(const Params& p, const BlockCoords& bc, int k, int d, int lane,
                                                bool active, const float (&a2)[kS], float (&h)[kS]) {
@@ -230,9 +231,17 @@ __device__ __forceinline__ float carried_state(const Params& p, const BlockCoord
       }
     }
     h[s] = H;
-    hmax = fmaxf(hmax, fabsf(H));
+    hmax = fmaxf(hmax, isfinite(H) ? fabsf(H) : INFINITY);
   }
   return hmax;
+}
+
+/// The block correction's stop line for a thread whose largest carried |H_in| is hmax
+/// (carried_state, infinite when a carried state is not finite): decayed below it, a state no
+/// longer reaches the outputs. A non-finite carried state gets no line (-inf), so that it reaches
+/// every later output of its chunk, as on the CPU, instead of being dropped after the first tile.
+__device__ __forceinline__ float correction_line(const Params& p, float hmax) {
+  return isinf(hmax) ? -INFINITY : ldexpf(hmax, p.correction_exponent);
 }
 
 /// The decay-only step of the correction: g = exp2(dt*a2) * g, returns sum C*g (partial over

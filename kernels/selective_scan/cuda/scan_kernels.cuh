@@ -365,7 +365,7 @@ __global__ void __launch_bounds__(128, 3) scan_correct_kernel(Params p, int chan
   float a2[kS], g[kS], dskip_unused, bias;
   load_channel<kS>(p, bc.b, k, d, lane, active, false, a2, g, dskip_unused, bias);
   const float gmax = carried_state<kS>(p, bc, k, d, lane, active, a2, g);
-  const float threshold = ldexpf(gmax, p.correction_exponent);
+  const float threshold = correction_line(p, gmax);
   const T* cbase = static_cast<const T*>(p.C) + bc.b * p.C_sb + (k * p.groups + bc.g) * p.C_sg;
   const T* dbase = static_cast<const T*>(p.delta.ptr) + bc.b * p.delta.sb + k * p.delta.sk;
   // The corrected outputs: pass 1's target (Params::pass_target).

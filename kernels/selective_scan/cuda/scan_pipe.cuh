@@ -803,7 +803,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
   if constexpr (kCorrect) {
     const float hmax = carried_state<kS>(p, bc, k, d, lane, active, a2, h);
     if (!__syncthreads_or(hmax > 0.0f)) return;  // nothing carried into this chunk
-    threshold = ldexpf(hmax, p.correction_exponent);
+    threshold = correction_line(p, hmax);
   }
 
   // This direction's inputs: as given, or a staged column order's copies (Params::in).
@@ -1098,7 +1098,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         }
         int above = 0;  // 1 + the highest state above the threshold
 #pragma unroll
-        for (int s = 0; s < kS; ++s) above = fabsf(h[s]) > threshold ? s + 1 : above;
+        for (int s = 0; s < kS; ++s) above = !(fabsf(h[s]) <= threshold) ? s + 1 : above;  // NaN: above
         above = __reduce_max_sync(0xffffffffu, above);
         auto states = [&](auto lo_c, auto hi_c) {
           constexpr int kLo = decltype(lo_c)::value, kHi = decltype(hi_c)::value < kS ? decltype(hi_c)::value : kS;
