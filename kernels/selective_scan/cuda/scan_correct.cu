@@ -99,9 +99,9 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
   const int N = p.n_state;
   const i64 row = static_cast<i64>(k) * p.dim + d;
 
-  // H_in (scan_combine_kernel left it in chunk_h's slot chunk - 1).
+  // H_in (scan_combine_kernel left it in chunk_h's slot chunk - 1), and its largest magnitude,
+  // infinite if a carried state is not finite (carried_state's rule).
   float a2[kJ], H[kJ];
-  bool finite = true;
   float hmax = 0.0f;
   const i64 carried = chunk_cell(p, chunk - 1, k, b, d) * N;
 #pragma unroll
@@ -112,12 +112,11 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
     if (n < N) {
       a2[j] = p.A[row * p.A_sc + n * p.A_sn] * kLog2e;
       H[j] = p.chunk_h[carried + n];
-      finite = finite && isfinite(H[j]);
-      hmax = fmaxf(hmax, fabsf(H[j]));
+      hmax = fmaxf(hmax, isfinite(H[j]) ? fabsf(H[j]) : INFINITY);
     }
   }
   for (int off = 16; off > 0; off >>= 1) hmax = fmaxf(hmax, __shfl_xor_sync(kFull, hmax, off));
-  finite = __all_sync(kFull, finite);
+  const bool finite = !isinf(hmax);
   // Each state's stop: past it, |H 2^(a2 S)| <= hmax 2^correction_exponent (the block
   // correction's line). A non-finite carried state is never dropped, so that it reaches the
   // outputs as on the CPU; nor is a state that does not decay (a2 >= 0).
@@ -157,7 +156,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
       active += stop[j] > -INFINITY ? 1 : 0;
     }
   }
-  for (int off = 16; off > 0; off >>= 1) active += __shfl_xor_sync(kFull, active, off);
+  active = static_cast<int>(__reduce_add_sync(kFull, static_cast<unsigned>(active)));
   __syncwarp();
   if (active == 0) return;
   const float last_stop = stops[0];
