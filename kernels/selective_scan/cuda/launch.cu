@@ -204,7 +204,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     // start (until its initial state has decayed), so more chunks are not free: S6 (1536
     // channels, L 262144) measured 2 lanes x {8, 11, 16, 17} chunks = {15.6, 11.8, 9.2, 14.3} ms,
     // 4 x 11 = 14.0, 1 x 22 = 13.3 (H100, bf16, older kernels); aim at ~370 threads per SM,
-    // which gives S6 1 lane x 32 chunks in bf16 and 2 lanes x 16 in f32 (session 15, with the
+    // which gives S6 1 lane x 32 chunks in bf16 (33 with the wave filled, below) and 2 lanes x 16 in f32 (session 15, with the
     // correction stopped by output type, ms: bf16 24 / 32 / 40 / 48 chunks 3.79 / 3.04 / 3.51 /
     // 3.53; f32 16 / 24 / 40 / 48 chunks 4.19 / 5.27 / 5.52 / 5.41). Chunks are at least
     // min_chunk steps (1024 for long sequences, where the correction of slowly decaying states
