@@ -203,29 +203,26 @@ void run_cuda(Context& ctx, const Problem& pr) {
     // direction per block only). Each chunk after the first costs a correction pass over its
     // start (until its initial state has decayed), so more chunks are not free: S6 (1536
     // channels, L 262144) measured 2 lanes x {8, 11, 16, 17} chunks = {15.6, 11.8, 9.2, 14.3} ms,
-    // 4 x 11 = 14.0, 1 x 22 = 13.3 (H100, bf16, older kernels); aim at ~370 threads per SM,
-    // which gives S6 1 lane x 32 chunks in bf16 (33 with the wave filled, below) and 2 lanes x 16 in f32 (session 15, with the
-    // correction stopped by output type, ms: bf16 24 / 32 / 40 / 48 chunks 3.79 / 3.04 / 3.51 /
-    // 3.53; f32 16 / 24 / 40 / 48 chunks 4.19 / 5.27 / 5.52 / 5.41). Chunks are at least
+    // 4 x 11 = 14.0, 1 x 22 = 13.3 (H100, bf16, older kernels; session 15, with the correction
+    // stopped by output type, ms: bf16 24 / 32 / 40 / 48 chunks 3.79 / 3.04 / 3.51 / 3.53; f32
+    // 16 / 24 / 40 / 48 chunks 4.19 / 5.27 / 5.52 / 5.41). So: as many chunks as fill the
+    // resident blocks once. The kernels are built for 12 warps per SM (three blocks of 128
+    // threads at 168 registers); the blocks of one wave all run about as long, so the launch
+    // takes one block's chunk, and a chunk more than fits starts a second wave of its own. H200,
+    // S6 (12 blocks a chunk in bf16, 24 in f32; 396 resident), ms: bf16 31 / 32 / 33 chunks
+    // 2.828 / 2.743 / 2.683, f32 16 / 17 chunks 3.30 / 4.78 (session 24). Chunks are at least
     // min_chunk steps (1024 for long sequences, where the correction of slowly decaying states
     // is long; one or two tiles for short vision sequences at batch 1, where the alternative is
     // a few hundred dependent steps).
     const long long threads = channels * lanes;
-    const long long chunk_target = 370LL * sms;
     const int min_chunk = env_int("MCV_SCAN_MIN_CHUNK", p.seqlen >= 16384 ? 1024 : p.seqlen >= 1024 ? 64 : 32);
     int chunks = want_chunks;
-    const long long max_chunks = (p.seqlen + min_chunk - 1) / min_chunk;
     if (chunks == 0 && cfg.segments == 1 && one_dir_blocks && threads < target && p.seqlen >= 2 * min_chunk) {
-      chunks = static_cast<int>(std::min<long long>((chunk_target + threads - 1) / threads, max_chunks));
-      // Where those chunks' blocks fit in one wave, as many chunks as fill it exactly: the kernels
-      // are built for 384 threads per SM (three blocks of 128 at 168 registers), every block of
-      // the wave runs about as long, and shorter chunks end sooner. H200, S6 bf16 (12 blocks a
-      // chunk, 396 resident): 32 chunks 2.743 ms, 33 (one full wave) 2.683, 31 2.828; f32 keeps
-      // 16 (24 blocks a chunk; 17 would spill into a second wave: 4.78 against 3.30 ms).
       const long long per_chunk = static_cast<long long>(p.batch) * p.groups * cfg.blocks_per_group * p.dir_blocks();
-      const long long slots = static_cast<long long>(sms) * std::max(1, 384 / (cfg.channels_per_block * lanes));
-      if (chunks > 1 && chunks * per_chunk <= slots)
-        chunks = static_cast<int>(std::min(std::max<long long>(chunks, slots / per_chunk), max_chunks));
+      const int block_warps = (cfg.channels_per_block * lanes + 31) / 32;
+      const long long resident = static_cast<long long>(sms) * std::max(1, 12 / block_warps);
+      const long long max_chunks = (p.seqlen + min_chunk - 1) / min_chunk;
+      chunks = static_cast<int>(std::clamp(resident / per_chunk, 1LL, max_chunks));
     }
     if (one_dir_blocks && chunks > 1) {
       p.chunk_len = round_up((p.seqlen + chunks - 1) / chunks, cuda::kChunkQuantum);
