@@ -305,8 +305,9 @@ class Bench {
 
   // len: 0 for the shape's own; otherwise the shape at that length (a diagnostic row, no reference).
   void run_single(const RefShape& s, DType dt, ScanDirections dirs = ScanDirections::forward, bool with_z = true,
-                  i64 len = 0) {
+                  i64 len = 0, bool token_major = false) {
     Problem p;
+    p.token_major = token_major;
     p.batch = s.batch;
     p.dim = s.dim;
     p.len = len > 0 ? len : s.len;
@@ -315,9 +316,10 @@ class Bench {
     p.dirs = dirs;
     p.with_z = with_z;
     const double ms = time_scan(make_sets(p, dt), p);
-    const bool plain = dirs == ScanDirections::forward && with_z && len <= 0;
+    const bool plain = dirs == ScanDirections::forward && with_z && len <= 0 && !token_major;
     const std::string name = std::string(s.name) + (dirs == ScanDirections::reverse ? " reverse" : "") +
-                             (with_z ? "" : " no z") + (len > 0 ? " L" + std::to_string(len) : "");
+                             (with_z ? "" : " no z") + (len > 0 ? " L" + std::to_string(len) : "") +
+                             (token_major ? " token-major" : "");
     out_.push_back(result(name, p, dt, ms, plain ? s.reference_ms : 0.0));
   }
 
@@ -504,6 +506,10 @@ class Bench {
           // TMA boxes nor warp pipelines; the same shape at L = 200 shows what the aligned path
           // would give them (per-step cost against S3's).
           if (s.len % 8 != 0) run_single(s, dt, ScanDirections::forward, true, (s.len + 7) / 8 * 8);
+          // The same call with u, delta, z and the output (batch, L, D) and B/C (batch, L, G, N),
+          // the layout the models' projections produce (token-major rows; chunked launches there
+          // take the block correction).
+          run_single(s, dt, ScanDirections::forward, true, 0, true);
         }
       }
       if (opt_.compositions && wanted("vim")) run_vim(dt);

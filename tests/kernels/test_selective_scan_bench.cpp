@@ -35,7 +35,7 @@ TEST(SelectiveScanBench, DISABLED_Run) {
   Context ctx(bench_device());
   ScanBenchOptions opt;
   opt.only = split(std::getenv("MCV_SCAN_BENCH_ONLY"));
-  opt.variants = std::getenv("MCV_SCAN_BENCH_VARIANTS") != nullptr;  // S* also reversed and without z
+  opt.variants = std::getenv("MCV_SCAN_BENCH_VARIANTS") != nullptr;  // S* also reversed, without z, at L = 200, token-major
   const auto results = bench_selective_scan(ctx, opt);
   std::printf("%s", format_scan_bench(results).c_str());
 }

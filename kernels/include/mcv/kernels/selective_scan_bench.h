@@ -38,7 +38,8 @@ struct ScanBenchOptions {
   int warmup = 5;
   bool bf16 = true, f32 = true;
   bool compositions = true;
-  /// Also each single-call shape reversed and without z (what direction and gate cost).
+  /// Also each single-call shape reversed, without z (what direction and gate cost), at the next
+  /// multiple of 8 steps where L is not one (aligned rows) and token-major (the models' layout).
   bool variants = false;
   std::vector<std::string> only;   ///< names to run (e.g. {"S1", "S6"}); empty: all
 };
