@@ -36,6 +36,10 @@ TEST(SelectiveScanBench, DISABLED_Run) {
   ScanBenchOptions opt;
   opt.only = split(std::getenv("MCV_SCAN_BENCH_ONLY"));
   opt.variants = std::getenv("MCV_SCAN_BENCH_VARIANTS") != nullptr;  // S* also reversed, without z, at L = 200, token-major
+  // MCV_SCAN_BENCH_PAD_MB: a device allocation of that size held through the run, so that the
+  // benchmark's tensors land elsewhere (placement comparisons).
+  const char* pad_mb = std::getenv("MCV_SCAN_BENCH_PAD_MB");
+  const Tensor pad = pad_mb ? Tensor::empty({std::atoll(pad_mb) << 20}, DType::u8, ctx.device()) : Tensor();
   const auto results = bench_selective_scan(ctx, opt);
   std::printf("%s", format_scan_bench(results).c_str());
 }
