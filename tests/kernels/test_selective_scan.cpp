@@ -16,6 +16,7 @@
 #include "mcv/context.h"
 #include "mcv/error.h"
 #include "mcv/kernels/selective_scan.h"
+#include "selective_scan/chunking.h"
 #include "selective_scan/cpu.h"
 #include "test_selective_scan_common.h"
 #include "test_support.h"
@@ -544,6 +545,33 @@ TEST(SelectiveScanValidation, RejectsBadArgumentsBeforeWriting) {
     const std::vector<float> v = out.to_vector();
     for (float x : v) ASSERT_TRUE(std::isnan(x)) << "out written before the error";
   }
+}
+
+// The CUDA launcher's L-chunk count (host arithmetic, checked here without a GPU): the chunks'
+// blocks fill the resident blocks once and never start a second wave.
+TEST(SelectiveScanChunking, ChunksFillOneWave) {
+  using kernels::scan::wave_filling_chunks;
+  // H200/H100 (132 SMs, 396 resident blocks of 128 threads): S6 bf16 (12 blocks a chunk, one lane)
+  // and f32 (24, two lanes); batch 1 at D = 5120 (40 blocks a chunk: 10 would be 400 blocks).
+  EXPECT_EQ(wave_filling_chunks(132, 12, 128, 262144, 1024), 33);
+  EXPECT_EQ(wave_filling_chunks(132, 24, 128, 262144, 1024), 16);
+  EXPECT_EQ(wave_filling_chunks(132, 40, 128, 65536, 1024), 9);
+  // Short sequences: at most ceil(L / min_chunk) chunks (Vim at batch 1: L 197, 32-step chunks).
+  EXPECT_EQ(wave_filling_chunks(132, 24, 128, 197, 32), 7);
+  // More than half a wave in one chunk: no chunks (two would take two waves).
+  EXPECT_EQ(wave_filling_chunks(132, 250, 128, 65536, 1024), 1);
+  // Blocks of one partial warp take a warp's registers: 12 of them per SM.
+  EXPECT_EQ(wave_filling_chunks(132, 1, 12, 1 << 24, 1024), 132 * 12);
+  for (int sms : {1, 16, 78, 132, 144})
+    for (long long per_chunk = 1; per_chunk <= 600; per_chunk += 7)
+      for (int threads : {32, 64, 96, 128}) {
+        const long long resident = static_cast<long long>(sms) * (12 / ((threads + 31) / 32));
+        const int c = wave_filling_chunks(sms, per_chunk, threads, 1 << 22, 1024);
+        ASSERT_GE(c, 1);
+        ASSERT_LE(c, (1 << 22) / 1024);
+        if (c > 1) ASSERT_LE(c * per_chunk, resident) << sms << " SMs, " << per_chunk << " blocks a chunk";
+        if (c < (1 << 22) / 1024) ASSERT_GT((c + 1) * per_chunk, resident) << "a wave left unfilled";
+      }
 }
 
 }  // namespace

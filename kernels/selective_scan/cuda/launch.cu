@@ -8,6 +8,7 @@
 #include "mcv/cuda/context.cuh"
 #include "mcv/error.h"
 #include "selective_scan/cuda/relayout.cuh"
+#include "selective_scan/chunking.h"
 #include "selective_scan/cuda/scan_params.cuh"
 #include "selective_scan/scan_problem.h"
 
@@ -206,11 +207,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     // 4 x 11 = 14.0, 1 x 22 = 13.3 (H100, bf16, older kernels; session 15, with the correction
     // stopped by output type, ms: bf16 24 / 32 / 40 / 48 chunks 3.79 / 3.04 / 3.51 / 3.53; f32
     // 16 / 24 / 40 / 48 chunks 4.19 / 5.27 / 5.52 / 5.41). So: as many chunks as fill the
-    // resident blocks once. The kernels are built for 12 warps per SM (three blocks of 128
-    // threads at 168 registers); the blocks of one wave all run about as long, so the launch
-    // takes one block's chunk, and a chunk more than fits starts a second wave of its own. H200,
-    // S6 (12 blocks a chunk in bf16, 24 in f32; 396 resident), ms: bf16 31 / 32 / 33 chunks
-    // 2.828 / 2.743 / 2.683, f32 16 / 17 chunks 3.30 / 4.78 (session 24). Chunks are at least
+    // resident blocks once (wave_filling_chunks, chunking.h). Chunks are at least
     // min_chunk steps (1024 for long sequences, where the correction of slowly decaying states
     // is long; one or two tiles for short vision sequences at batch 1, where the alternative is
     // a few hundred dependent steps).
@@ -219,10 +216,7 @@ void run_cuda(Context& ctx, const Problem& pr) {
     int chunks = want_chunks;
     if (chunks == 0 && cfg.segments == 1 && one_dir_blocks && threads < target && p.seqlen >= 2 * min_chunk) {
       const long long per_chunk = static_cast<long long>(p.batch) * p.groups * cfg.blocks_per_group * p.dir_blocks();
-      const int block_warps = (cfg.channels_per_block * lanes + 31) / 32;
-      const long long resident = static_cast<long long>(sms) * std::max(1, 12 / block_warps);
-      const long long max_chunks = (p.seqlen + min_chunk - 1) / min_chunk;
-      chunks = static_cast<int>(std::clamp(resident / per_chunk, 1LL, max_chunks));
+      chunks = wave_filling_chunks(sms, per_chunk, cfg.channels_per_block * lanes, p.seqlen, min_chunk);
     }
     if (one_dir_blocks && chunks > 1) {
       p.chunk_len = round_up((p.seqlen + chunks - 1) / chunks, cuda::kChunkQuantum);
