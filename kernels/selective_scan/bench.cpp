@@ -103,7 +103,7 @@ class Bench {
 #endif
     Tensor f = Tensor::empty(shape, DType::f32);
     float* p = f.data<float>();
-    for (i64 i = 0; i < f.numel(); ++i)
+    for (i64 i = 0, n = f.numel(); i < n; ++i)
       p[i] = offset + scale * (static_cast<float>(mix(seed * 0x9e3779b97f4a7c15ull + i) >> 40) * (2.0f / 16777216.0f) - 1.0f);
     t.copy_from(f);
     return t;
