@@ -2,7 +2,8 @@
 // cpu_avx2.cpp / cpu_avx512.cpp; all three share cpu_body.h.
 //
 // The Vec interface cpu_body.h needs: W, set1, zero, load, store (W floats), + - *, fma(a, b, c)
-// = a*b + c, and the functions vexp, vsoftplus (torch's: x > 20 -> x, else log1p(exp(x))) and
+// = a*b + c, and the functions vexp, vexp2_decay (2^x, x <= 0) and vexp2_decays (kN of them at
+// once), vsoftplus (torch's: x > 20 -> x, else log1p(exp(x))) and vsoftplus_n (kN in place), and
 // vsilu (z / (1 + exp(-z))).
 
 #include <algorithm>
@@ -120,10 +121,18 @@ Vec vexp2_decay(const Vec& x) {
   for (int i = 0; i < Vec::W; ++i) r.v[i] = std::exp2(x.v[i]);
   return r;
 }
+template <int kN>
+void vexp2_decays(const Vec (&x)[kN], Vec (&out)[kN]) {
+  for (int i = 0; i < kN; ++i) out[i] = vexp2_decay(x[i]);
+}
 Vec vsoftplus(const Vec& x) {
   Vec r;
   for (int i = 0; i < Vec::W; ++i) r.v[i] = x.v[i] > 20.0f ? x.v[i] : std::log1p(std::exp(x.v[i]));
   return r;
+}
+template <int kN>
+void vsoftplus_n(Vec (&x)[kN]) {
+  for (int i = 0; i < kN; ++i) x[i] = vsoftplus(x[i]);
 }
 Vec vsilu(const Vec& x) {
   Vec r;

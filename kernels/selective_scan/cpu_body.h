@@ -241,7 +241,18 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
         gather_tile(delta, dsd, dsl, nc, steps, in_at, dtt, W);
         if (gate) gather_tile(z, zsd, zsl, nc, steps, at, zt, W);
       }
-      for (std::int64_t j = 0; j < steps; ++j) {
+      std::int64_t j0 = 0;
+      if (p.softplus) {
+        for (; j0 + 4 <= steps; j0 += 4) {  // four steps' softplus interleaved (vsoftplus_n)
+          Vec dt[4];
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) dt[i] = Vec::load(&s.dtt[(j0 + i) * W]) + bias;
+          vsoftplus_n<4>(dt);
+#pragma GCC unroll 4
+          for (int i = 0; i < 4; ++i) dt[i].store(&s.dtt[(j0 + i) * W]);
+        }
+      }
+      for (std::int64_t j = j0; j < steps; ++j) {
         Vec dt = Vec::load(&s.dtt[j * W]) + bias;
         if (p.softplus) dt = vsoftplus(dt);
         dt.store(&s.dtt[j * W]);
@@ -273,10 +284,26 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
           };
           std::int64_t n = 0;
           for (; n + 4 <= N; n += 4) {
-            update(n, ys[0]);
-            update(n + 1, ys[1]);
-            update(n + 2, ys[2]);
-            update(n + 3, ys[3]);
+            if constexpr (kDecays) {
+              // Four states' decays interleaved (vexp2_decays), then their updates.
+              Vec x[4], decay[4];
+#pragma GCC unroll 4
+              for (int i = 0; i < 4; ++i) x[i] = dt * Vec::load(a + (n + i) * W);
+              vexp2_decays<4>(x, decay);
+#pragma GCC unroll 4
+              for (int i = 0; i < 4; ++i) {
+                const Vec bn = kAllVar || var_b ? Vec::set1(brow[n + i]) : Vec::load(&s.bfix[(n + i) * W]);
+                const Vec cn = kAllVar || var_c ? Vec::set1(crow[n + i]) : Vec::load(&s.cfix[(n + i) * W]);
+                const Vec hn = fma(decay[i], Vec::load(h + (n + i) * W), bn * dtu);
+                hn.store(h + (n + i) * W);
+                ys[i] = fma(cn, hn, ys[i]);
+              }
+            } else {
+              update(n, ys[0]);
+              update(n + 1, ys[1]);
+              update(n + 2, ys[2]);
+              update(n + 3, ys[3]);
+            }
           }
           for (; n < N; ++n) update(n, ys[n & 3]);
           return (ys[0] + ys[1]) + (ys[2] + ys[3]);
