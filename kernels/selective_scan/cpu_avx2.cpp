@@ -78,7 +78,7 @@ struct Vec {
   static Mask gt(Vec a, Vec b) { return _mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ); }
   static Vec select(Mask m, Vec a, Vec b) { return {_mm256_blendv_ps(b.v, a.v, m)}; }
   /// r[i] lane j <-> r[j] lane i: 32-bit, 64-bit, then 128-bit interleaving stages.
-  static void transpose(Vec (&r)[W]) {
+  [[gnu::always_inline]] static void transpose(Vec (&r)[W]) {
     __m256 t[W];
     for (int i = 0; i < 4; ++i) {
       t[2 * i] = _mm256_unpacklo_ps(r[2 * i].v, r[2 * i + 1].v);

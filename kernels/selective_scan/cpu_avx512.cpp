@@ -77,7 +77,7 @@ struct Vec {
   static Mask gt(Vec a, Vec b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ); }
   static Vec select(Mask m, Vec a, Vec b) { return {_mm512_mask_blend_ps(m, b.v, a.v)}; }
   /// r[i] lane j <-> r[j] lane i: 32-bit, 64-bit, then two 128-bit interleaving stages.
-  static void transpose(Vec (&r)[W]) {
+  [[gnu::always_inline]] static void transpose(Vec (&r)[W]) {
     __m512 t[W];
     for (int i = 0; i < 8; ++i) {
       t[2 * i] = _mm512_unpacklo_ps(r[2 * i].v, r[2 * i + 1].v);
