@@ -273,14 +273,17 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
         auto states = [&](auto all_var, auto decaying) {
           constexpr bool kAllVar = decltype(all_var)::value, kDecays = decltype(decaying)::value;
           Vec ys[4] = {Vec::zero(), Vec::zero(), Vec::zero(), Vec::zero()};
-          auto update = [&](std::int64_t n, Vec& y) {
-            const Vec x = dt * Vec::load(a + n * W);
-            const Vec decay = kDecays ? vexp2_decay(x) : vexp(x);
+          // State n's update from its decay.
+          auto apply = [&](std::int64_t n, const Vec& decay, Vec& y) {
             const Vec bn = kAllVar || var_b ? Vec::set1(brow[n]) : Vec::load(&s.bfix[n * W]);
             const Vec cn = kAllVar || var_c ? Vec::set1(crow[n]) : Vec::load(&s.cfix[n * W]);
             const Vec hn = fma(decay, Vec::load(h + n * W), bn * dtu);
             hn.store(h + n * W);
             y = fma(cn, hn, y);
+          };
+          auto update = [&](std::int64_t n, Vec& y) {
+            const Vec x = dt * Vec::load(a + n * W);
+            apply(n, kDecays ? vexp2_decay(x) : vexp(x), y);
           };
           std::int64_t n = 0;
           for (; n + 4 <= N; n += 4) {
@@ -291,13 +294,7 @@ void scan_block(const Problem& p, std::int64_t b, std::int64_t g, std::int64_t c
               for (int i = 0; i < 4; ++i) x[i] = dt * Vec::load(a + (n + i) * W);
               vexp2_decays<4>(x, decay);
 #pragma GCC unroll 4
-              for (int i = 0; i < 4; ++i) {
-                const Vec bn = kAllVar || var_b ? Vec::set1(brow[n + i]) : Vec::load(&s.bfix[(n + i) * W]);
-                const Vec cn = kAllVar || var_c ? Vec::set1(crow[n + i]) : Vec::load(&s.cfix[(n + i) * W]);
-                const Vec hn = fma(decay[i], Vec::load(h + (n + i) * W), bn * dtu);
-                hn.store(h + (n + i) * W);
-                ys[i] = fma(cn, hn, ys[i]);
-              }
+              for (int i = 0; i < 4; ++i) apply(n + i, decay[i], ys[i]);
             } else {
               update(n, ys[0]);
               update(n + 1, ys[1]);
