@@ -34,26 +34,33 @@ Vec vexp(const Vec& x) {
 // where dt is infinite and the state update non-finite anyway). 2^f on [-0.5, 0.5] by a
 // degree-6 near-minimax polynomial (relative error 1.9e-9, 1.3 x 2^-24 after f32 rounding).
 // About half the vector operations of vexp, which were most of a state update's (perf, S1 f32).
+//
+// q[i] = c[0] at x[i], then each Horner step q[i] = q[i] x[i] + c[k] for all kN vectors before the
+// next step: kN polynomial chains interleaved.
+template <int kN, std::size_t kC>
+__attribute__((always_inline)) inline void horner_n(const float (&c)[kC], const Vec (&x)[kN], Vec (&q)[kN]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < kN; ++i) q[i] = Vec::set1(c[0]);
+#pragma GCC unroll 16
+  for (std::size_t k = 1; k < kC; ++k) {
+#pragma GCC unroll 8
+    for (int i = 0; i < kN; ++i) q[i] = fma(q[i], x[i], Vec::set1(c[k]));
+  }
+}
 // kN independent decays at once, their steps interleaved: each polynomial is a chain of six
 // dependent FMAs (~30 cycles), and written one decay after the other the out-of-order window
 // holds too few of them to overlap (a loop of 16 updates alone, Zen 2 class AVX2 core: ~13 ->
 // ~8 cycles per update with four interleaved).
 template <int kN>
 __attribute__((always_inline)) inline void vexp2_decays(const Vec (&x)[kN], Vec (&out)[kN]) {
-  static constexpr float kCoef[] = {1.339993207e-03f, 9.618489072e-03f, 5.550328642e-02f,
+  static constexpr float kCoef[] = {1.534580515e-04f, 1.339993207e-03f, 9.618489072e-03f, 5.550328642e-02f,
                                     2.402264625e-01f, 6.931471825e-01f, 1.0f};
   Vec k[kN], f[kN], q[kN];
 #pragma GCC unroll 8
   for (int i = 0; i < kN; ++i) k[i] = Vec::round(x[i]);
 #pragma GCC unroll 8
   for (int i = 0; i < kN; ++i) f[i] = x[i] - k[i];
-#pragma GCC unroll 8
-  for (int i = 0; i < kN; ++i) q[i] = Vec::set1(1.534580515e-04f);
-#pragma GCC unroll 6
-  for (float c : kCoef) {
-#pragma GCC unroll 8
-    for (int i = 0; i < kN; ++i) q[i] = fma(q[i], f[i], Vec::set1(c));
-  }
+  horner_n(kCoef, f, q);
 #pragma GCC unroll 8
   for (int i = 0; i < kN; ++i) out[i] = Vec::scale_pow2i(q[i], k[i]);
 }
@@ -72,19 +79,14 @@ Vec vexp2_decay(const Vec& x) {
 // softplus alone is a chain of 14 dependent FMAs).
 template <int kN>
 __attribute__((always_inline)) inline void vsoftplus_n(Vec (&x)[kN]) {
-  static constexpr float kCoef[] = {-2.907406539e-02f, 7.751608640e-02f, -1.360224783e-01f, 1.907688081e-01f,
-                                    -2.483539879e-01f, 3.331812024e-01f,  -4.999944568e-01f, 9.999999404e-01f};
+  static constexpr float kCoef[] = {5.126102362e-03f,  -2.907406539e-02f, 7.751608640e-02f,
+                                    -1.360224783e-01f, 1.907688081e-01f,  -2.483539879e-01f,
+                                    3.331812024e-01f,  -4.999944568e-01f, 9.999999404e-01f};
   Vec m[kN], e[kN], q[kN];
 #pragma GCC unroll 8
   for (int i = 0; i < kN; ++i) m[i] = Vec::min_nan(Vec::zero() - x[i], x[i]) * Vec::set1(1.44269504088896341f);
   vexp2_decays<kN>(m, e);  // exp(-|x|)
-#pragma GCC unroll 8
-  for (int i = 0; i < kN; ++i) q[i] = Vec::set1(5.126102362e-03f);
-#pragma GCC unroll 8
-  for (float c : kCoef) {
-#pragma GCC unroll 8
-    for (int i = 0; i < kN; ++i) q[i] = fma(q[i], e[i], Vec::set1(c));
-  }
+  horner_n(kCoef, e, q);
 #pragma GCC unroll 8
   for (int i = 0; i < kN; ++i)
     x[i] = Vec::select(Vec::gt(x[i], Vec::set1(20.0f)), x[i], fma(e[i], q[i], Vec::max_nan(Vec::zero(), x[i])));
