@@ -7,9 +7,16 @@
 
 namespace mcv::kernels::scan {
 
-/// Warps per SM the pipelined and tiled scan kernels are built for: three blocks of 128 threads
-/// at 168 registers (scan_pipe.cuh, pipe_min_blocks).
-inline constexpr int kResidentWarpsPerSm = 12;
+/// Blocks of 128 threads per SM the pipelined scan kernel is built for (its launch bounds,
+/// scan_pipe.cuh pipe_min_blocks; the tiled kernel's are the same): three at 168 registers.
+/// MCV_SCAN_PIPE_MIN_BLOCKS overrides it for experiments (MCV_SCAN_CUDA_FLAGS=-D...), and the
+/// chunk count below follows.
+#ifndef MCV_SCAN_PIPE_MIN_BLOCKS
+#define MCV_SCAN_PIPE_MIN_BLOCKS 3
+#endif
+inline constexpr int kScanBlocksPerSm = MCV_SCAN_PIPE_MIN_BLOCKS;
+/// Warps per SM those blocks hold.
+inline constexpr int kResidentWarpsPerSm = 4 * kScanBlocksPerSm;
 
 /// As many chunks as fill the resident blocks once, within [1, ceil(seqlen / min_chunk)]. The
 /// blocks of one wave all run about as long, so a launch takes one block's chunk: filling every

@@ -7,8 +7,8 @@
 
 #include "mcv/cuda/context.cuh"
 #include "mcv/error.h"
-#include "selective_scan/cuda/relayout.cuh"
 #include "selective_scan/chunking.h"
+#include "selective_scan/cuda/relayout.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
 #include "selective_scan/scan_problem.h"
 

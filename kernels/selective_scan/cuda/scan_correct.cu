@@ -34,12 +34,12 @@ struct alignas(16) CarriedState {
 };
 
 /// Each chunk's true initial state H_in(c), c >= 1, from pass 1's end states (scanned from h = 0)
-/// and dt sums: H_in(1) = h_end(0), H_in(c + 1) = 2^(a2 dtsum(c)) H_in(c) + h_end(c)
-/// (carried_state's arithmetic), written over chunk_h's slot c - 1, whose h_end the walk has
-/// then used; and the final state H_in(n_chunks) where asked. One thread per (direction block,
-/// batch, channel, state): its loads do not depend on the chain, so they are issued ahead of it,
-/// where each correction warp walking the chunks before its own had waited on them (H200, S6
-/// bf16 with 32 chunks: see scan_correct.cuh).
+/// and dt sums: H_in(1) = h_end(0), H_in(c + 1) = across_chunk(c's dt sum, H_in(c), h_end(c)),
+/// written over chunk_h's slot c - 1, whose h_end the walk has then used; and the final state
+/// H_in(n_chunks) where asked. One thread per (direction block, batch, channel, state): its loads
+/// do not depend on the chain, so they are issued ahead of it, where each correction warp walking
+/// the chunks before its own had waited on them (H200, S6 bf16 with 32 chunks: see
+/// scan_correct.cuh).
 __global__ void __launch_bounds__(128) scan_combine_kernel(Params p) {
   const int N = p.n_state;
   const i64 i = static_cast<i64>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -69,7 +69,7 @@ __global__ void __launch_bounds__(128) scan_combine_kernel(Params p) {
     for (int q = 0; q < kBatch; ++q) {
       if (c0 + q < p.n_chunks) {
         p.chunk_h[chunk_cell(p, c0 + q - 1, k, b, d) * N + n] = h;
-        h = fmaf(ex2_approx(a2 * dtsum[q]), h, h_end[q]);
+        h = across_chunk(a2, dtsum[q], h, h_end[q]);
       }
     }
   }
@@ -99,8 +99,8 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
   const int N = p.n_state;
   const i64 row = static_cast<i64>(k) * p.dim + d;
 
-  // H_in (scan_combine_kernel left it in chunk_h's slot chunk - 1), and its largest magnitude,
-  // infinite if a carried state is not finite (carried_state's rule).
+  // H_in (scan_combine_kernel left it in chunk_h's slot chunk - 1), and its largest magnitude
+  // (carried_magnitude: infinite if a carried state is not finite).
   float a2[kJ], H[kJ];
   float hmax = 0.0f;
   const i64 carried = chunk_cell(p, chunk - 1, k, b, d) * N;
@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
     if (n < N) {
       a2[j] = p.A[row * p.A_sc + n * p.A_sn] * kLog2e;
       H[j] = p.chunk_h[carried + n];
-      hmax = fmaxf(hmax, isfinite(H[j]) ? fabsf(H[j]) : INFINITY);
+      hmax = fmaxf(hmax, carried_magnitude(H[j]));
     }
   }
   for (int off = 16; off > 0; off >>= 1) hmax = fmaxf(hmax, __shfl_xor_sync(kFull, hmax, off));

@@ -203,6 +203,16 @@ __device__ __forceinline__ void load_channel(const Params& p, int b, int k, int 
   bias = (active && p.bias) ? p.bias[row * p.bias_s] : 0.0f;
 }
 
+/// Chunked path: a state across a whole chunk - the state H before it decayed by the chunk's
+/// 2^(a2 dtsum), plus the chunk's own end state h_end (scanned from h = 0; the recurrence is
+/// linear).
+__device__ __forceinline__ float across_chunk(float a2, float dtsum, float H, float h_end) {
+  return fmaf(ex2_approx(a2 * dtsum), H, h_end);
+}
+/// A carried state's size for the correction's stop line: |H|, or infinite when H is not finite
+/// (such a state is never dropped, so that it reaches the outputs as on the CPU).
+__device__ __forceinline__ float carried_magnitude(float H) { return isfinite(H) ? fabsf(H) : INFINITY; }
+
 /// Chunked path, chunk c >= 1: replaces h with the chunk's true initial state H_in, combined
 /// from the end states (scanned from h = 0) and dt sums of the chunks before it (the recurrence
 /// is linear: H_in(c) = exp(A * dtsum(c-1)) * H_in(c-1) + h_end(c-1)); the last chunk also writes
@@ -222,16 +232,16 @@ __device__ __forceinline__ float carried_state(const Params& p, const BlockCoord
 #pragma unroll 4
       for (int c = 1; c < bc.chunk; ++c) {
         const i64 cell = chunk_cell(p, c, k, bc.b, d);
-        H = fmaf(ex2_approx(a2[s] * p.chunk_dtsum[cell]), H, p.chunk_h[cell * p.n_state + n]);
+        H = across_chunk(a2[s], p.chunk_dtsum[cell], H, p.chunk_h[cell * p.n_state + n]);
       }
       if (last_chunk && p.hT) {
         const i64 cell = chunk_cell(p, bc.chunk, k, bc.b, d);
         p.hT[bc.b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] =
-            fmaf(ex2_approx(a2[s] * p.chunk_dtsum[cell]), H, p.chunk_h[cell * p.n_state + n]);
+            across_chunk(a2[s], p.chunk_dtsum[cell], H, p.chunk_h[cell * p.n_state + n]);
       }
     }
     h[s] = H;
-    hmax = fmaxf(hmax, isfinite(H) ? fabsf(H) : INFINITY);
+    hmax = fmaxf(hmax, carried_magnitude(H));
   }
   return hmax;
 }

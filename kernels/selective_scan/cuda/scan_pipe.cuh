@@ -37,6 +37,7 @@
 
 #include <type_traits>
 
+#include "selective_scan/chunking.h"
 #include "selective_scan/cuda/scan_device.cuh"
 #include "selective_scan/cuda/scan_tma.cuh"
 
@@ -59,15 +60,12 @@ constexpr int kPipeSteps = 16;
 /// more instructions per channel-step), so there they are a forced option (MCV_SCAN_SEGMENTS=2).
 ///
 /// Blocks of 128 threads per SM the kernel is built for (its register budget): six with 16-bit
-/// segments (80 registers: the one wave of S4 needs 5.8), three otherwise (168; f32 segments'
-/// 32-step rows take 62 KB of shared memory per block, so three is all an SM holds).
-/// MCV_SCAN_PIPE_MIN_BLOCKS overrides the three for experiments (MCV_SCAN_CUDA_FLAGS=-D...).
-#ifndef MCV_SCAN_PIPE_MIN_BLOCKS
-#define MCV_SCAN_PIPE_MIN_BLOCKS 3
-#endif
+/// segments (80 registers: the one wave of S4 needs 5.8), otherwise kScanBlocksPerSm (chunking.h,
+/// which derives the L-chunk count from it): three, 168 registers (f32 segments' 32-step rows
+/// take 62 KB of shared memory per block, so three is all an SM holds).
 template <typename T, int kSeg>
 constexpr int pipe_min_blocks() {
-  return kSeg > 1 && sizeof(T) == 2 ? 6 : MCV_SCAN_PIPE_MIN_BLOCKS;
+  return kSeg > 1 && sizeof(T) == 2 ? 6 : kScanBlocksPerSm;
 }
 /// Steps per tile: with segments, two per thread's group of kPipeSteps / kSeg steps, so that
 /// the per-tile work of each thread (copy loops, row offsets, stores) is spread over as many of
