@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mcv/context.h"
@@ -168,6 +169,26 @@ std::vector<CudaCase> cuda_cases() {
     c.batch = 1; c.dim = 12; c.seqlen = 65536; c.n_state = 16; c.initial_state = true; k.corr = CudaCase::Corr::block;
   });
   add([](CudaCase& k, C& c) { c.dim = 3; c.seqlen = 999; c.has_z = false; c.dirs = ScanDirections::reverse; k.chunks = 4; });
+  // The token-major warp correction (lanes across channels, scan_correct.cu): reversed bf16 with
+  // an initial state and a partial warp (D 40), bidirectional f16 at batch 2 with a final state,
+  // f32 with two groups of 32 channels; two groups of 5 channels take the block correction.
+  add([](CudaCase& k, C& c) {
+    c.batch = 1; c.dim = 40; c.seqlen = 2047; c.n_state = 16; c.dtype = DType::bf16; c.a_scale = 0.02f;
+    c.layout = Layout::token_major; c.dirs = ScanDirections::reverse; c.initial_state = true; k.chunks = 5;
+    k.corr = CudaCase::Corr::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.batch = 2; c.dim = 9; c.seqlen = 1500; c.n_state = 8; c.dtype = DType::f16; c.a_scale = 0.05f;
+    c.layout = Layout::token_major; c.dirs = ScanDirections::bidirectional; k.chunks = 3; k.corr = CudaCase::Corr::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.batch = 1; c.dim = 64; c.seqlen = 3001; c.n_state = 13; c.groups = 2; c.a_scale = 0.01f;
+    c.layout = Layout::token_major; k.chunks = 6; k.corr = CudaCase::Corr::required;
+  });
+  add([](CudaCase& k, C& c) {
+    c.batch = 1; c.dim = 10; c.seqlen = 3001; c.n_state = 16; c.groups = 2; c.a_scale = 0.01f;
+    c.layout = Layout::token_major; k.chunks = 6;
+  });
   // Directions x layouts x dtypes (pairwise), grid forms.
   add([](CudaCase&, C& c) { c.dirs = ScanDirections::reverse; c.layout = Layout::token_major; c.dtype = DType::bf16; });
   add([](CudaCase&, C& c) { c.dirs = ScanDirections::reverse; c.layout = Layout::gather; c.initial_state = true; });
@@ -555,7 +576,7 @@ INSTANTIATE_TEST_SUITE_P(Pairwise, SelectiveScanCuda, ::testing::ValuesIn(cuda_c
 // generic, several directions) for compute-sanitizer memcheck/racecheck.
 TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   MCV_REQUIRE_CUDA();
-  std::vector<CudaCase> cases(25);
+  std::vector<CudaCase> cases(26);
   cases[0].c.dim = 40;
   cases[0].lanes = 1;
   cases[1].c.dim = 7;
@@ -669,6 +690,15 @@ TEST(SelectiveScanCudaSanitizer, EveryKernelSmall) {
   cases[24].c.n_state = 40;
   cases[24].c.dtype = DType::bf16;
   cases[24].c.dirs = ScanDirections::bidirectional;
+  cases[25].c.batch = 1;  // token-major L-chunks corrected by warps of 32 channels, a partial warp
+  cases[25].c.dim = 40;
+  cases[25].c.seqlen = 300;
+  cases[25].c.dtype = DType::bf16;
+  cases[25].c.layout = Layout::token_major;
+  cases[25].c.dirs = ScanDirections::reverse;
+  cases[25].c.a_scale = 0.01f;
+  cases[25].chunks = 3;
+  cases[25].corr = CudaCase::Corr::required;
   cases[3].corr = CudaCase::Corr::block;  // and by the pass kernels' blocks
   cases[10].corr = CudaCase::Corr::block;
   cases[13].corr = CudaCase::Corr::block;
@@ -733,43 +763,46 @@ TEST(SelectiveScanCudaChunks, CorrectionStopsUnderOutputRounding) {
   Context gpu(Device::cuda(0));
   for (const DType dt : {DType::f32, DType::f16, DType::bf16}) {
     for (const bool reversed : {false, true}) {
-      ScanCase c;
-      c.batch = 1;
-      c.dim = 8;
-      c.seqlen = 8192;
-      c.dtype = dt;
-      SCOPED_TRACE(c.name() + (reversed ? " A reversed" : ""));
-      ScanInputs in = make_inputs(c);
-      if (reversed) {
-        Tensor& a = in.A.base;  // (D, N) f32 on the host
-        float* p = a.data<float>();
-        const std::int64_t n = a.size(1);
-        for (std::int64_t r = 0; r < a.size(0); ++r) std::reverse(p + r * n, p + (r + 1) * n);
-      }
-      const ScanInputs din = in.to(Device::cuda(0));
-      const Stored state = make_state(c, Device::cuda(0));
-      for (const char* correction : {"0", "2"}) {  // by blocks, by warps (scan_correct.cuh)
-        SCOPED_TRACE(std::string("MCV_SCAN_WARP_CORRECTION=") + correction);
-        const auto run = [&](const char* bits) {
-          const EnvGuard chunks("MCV_SCAN_CHUNKS", 4), stop("MCV_SCAN_CORRECTION_BITS", bits),
-              by("MCV_SCAN_WARP_CORRECTION", correction);
-          const Stored out = make_out(c, Device::cuda(0));
-          kernels::selective_scan(gpu, make_args(c, din, out.get(), state.get()));
-          gpu.synchronize();
-          return logical_values(out.get());
-        };
-        const std::vector<double> stopped = run(nullptr), halved = run("1"), full = run("100");
-        double scale = 1.0;
-        for (const double h : state_values(state.get())) scale = std::max(scale, std::fabs(h));
-        const auto worst = [&](const std::vector<double>& got) {
-          double w = 0.0;
-          for (std::size_t i = 0; i < full.size(); ++i)
-            w = std::max(w, std::fabs(got[i] - full[i]) / std::max(scale, std::fabs(full[i])));
-          return w;
-        };
-        const double unit = dt == DType::f32 ? 0x1p-24 : dt == DType::f16 ? 0x1p-11 : 0x1p-8;
-        EXPECT_LE(worst(stopped), 4 * unit);
-        EXPECT_GT(worst(halved), 16 * unit);
+      for (const Layout layout : {Layout::channel_major, Layout::token_major}) {
+        ScanCase c;
+        c.batch = 1;
+        c.dim = 8;
+        c.seqlen = 8192;
+        c.dtype = dt;
+        c.layout = layout;
+        SCOPED_TRACE(c.name() + (reversed ? " A reversed" : ""));
+        ScanInputs in = make_inputs(c);
+        if (reversed) {
+          Tensor& a = in.A.base;  // (D, N) f32 on the host
+          float* p = a.data<float>();
+          const std::int64_t n = a.size(1);
+          for (std::int64_t r = 0; r < a.size(0); ++r) std::reverse(p + r * n, p + (r + 1) * n);
+        }
+        const ScanInputs din = in.to(Device::cuda(0));
+        const Stored state = make_state(c, Device::cuda(0));
+        for (const char* correction : {"0", "2"}) {  // by blocks, by warps (scan_correct.cuh)
+          SCOPED_TRACE(std::string("MCV_SCAN_WARP_CORRECTION=") + correction);
+          const auto run = [&](const char* bits) {
+            const EnvGuard chunks("MCV_SCAN_CHUNKS", 4), stop("MCV_SCAN_CORRECTION_BITS", bits),
+                by("MCV_SCAN_WARP_CORRECTION", correction);
+            const Stored out = make_out(c, Device::cuda(0));
+            kernels::selective_scan(gpu, make_args(c, din, out.get(), state.get()));
+            gpu.synchronize();
+            return logical_values(out.get());
+          };
+          const std::vector<double> stopped = run(nullptr), halved = run("1"), full = run("100");
+          double scale = 1.0;
+          for (const double h : state_values(state.get())) scale = std::max(scale, std::fabs(h));
+          const auto worst = [&](const std::vector<double>& got) {
+            double w = 0.0;
+            for (std::size_t i = 0; i < full.size(); ++i)
+              w = std::max(w, std::fabs(got[i] - full[i]) / std::max(scale, std::fabs(full[i])));
+            return w;
+          };
+          const double unit = dt == DType::f32 ? 0x1p-24 : dt == DType::f16 ? 0x1p-11 : 0x1p-8;
+          EXPECT_LE(worst(stopped), 4 * unit);
+          EXPECT_GT(worst(halved), 16 * unit);
+        }
       }
     }
   }
@@ -779,24 +812,28 @@ TEST(SelectiveScanCudaChunks, CorrectionStopsUnderOutputRounding) {
 // of that channel is NaN (its state stays NaN). No correction drops a non-finite carried state
 // (scan_correct.cu; correction_line for the block corrections), so the same outputs of every
 // later chunk are non-finite too - not pass 1's finite values from h = 0 - and every other
-// channel matches: by the warp correction, the pipelined kernel's blocks and the tiled kernel's.
+// channel matches: by the warp corrections (channel rows and token-major), the pipelined
+// kernel's blocks and the tiled kernel's.
 TEST(SelectiveScanCudaChunks, NonFiniteCarriedStateReachesLaterChunks) {
   MCV_REQUIRE_CUDA();
   Context cpu(Device::cpu()), gpu(Device::cuda(0));
-  for (const DType dt : {DType::f32, DType::bf16}) {
+  for (const auto& [dt, layout] : {std::pair{DType::f32, Layout::channel_major}, std::pair{DType::bf16, Layout::channel_major},
+                                    std::pair{DType::f32, Layout::token_major}, std::pair{DType::bf16, Layout::token_major}}) {
     ScanCase c;
     c.batch = 1;
     c.dim = 8;
     c.seqlen = 4096;
     c.dtype = dt;
+    c.layout = layout;
     c.final_state = false;
     SCOPED_TRACE(c.name());
     ScanInputs in = make_inputs(c);
-    Tensor& delta = in.delta.base;  // (batch, D, L) on the host
-    ASSERT_EQ(delta.shape(), (Shape{1, 8, 4096}));
+    Tensor& delta = in.delta.base;  // (batch, D, L) or token-major (batch, L, D) on the host
+    const bool tm = layout == Layout::token_major;
+    ASSERT_EQ(delta.shape(), tm ? (Shape{1, 4096, 8}) : (Shape{1, 8, 4096}));
     std::vector<float> v = delta.to(DType::f32).to_vector();
     const std::int64_t bad_channel = 3, bad_step = 100;
-    v[static_cast<std::size_t>(bad_channel * c.seqlen + bad_step)] = NAN;
+    v[static_cast<std::size_t>(tm ? bad_step * c.dim + bad_channel : bad_channel * c.seqlen + bad_step)] = NAN;
     delta = Tensor::from_vector(v, delta.shape()).to(dt);
     const Stored out_cpu = make_out(c, Device::cpu());
     kernels::selective_scan(cpu, make_args(c, in, out_cpu.get(), Tensor()));

@@ -76,6 +76,17 @@ __global__ void __launch_bounds__(128) scan_combine_kernel(Params p) {
   if (p.hT) p.hT[b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h;
 }
 
+/// A carried state's stop: the sum of dt S past which |H 2^(a2 S)| stays under the line
+/// 2^log_line (the block correction's: correction_line). -inf where it is never above it (or H
+/// is 0: not carried); +inf where it never drops - a non-finite carried state of the channel
+/// (finite false), which must reach the outputs as on the CPU, or one that does not decay (a2 >= 0).
+__device__ __forceinline__ float state_stop(float H, float a2, bool finite, float log_line) {
+  if (H == 0.0f) return -INFINITY;
+  if (!finite || !(a2 < 0.0f)) return INFINITY;
+  const float lh = log2f(fabsf(H));
+  return lh > log_line ? (lh - log_line) / -a2 : -INFINITY;
+}
+
 /// kJ: states per lane (n = lane + 32 j), 1 for N <= 32, 8 up to 256.
 template <typename T, int kJ>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOCKS) scan_correct_warp_kernel(Params p) {
@@ -117,24 +128,15 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
   }
   for (int off = 16; off > 0; off >>= 1) hmax = fmaxf(hmax, __shfl_xor_sync(kFull, hmax, off));
   const bool finite = !isinf(hmax);
-  // Each state's stop: past it, |H 2^(a2 S)| <= hmax 2^correction_exponent (the block
-  // correction's line). A non-finite carried state is never dropped, so that it reaches the
-  // outputs as on the CPU; nor is a state that does not decay (a2 >= 0).
+  // Each state's stop (state_stop) against the line hmax 2^correction_exponent.
   const float log_line = log2f(hmax) + static_cast<float>(p.correction_exponent);
   float* key = keys[warp];
   float stop[kJ];
 #pragma unroll
   for (int j = 0; j < kJ; ++j) {
     const int n = lane + 32 * j;
-    float s = -INFINITY;  // not carried, or already under the line: never added
-    if (n < N && H[j] != 0.0f) {
-      if (!finite || !(a2[j] < 0.0f))
-        s = INFINITY;
-      else if (const float lh = log2f(fabsf(H[j])); lh > log_line)
-        s = (lh - log_line) / -a2[j];
-    }
-    stop[j] = s;
-    if (n < N) key[n] = s;
+    stop[j] = state_stop(H[j], a2[j], finite, log_line);  // H = 0 past N: never added
+    if (n < N) key[n] = stop[j];
   }
   __syncwarp();
   // Rank by stop (latest first, ties by index): the states still above the line at any S are
@@ -288,26 +290,249 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
     segments(std::false_type{});
 }
 
+/// Token-major launches (channels contiguous at each step): one warp per (chunk, direction
+/// block, batch, 32 consecutive channels), lane l on channel 32 w + l, every lane walking its
+/// channel's steps in order - each step's delta, z and output of the warp's channels are then one
+/// coalesced 64- or 128-byte access, where lanes over steps (the kernel above) would read one
+/// sector per element. The chunk's steps go kLaneGroup at a time: that group's delta, pass-1
+/// output and z are loaded one group ahead into registers, and its C (shared by the warp's
+/// channels: a channel group is whole within a warp, lanes_correction_fits) one group ahead too,
+/// spread over the lanes and staged through shared memory as f32. A state is summed while it is
+/// above the line on some lane at the group's first step (the warp's states at once: a state
+/// below the line on one lane adds less than the line there); a lane stores its outputs while one
+/// of its own states is above the line, and the warp stops once every lane's S is past its last
+/// state's stop.
+constexpr int kLaneStates = 16;  // N <= 16: a lane holds its channel's states
+constexpr int kLaneGroup = 8;    // steps per group
+constexpr int kLaneCElems = kLaneGroup * kLaneStates / 32;  // C elements a lane moves per group
+
+template <typename T>
+__global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_kernel(Params p) {
+  __shared__ float c_tile[kWarpsPerBlock][kLaneGroup][kLaneStates];
+  const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  const unsigned item = blockIdx.x * kWarpsPerBlock + warp;
+  const int kb_count = p.dir_blocks();
+  const unsigned d_groups = static_cast<unsigned>((p.dim + 31) / 32);
+  if (item >= static_cast<i64>(p.n_chunks - 1) * kb_count * p.batch * d_groups) return;
+  const int d0 = static_cast<int>(item % d_groups) * 32;
+  unsigned rest = item / d_groups;
+  const int b = static_cast<int>(rest % static_cast<unsigned>(p.batch));
+  rest /= static_cast<unsigned>(p.batch);
+  const int k = static_cast<int>(rest % static_cast<unsigned>(kb_count));  // 0 unless par_dirs
+  const int chunk = 1 + static_cast<int>(rest / static_cast<unsigned>(kb_count));
+  const int d = d0 + lane, N = p.n_state;
+  const bool valid = d < p.dim;
+  const i64 row = static_cast<i64>(k) * p.dim + d;
+
+  // The lane's carried states H_in (scan_combine_kernel left them in chunk_h's slot chunk - 1)
+  // and each one's stop, as in the kernel above.
+  float a2[kLaneStates], H[kLaneStates], stop[kLaneStates];
+  float hmax = 0.0f;
+  const i64 carried = chunk_cell(p, chunk - 1, k, b, valid ? d : 0) * N;
+#pragma unroll
+  for (int n = 0; n < kLaneStates; ++n) {
+    const bool ok = valid && n < N;
+    a2[n] = ok ? p.A[row * p.A_sc + n * p.A_sn] * kLog2e : 0.0f;
+    H[n] = ok ? p.chunk_h[carried + n] : 0.0f;
+    hmax = fmaxf(hmax, carried_magnitude(H[n]));
+  }
+  const bool finite = !isinf(hmax);
+  const float log_line = log2f(hmax) + static_cast<float>(p.correction_exponent);
+  float last_stop = -INFINITY;
+#pragma unroll
+  for (int n = 0; n < kLaneStates; ++n) {
+    stop[n] = state_stop(H[n], a2[n], finite, log_line);
+    last_stop = fmaxf(last_stop, stop[n]);
+  }
+  if (!__any_sync(kFull, last_stop > -INFINITY)) return;
+
+  const int t_begin = chunk * p.chunk_len, t_end = min(p.seqlen, t_begin + p.chunk_len);
+  const bool rev = dir_flipped(p.mode, k);
+  const i64 pos_first = rev ? p.seqlen - 1 - t_begin : t_begin;
+  const float bias = valid && p.bias ? p.bias[row * p.bias_s] : 0.0f;
+  const bool gate_z = p.pass_gates_z();
+  const float scale = p.pass_scale();
+  const SeqP& dst = p.pass_target();
+  // The streams at the group's first step, advanced a step (and a group) at a time: no 64-bit
+  // multiplies per element. Lanes past D read and write nothing.
+  const i64 dstep = rev ? -p.delta.sl : p.delta.sl, ostep = rev ? -dst.sl : dst.sl, zstep = rev ? -p.z.sl : p.z.sl;
+  const T* dptr = static_cast<const T*>(p.delta.ptr) + b * p.delta.sb + k * p.delta.sk + d * p.delta.sd + pos_first * p.delta.sl;
+  T* optr = pass_target_base<T>(p, b, k) + d * dst.sd + pos_first * dst.sl;
+  const T* zptr = gate_z ? static_cast<const T*>(p.z.ptr) + b * p.z.sb + d * p.z.sd + pos_first * p.z.sl : dptr;
+  // C of the warp's channel group: lane l moves elements e = l + 32 i of each group's
+  // [step][state] block, at fixed offsets from the group's first step.
+  const i64 cstep = rev ? -p.C_sl : p.C_sl;
+  const T* cptr = static_cast<const T*>(p.C) + b * p.C_sb + (k * p.groups + d0 / p.cpg) * p.C_sg + pos_first * p.C_sl;
+  i64 c_off[kLaneCElems];
+  bool c_ok[kLaneCElems];  // a state of the model (n < N)
+#pragma unroll
+  for (int i = 0; i < kLaneCElems; ++i) {
+    const int e = lane + 32 * i;
+    c_ok[i] = e % kLaneStates < N;
+    c_off[i] = (e / kLaneStates) * cstep + (c_ok[i] ? e % kLaneStates : 0) * p.C_sn;  // state 0 for n >= N
+  }
+  // A group's elements as loaded, one per word (16-bit ones in the low half): converted where
+  // used (word_value), so that a load one group ahead does not wait for its data, as a
+  // conversion right after it would, and 16-bit elements are not packed in pairs.
+  // (ld.u16 straight into a 32-bit register: a C++ load of an unsigned short gets its zero
+  // extension as a separate AND wherever the compiler merges it, which waited for the load.)
+  auto word = [](const T* e) -> unsigned {
+    unsigned w;
+    if constexpr (sizeof(T) == 2)
+      asm("ld.global.u16 %0, [%1];" : "=r"(w) : "l"(e));
+    else
+      asm("ld.global.b32 %0, [%1];" : "=r"(w) : "l"(e));
+    return w;
+  };
+  auto value = [](unsigned w) { return word_value<T>(w, 0u); };
+  struct Group {
+    unsigned x[kLaneGroup], y1[kLaneGroup], z[kLaneGroup], c[kLaneCElems];
+  };
+  // kWhole: every step of the group is in the chunk (all but possibly the chunk's last group), so
+  // the per-step guards and their branches drop out.
+  // A lane past D loads nothing (its values feed sums that are never stored).
+  auto load_as = [&](int t0, Group& g, auto whole_c) {
+    constexpr bool kWhole = decltype(whole_c)::value;
+    const int left = t_end - t0;
+    if (valid) {
+      const T *dp = dptr, *op = optr;
+#pragma unroll
+      for (int j = 0; j < kLaneGroup; ++j) {
+        const bool ok = kWhole || j < left;
+        g.x[j] = ok ? word(dp) : 0u;
+        g.y1[j] = ok ? word(op) : 0u;
+        dp += dstep;
+        op += ostep;
+      }
+      if (gate_z) {
+        const T* zp = zptr;
+#pragma unroll
+        for (int j = 0; j < kLaneGroup; ++j) {
+          g.z[j] = kWhole || j < left ? word(zp) : 0u;
+          zp += zstep;
+        }
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kLaneCElems; ++i)
+      g.c[i] = kWhole || (lane + 32 * i) / kLaneStates < left ? word(cptr + c_off[i]) : 0u;
+    dptr += kLaneGroup * dstep;
+    optr += kLaneGroup * ostep;
+    zptr += kLaneGroup * zstep;
+    cptr += kLaneGroup * cstep;
+  };
+  auto load = [&](int t0, Group& g) {
+    if (t0 + kLaneGroup <= t_end)
+      load_as(t0, g, std::true_type{});
+    else
+      load_as(t0, g, std::false_type{});
+  };
+  float* ct = &c_tile[warp][0][0];
+  T* out = optr;  // the current group's first output (optr runs a group ahead)
+  float s_run = 0.0f;  // S before the group
+  Group next{};  // lanes past D (and z when not gating) keep these zeros
+  load(t_begin, next);
+  for (int t0 = t_begin; t0 < t_end && __any_sync(kFull, s_run < last_stop); t0 += kLaneGroup) {
+    const Group cur = next;
+    if (t0 + kLaneGroup < t_end) load(t0 + kLaneGroup, next);
+    __syncwarp();  // the last group's C reads are done
+#pragma unroll
+    for (int i = 0; i < kLaneCElems; ++i) ct[lane + 32 * i] = c_ok[i] ? value(cur.c[i]) : 0.0f;
+    __syncwarp();
+    auto group = [&](auto whole_c) {
+      constexpr bool kWhole = decltype(whole_c)::value;
+      const int left = t_end - t0;
+      float s[kLaneGroup];
+#pragma unroll
+      for (int j = 0; j < kLaneGroup; ++j) {
+        s_run += kWhole || j < left ? softplus_f<sizeof(T) == 2 ? 6 : 7>(value(cur.x[j]) + bias) : 0.0f;
+        s[j] = s_run;
+      }
+      // The states above the line at the group's first step: this lane's, and the warp's.
+      unsigned mine = 0;
+#pragma unroll
+      for (int n = 0; n < kLaneStates; ++n) mine |= (stop[n] > s[0] ? 1u : 0u) << n;
+      const unsigned states = __reduce_or_sync(kFull, mine);
+      float corr[kLaneGroup];
+#pragma unroll
+      for (int j = 0; j < kLaneGroup; ++j) corr[j] = 0.0f;
+#pragma unroll
+      for (int n = 0; n < kLaneStates; ++n) {
+        if (states & (1u << n)) {
+#pragma unroll
+          for (int j = 0; j < kLaneGroup; ++j)
+            corr[j] = fmaf(ct[j * kLaneStates + n] * H[n], ex2_approx(a2[n] * s[j]), corr[j]);
+        }
+      }
+      if (mine != 0) {
+        T* op = out;
+#pragma unroll
+        for (int j = 0; j < kLaneGroup; ++j) {
+          const float gate = gate_z ? scale * silu(value(cur.z[j])) : scale;
+          if (kWhole || j < left) *op = from_float<T>(fmaf(corr[j], gate, value(cur.y1[j])));
+          op += ostep;
+        }
+      }
+    };
+    if (t0 + kLaneGroup <= t_end)
+      group(std::true_type{});
+    else
+      group(std::false_type{});
+    out += kLaneGroup * ostep;
+  }
+}
+
 }  // namespace
 
-bool warp_correction_fits(const Params& p) {
+namespace {
+
+/// The kernel above: rows contiguous along L.
+bool rows_correction_fits(const Params& p) {
   const SeqP& target = p.pass_target();
-  return p.n_chunks > 1 && p.softplus && p.mode != 3 && p.C_var && p.n_state <= 256 && p.delta.sl == 1 &&
-         target.sl == 1 && (!p.pass_gates_z() || p.z.sl == 1) && p.C_sl == 1;
+  return p.n_state <= 256 && p.delta.sl == 1 && target.sl == 1 && (!p.pass_gates_z() || p.z.sl == 1) && p.C_sl == 1;
+}
+
+/// Chunks at least this long take scan_correct_lanes_kernel by default; shorter ones keep the
+/// block correction, which is what the batch-1 models' short chunks (Vim-T: 32 steps) were
+/// measured with. The lanes kernel was measured on S6 (7,968-step chunks; H200, token-major, ms,
+/// against the block correction): bf16 3.186 / 3.273, f32 4.19-4.22 / 4.45-4.46.
+constexpr int kLanesMinChunk = 1024;
+
+/// scan_correct_lanes_kernel: channels contiguous at each step, N within a lane's registers, a
+/// warp's 32 channels in one channel group (one C), and long chunks unless forced.
+bool lanes_correction_fits(const Params& p, bool forced) {
+  const SeqP& target = p.pass_target();
+  return p.n_state <= kLaneStates && p.delta.sd == 1 && target.sd == 1 && (!p.pass_gates_z() || p.z.sd == 1) &&
+         (p.groups == 1 || p.cpg % 32 == 0) && (forced || p.chunk_len >= kLanesMinChunk);
+}
+
+}  // namespace
+
+bool warp_correction_fits(const Params& p, bool forced) {
+  return p.n_chunks > 1 && p.softplus && p.mode != 3 && p.C_var &&
+         (rows_correction_fits(p) || lanes_correction_fits(p, forced));
 }
 
 template <typename T>
 void launch_warp_correction(const Params& p, cudaStream_t stream) {
-  const i64 items = static_cast<i64>(p.n_chunks - 1) * p.dir_blocks() * p.batch * p.dim;
   const i64 cells = static_cast<i64>(p.dir_blocks()) * p.batch * p.dim * p.n_state;
   scan_combine_kernel<<<grid_size((cells + 127) / 128, "combine"), 128, 0, stream>>>(p);
   cuda_check_launch("selective_scan: scan_combine_kernel");
-  const unsigned grid = grid_size((items + kWarpsPerBlock - 1) / kWarpsPerBlock, "correct");
-  if (p.n_state <= 32)
-    scan_correct_warp_kernel<T, 1><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p);
-  else
-    scan_correct_warp_kernel<T, 8><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p);
-  cuda_check_launch("selective_scan: scan_correct_warp_kernel");
+  const i64 per_chunk = static_cast<i64>(p.dir_blocks()) * p.batch;
+  if (rows_correction_fits(p)) {
+    const i64 items = (p.n_chunks - 1) * per_chunk * p.dim;
+    const unsigned grid = grid_size((items + kWarpsPerBlock - 1) / kWarpsPerBlock, "correct");
+    if (p.n_state <= 32)
+      scan_correct_warp_kernel<T, 1><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p);
+    else
+      scan_correct_warp_kernel<T, 8><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p);
+    cuda_check_launch("selective_scan: scan_correct_warp_kernel");
+  } else {
+    const i64 items = (p.n_chunks - 1) * per_chunk * ((p.dim + 31) / 32);
+    const unsigned grid = grid_size((items + kWarpsPerBlock - 1) / kWarpsPerBlock, "correct");
+    scan_correct_lanes_kernel<T><<<grid, 32 * kWarpsPerBlock, 0, stream>>>(p);
+    cuda_check_launch("selective_scan: scan_correct_lanes_kernel");
+  }
 }
 
 template void launch_warp_correction<float>(const Params&, cudaStream_t);

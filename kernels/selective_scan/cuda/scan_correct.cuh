@@ -1,6 +1,7 @@
 #pragma once
 // The chunked path's correction as one warp per (chunk, channel), its 32 lanes on 32 consecutive
-// steps (scan_correct.cu). The block correction of the pipelined and tiled kernels runs every
+// steps (scan_correct.cu); for token-major streams one warp per (chunk, 32 channels), a lane per
+// channel (scan_correct_lanes_kernel, below the other there). The block correction of the pipelined and tiled kernels runs every
 // channel of a block until the block's slowest carried state has decayed, one serial chain per
 // channel; this one runs each channel only as far as its own carried state needs, and a long head
 // is spread over the lanes instead of being one thread's chain.
@@ -26,11 +27,15 @@
 
 namespace mcv::kernels::scan::cuda {
 
-/// Whether the warp correction applies to a chunked launch: softplus on (S_t grows), every
-/// stream it reads (delta, z, C) and the pass's target in rows contiguous along L, so that a
-/// warp's 32 steps are one coalesced access, and the steps walked along those rows (forward,
-/// reverse, bidirectional; not cross2d's column orders).
-bool warp_correction_fits(const Params& p);
+/// Whether a warp correction applies to a chunked launch: softplus on (S_t grows), the steps
+/// walked in order (forward, reverse, bidirectional; not cross2d's column orders), and either
+/// every stream it reads (delta, z, C) and the pass's target in rows contiguous along L, so that
+/// a warp's 32 steps are one coalesced access (one warp per (chunk, channel)), or - the models'
+/// token-major layout - delta, z and the target with channels contiguous at each step, N <= 16
+/// and a warp's 32 channels in one channel group (one warp per (chunk, 32 channels), each lane
+/// its channel's steps in order: scan_correct_lanes_kernel; chunks of 1,024 steps or more unless
+/// forced, e.g. by MCV_SCAN_WARP_CORRECTION=2).
+bool warp_correction_fits(const Params& p, bool forced = false);
 
 /// The correction of chunks 1 .. n_chunks - 1 after pass 1 (which wrote chunk_h, chunk_dtsum and
 /// the provisional outputs); also writes the final state where asked. Defined for float, __half

@@ -777,7 +777,7 @@ void run_tiled(const Params& p, const LaunchConfig& cfg, cudaStream_t stream) {
   // after either pass 1; otherwise by the pass-1 kernel's own blocks. H200, S6: see
   // scan_correct.cuh. MCV_SCAN_WARP_CORRECTION=0 keeps the block correction (comparisons,
   // its tests), =2 makes a chunked launch it cannot take an error (tests).
-  const bool warp_correction = cfg.allow_warp_correction && warp_correction_fits(p);
+  const bool warp_correction = cfg.allow_warp_correction && warp_correction_fits(p, cfg.require_warp_correction);
   if (p.n_chunks > 1 && cfg.require_warp_correction && !warp_correction)
     throw Error("selective_scan", "MCV_SCAN_WARP_CORRECTION=2, but this chunked launch does not take the warp correction");
   if (cfg.allow_pipe && pipe_supported<T, kS * kLanes, kT>(pp, channels, cfg.smem_optin)) {

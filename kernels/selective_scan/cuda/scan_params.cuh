@@ -156,8 +156,8 @@ struct LaunchConfig {
   /// Staged cross2d: the 16-byte plane merge where it applies (MCV_SCAN_MERGE_VEC=0: the tile
   /// merge always; comparisons, tests).
   bool allow_merge_vec = true;
-  /// L-chunks: the warp correction where it applies (MCV_SCAN_WARP_CORRECTION=0: never, =2: an
-  /// error where it does not; scan_correct.cuh).
+  /// L-chunks: the warp correction where it applies (MCV_SCAN_WARP_CORRECTION=0: never, =2: also
+  /// on short token-major chunks, and an error where it does not apply; scan_correct.cuh).
   bool allow_warp_correction = true;
   bool require_warp_correction = false;
 };
