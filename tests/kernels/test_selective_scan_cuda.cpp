@@ -747,6 +747,17 @@ TEST(SelectiveScanCudaGate, ExtremeZMatchesCpu) {
   }
 }
 
+/// The chunk tests' scan: batch 1, 8 channels, seqlen steps.
+ScanCase chunked_case(std::int64_t seqlen, DType dt, Layout layout) {
+  ScanCase c;
+  c.batch = 1;
+  c.dim = 8;
+  c.seqlen = seqlen;
+  c.dtype = dt;
+  c.layout = layout;
+  return c;
+}
+
 // L-chunks: a chunk's correction stops where the carried state has decayed to a sixteenth of
 // the output type's rounding of the channel's largest carried state (launch.cu,
 // Params::correction_exponent). Against the same chunked launch corrected to the end of every
@@ -764,12 +775,7 @@ TEST(SelectiveScanCudaChunks, CorrectionStopsUnderOutputRounding) {
   for (const DType dt : {DType::f32, DType::f16, DType::bf16}) {
     for (const bool reversed : {false, true}) {
       for (const Layout layout : {Layout::channel_major, Layout::token_major}) {
-        ScanCase c;
-        c.batch = 1;
-        c.dim = 8;
-        c.seqlen = 8192;
-        c.dtype = dt;
-        c.layout = layout;
+        const ScanCase c = chunked_case(8192, dt, layout);
         SCOPED_TRACE(c.name() + (reversed ? " A reversed" : ""));
         ScanInputs in = make_inputs(c);
         if (reversed) {
@@ -819,12 +825,7 @@ TEST(SelectiveScanCudaChunks, NonFiniteCarriedStateReachesLaterChunks) {
   Context cpu(Device::cpu()), gpu(Device::cuda(0));
   for (const auto& [dt, layout] : {std::pair{DType::f32, Layout::channel_major}, std::pair{DType::bf16, Layout::channel_major},
                                     std::pair{DType::f32, Layout::token_major}, std::pair{DType::bf16, Layout::token_major}}) {
-    ScanCase c;
-    c.batch = 1;
-    c.dim = 8;
-    c.seqlen = 4096;
-    c.dtype = dt;
-    c.layout = layout;
+    ScanCase c = chunked_case(4096, dt, layout);
     c.final_state = false;
     SCOPED_TRACE(c.name());
     ScanInputs in = make_inputs(c);
