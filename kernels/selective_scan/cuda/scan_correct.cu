@@ -76,6 +76,26 @@ __global__ void __launch_bounds__(128) scan_combine_kernel(Params p) {
   if (p.hT) p.hT[b * p.hT_sb + k * p.hT_sk + static_cast<i64>(d) * p.hT_sd + n * p.hT_sn] = h;
 }
 
+/// An element of a stream as a 32-bit word (16-bit ones zero-extended), converted where used
+/// (word_value<T>(w, 0)): the corrections load their next segment or group ahead, and a
+/// conversion right after the load would wait for its data there. ld.u16 goes straight into a
+/// 32-bit register: a C++ unsigned-short load got its zero extension as a separate AND wherever
+/// the compiler merged it, right behind the loads (H200 ncu, the lanes kernel: 9,201 stall
+/// samples on that one instruction).
+template <typename T>
+__device__ __forceinline__ unsigned load_word(const T* e) {
+  unsigned w;
+  if constexpr (sizeof(T) == 2)
+    asm("ld.global.u16 %0, [%1];" : "=r"(w) : "l"(e));
+  else
+    asm("ld.global.b32 %0, [%1];" : "=r"(w) : "l"(e));
+  return w;
+}
+template <typename T>
+__device__ __forceinline__ float word_float(unsigned w) {
+  return word_value<T>(w, 0u);
+}
+
 /// A carried state's stop: the sum of dt S past which |H 2^(a2 S)| stays under the line
 /// 2^log_line (the block correction's: correction_line). -inf where it is never above it (or H
 /// is 0: not carried); +inf where it never drops - a non-finite carried state of the channel
@@ -184,9 +204,9 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
     // Lane l's first step of the segment at t0, and its position in the rows.
     auto first_pos = [&](int t) -> i64 { return kFlip ? p.seqlen - 1 - t : t; };
     // A segment's streams, loaded one segment ahead (a warp's segments are serial: the next
-    // one's loads are in flight while this one is scanned and summed).
+    // one's loads are in flight while this one is scanned and summed), as words (load_word).
     struct Segment {
-      float x[kR], y1[kR], z[kR];
+      unsigned x[kR], y1[kR], z[kR];
     };
     // kWhole: every step of the segment is in the chunk (all but a chunk's last segment), so
     // the per-step guards and their branches drop out.
@@ -198,9 +218,12 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
         const bool ok = kWhole || t + r < t_end;
-        seg.x[r] = ok ? to_float(dp[kSign * r]) : 0.0f;
-        seg.y1[r] = ok ? to_float(op[kSign * r]) : 0.0f;
-        seg.z[r] = gate_z && ok ? to_float(zp[kSign * r]) : 0.0f;
+        seg.x[r] = ok ? load_word(dp + kSign * r) : 0u;
+        seg.y1[r] = ok ? load_word(op + kSign * r) : 0u;
+      }
+      if (gate_z) {
+#pragma unroll
+        for (int r = 0; r < kR; ++r) seg.z[r] = kWhole || t + r < t_end ? load_word(zp + kSign * r) : 0u;
       }
     };
     auto load = [&](int t0, Segment& seg) {
@@ -218,13 +241,16 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
 #pragma unroll
       for (int r = 0; r < kR; ++r) ok[r] = kWhole || t + r < t_end;
       // C of the first four states still above the line after the last segment, issued
-      // before the scan (most channels are down to a few states soon: the slow ones decay last).
-      float c_first[4][kR];
+      // before the scan (most channels are down to a few states soon: the slow ones decay last)
+      // and converted after it.
+      unsigned c_first[4][kR] = {};
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
-        const T* cp = cpos + (q < active ? tab[q].c_off : 0);
+        if (q < active) {
+          const T* cp = cpos + tab[q].c_off;
 #pragma unroll
-        for (int r = 0; r < kR; ++r) c_first[q][r] = q < active && ok[r] ? to_float(cp[kSign * r]) : 0.0f;
+          for (int r = 0; r < kR; ++r) c_first[q][r] = ok[r] ? load_word(cp + kSign * r) : 0u;
+        }
       }
       // S at each of the lane's steps: its own prefix, plus the lanes before (a warp scan of
       // the lanes' sums), plus the segments before.
@@ -232,7 +258,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
       float run = 0.0f;
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
-        run += ok[r] ? softplus_f<sizeof(T) == 2 ? 6 : 7>(cur.x[r] + bias) : 0.0f;
+        run += ok[r] ? softplus_f<sizeof(T) == 2 ? 6 : 7>(word_float<T>(cur.x[r]) + bias) : 0.0f;
         s[r] = run;
       }
       float before = run;
@@ -256,8 +282,14 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
         for (int r = 0; r < kR; ++r) corr[r] = fmaf(cv[r] * st.h, ex2_approx(st.a2 * s[r]), corr[r]);
       };
 #pragma unroll
-      for (int q = 0; q < 4; ++q)
-        if (q < active) add(tab[q], c_first[q]);
+      for (int q = 0; q < 4; ++q) {
+        if (q < active) {
+          float cv[kR];
+#pragma unroll
+          for (int r = 0; r < kR; ++r) cv[r] = word_float<T>(c_first[q][r]);
+          add(tab[q], cv);
+        }
+      }
       for (int i = 4; i < active; ++i) {
         const CarriedState st = tab[i];
         const T* cp = cpos + st.c_off;
@@ -269,11 +301,11 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
       T* op = orow + first_pos(t);
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
-        const float gate = gate_z ? scale * silu(cur.z[r]) : scale;
-        if (ok[r]) op[kSign * r] = from_float<T>(fmaf(corr[r], gate, cur.y1[r]));
+        const float gate = gate_z ? scale * silu(word_float<T>(cur.z[r])) : scale;
+        if (ok[r]) op[kSign * r] = from_float<T>(fmaf(corr[r], gate, word_float<T>(cur.y1[r])));
       }
     };
-    Segment next;
+    Segment next{};  // z stays 0 when not gating
     load(t_begin, next);
     for (int t0 = t_begin; t0 < t_end && s_base < last_stop; t0 += 32 * kR) {
       const Segment cur = next;
@@ -371,20 +403,10 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_ker
     c_ok[i] = e % kLaneStates < N;
     c_off[i] = (e / kLaneStates) * cstep + (c_ok[i] ? e % kLaneStates : 0) * p.C_sn;  // state 0 for n >= N
   }
-  // A group's elements as loaded, one per word (16-bit ones in the low half): converted where
-  // used (word_value), so that a load one group ahead does not wait for its data, as a
-  // conversion right after it would, and 16-bit elements are not packed in pairs.
-  // (ld.u16 straight into a 32-bit register: a C++ load of an unsigned short gets its zero
-  // extension as a separate AND wherever the compiler merges it, which waited for the load.)
-  auto word = [](const T* e) -> unsigned {
-    unsigned w;
-    if constexpr (sizeof(T) == 2)
-      asm("ld.global.u16 %0, [%1];" : "=r"(w) : "l"(e));
-    else
-      asm("ld.global.b32 %0, [%1];" : "=r"(w) : "l"(e));
-    return w;
-  };
-  auto value = [](unsigned w) { return word_value<T>(w, 0u); };
+  // A group's elements as loaded (load_word: one per word, so that 16-bit ones are not packed
+  // in pairs either).
+  auto word = [](const T* e) { return load_word(e); };
+  auto value = [](unsigned w) { return word_float<T>(w); };
   struct Group {
     unsigned x[kLaneGroup], y1[kLaneGroup], z[kLaneGroup], c[kLaneCElems];
   };

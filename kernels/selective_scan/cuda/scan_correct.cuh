@@ -19,7 +19,9 @@
 // lane 2.85 / 3.38; the direction a compile-time constant (64-bit address arithmetic per element
 // had been a third of the loop) 2.88 / 3.32; H_in by one combine pass instead of each warp
 // walking the chunks before its own 2.82 / 3.33; whole segments without per-step guards, 12
-// blocks per SM 2.74 / 3.32.
+// blocks per SM 2.74 / 3.32; with 33 chunks (session 24) 2.682 / 3.31; the next segment kept as
+// loaded words, converted at use (load_word: the conversion had made each prefetch wait at once;
+// ncu: 33 % of the stalls on long scoreboard) 2.667 / 3.32 (session 25).
 
 #include <cuda_runtime.h>
 
