@@ -298,12 +298,23 @@ __device__ __forceinline__ float lane_sum(float v) {
   return v;
 }
 
+/// Independent chains of scan_step's sum C*h (1, 2 or 4): each chain more costs one FADD per
+/// step to combine them, each one fewer makes the remaining chains longer. A compile switch
+/// (MCV_SCAN_CUDA_FLAGS=-DMCV_SCAN_Y_CHAINS=n) for comparisons; 4 since the pipelined kernel's
+/// first version (session 25: 2 would take the S6 bf16 body from 1,931 to 1,899 instructions per
+/// 16 steps, ptxas at the same 168 registers - not yet measured on the GPU).
+#ifndef MCV_SCAN_Y_CHAINS
+#define MCV_SCAN_Y_CHAINS 4
+#endif
+
 /// One step of the recurrence for this thread's kS states: h = exp2(dt*a2) * h + B*dtu and
-/// returns sum C*h (partial over this thread's states, in 4 independent chains).
+/// returns sum C*h (partial over this thread's states, in MCV_SCAN_Y_CHAINS independent chains).
 template <int kS>
 __device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS], const float* brow, const float* crow,
                                            float dt, float dtu) {
   if constexpr (kS % 4 == 0) {
+    constexpr int kChains = MCV_SCAN_Y_CHAINS;
+    static_assert(kChains == 1 || kChains == 2 || kChains == 4, "MCV_SCAN_Y_CHAINS: 1, 2 or 4");
     float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const float4* b4 = reinterpret_cast<const float4*>(brow);
     const float4* c4 = reinterpret_cast<const float4*>(crow);
@@ -315,10 +326,15 @@ __device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS]
       for (int r = 0; r < 4; ++r) {
         const int s = q * 4 + r;
         h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], bn[r] * dtu);
-        part[r] = fmaf(cn[r], h[s], part[r]);
+        part[r % kChains] = fmaf(cn[r], h[s], part[r % kChains]);
       }
     }
-    return (part[0] + part[1]) + (part[2] + part[3]);
+    if constexpr (kChains == 4)
+      return (part[0] + part[1]) + (part[2] + part[3]);
+    else if constexpr (kChains == 2)
+      return part[0] + part[1];
+    else
+      return part[0];
   } else {
     float y = 0.0f;
 #pragma unroll
