@@ -258,7 +258,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, MCV_SCAN_CORRECT_MIN_BLOC
       float run = 0.0f;
 #pragma unroll
       for (int r = 0; r < kR; ++r) {
-        run += ok[r] ? softplus_f<sizeof(T) == 2 ? 6 : 7>(word_float<T>(cur.x[r]) + bias) : 0.0f;
+        run += ok[r] ? softplus_f<kSoftplusDegree<T>>(word_float<T>(cur.x[r]) + bias) : 0.0f;
         s[r] = run;
       }
       float before = run;
@@ -467,7 +467,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_ker
       float s[kLaneGroup];
 #pragma unroll
       for (int j = 0; j < kLaneGroup; ++j) {
-        s_run += kWhole || j < left ? softplus_f<sizeof(T) == 2 ? 6 : 7>(value(cur.x[j]) + bias) : 0.0f;
+        s_run += kWhole || j < left ? softplus_f<kSoftplusDegree<T>>(value(cur.x[j]) + bias) : 0.0f;
         s[j] = s_run;
       }
       // The states above the line at the group's first step: this lane's, and the warp's.
