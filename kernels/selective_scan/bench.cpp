@@ -508,7 +508,7 @@ class Bench {
           if (s.len % 8 != 0) run_single(s, dt, ScanDirections::forward, true, (s.len + 7) / 8 * 8);
           // The same call with u, delta, z and the output (batch, L, D) and B/C (batch, L, G, N),
           // the layout the models' projections produce (token-major rows; chunked launches there
-          // take the block correction).
+          // take the token-major warp correction, scan_correct.cuh).
           run_single(s, dt, ScanDirections::forward, true, 0, true);
         }
       }

@@ -550,6 +550,7 @@ TEST(SelectiveScanValidation, RejectsBadArgumentsBeforeWriting) {
 // The CUDA launcher's L-chunk count (host arithmetic, checked here without a GPU): the chunks'
 // blocks fill the resident blocks once and never start a second wave.
 TEST(SelectiveScanChunking, ChunksFillOneWave) {
+  using kernels::scan::kResidentWarpsPerSm;
   using kernels::scan::wave_filling_chunks;
   // H200/H100 (132 SMs, 396 resident blocks of 128 threads): S6 bf16 (12 blocks a chunk, one lane)
   // and f32 (24, two lanes); batch 1 at D = 5120 (40 blocks a chunk: 10 would be 400 blocks).
@@ -565,7 +566,7 @@ TEST(SelectiveScanChunking, ChunksFillOneWave) {
   for (int sms : {1, 16, 78, 132, 144})
     for (long long per_chunk = 1; per_chunk <= 600; per_chunk += 7)
       for (int threads : {32, 64, 96, 128}) {
-        const long long resident = static_cast<long long>(sms) * (12 / ((threads + 31) / 32));
+        const long long resident = static_cast<long long>(sms) * (kResidentWarpsPerSm / ((threads + 31) / 32));
         const int c = wave_filling_chunks(sms, per_chunk, threads, 1 << 22, 1024);
         ASSERT_GE(c, 1);
         ASSERT_LE(c, (1 << 22) / 1024);

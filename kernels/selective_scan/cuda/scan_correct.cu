@@ -342,6 +342,7 @@ template <typename T>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_kernel(Params p) {
   __shared__ float c_tile[kWarpsPerBlock][kLaneGroup][kLaneStates];
   const int warp = static_cast<int>(threadIdx.x) >> 5, lane = static_cast<int>(threadIdx.x) & 31;
+  // Work item as in the kernel above, with groups of 32 channels in place of channels.
   const unsigned item = blockIdx.x * kWarpsPerBlock + warp;
   const int kb_count = p.dir_blocks();
   const unsigned d_groups = static_cast<unsigned>((p.dim + 31) / 32);
@@ -405,8 +406,6 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_ker
   }
   // A group's elements as loaded (load_word: one per word, so that 16-bit ones are not packed
   // in pairs either).
-  auto word = [](const T* e) { return load_word(e); };
-  auto value = [](unsigned w) { return word_float<T>(w); };
   struct Group {
     unsigned x[kLaneGroup], y1[kLaneGroup], z[kLaneGroup], c[kLaneCElems];
   };
@@ -421,8 +420,8 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_ker
 #pragma unroll
       for (int j = 0; j < kLaneGroup; ++j) {
         const bool ok = kWhole || j < left;
-        g.x[j] = ok ? word(dp) : 0u;
-        g.y1[j] = ok ? word(op) : 0u;
+        g.x[j] = ok ? load_word(dp) : 0u;
+        g.y1[j] = ok ? load_word(op) : 0u;
         dp += dstep;
         op += ostep;
       }
@@ -430,14 +429,14 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_ker
         const T* zp = zptr;
 #pragma unroll
         for (int j = 0; j < kLaneGroup; ++j) {
-          g.z[j] = kWhole || j < left ? word(zp) : 0u;
+          g.z[j] = kWhole || j < left ? load_word(zp) : 0u;
           zp += zstep;
         }
       }
     }
 #pragma unroll
     for (int i = 0; i < kLaneCElems; ++i)
-      g.c[i] = kWhole || (lane + 32 * i) / kLaneStates < left ? word(cptr + c_off[i]) : 0u;
+      g.c[i] = kWhole || (lane + 32 * i) / kLaneStates < left ? load_word(cptr + c_off[i]) : 0u;
     dptr += kLaneGroup * dstep;
     optr += kLaneGroup * ostep;
     zptr += kLaneGroup * zstep;
@@ -459,7 +458,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_ker
     if (t0 + kLaneGroup < t_end) load(t0 + kLaneGroup, next);
     __syncwarp();  // the last group's C reads are done
 #pragma unroll
-    for (int i = 0; i < kLaneCElems; ++i) ct[lane + 32 * i] = c_ok[i] ? value(cur.c[i]) : 0.0f;
+    for (int i = 0; i < kLaneCElems; ++i) ct[lane + 32 * i] = c_ok[i] ? word_float<T>(cur.c[i]) : 0.0f;
     __syncwarp();
     auto group = [&](auto whole_c) {
       constexpr bool kWhole = decltype(whole_c)::value;
@@ -467,7 +466,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_ker
       float s[kLaneGroup];
 #pragma unroll
       for (int j = 0; j < kLaneGroup; ++j) {
-        s_run += kWhole || j < left ? softplus_f<kSoftplusDegree<T>>(value(cur.x[j]) + bias) : 0.0f;
+        s_run += kWhole || j < left ? softplus_f<kSoftplusDegree<T>>(word_float<T>(cur.x[j]) + bias) : 0.0f;
         s[j] = s_run;
       }
       // The states above the line at the group's first step: this lane's, and the warp's.
@@ -490,8 +489,8 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_ker
         T* op = out;
 #pragma unroll
         for (int j = 0; j < kLaneGroup; ++j) {
-          const float gate = gate_z ? scale * silu(value(cur.z[j])) : scale;
-          if (kWhole || j < left) *op = from_float<T>(fmaf(corr[j], gate, value(cur.y1[j])));
+          const float gate = gate_z ? scale * silu(word_float<T>(cur.z[j])) : scale;
+          if (kWhole || j < left) *op = from_float<T>(fmaf(corr[j], gate, word_float<T>(cur.y1[j])));
           op += ostep;
         }
       }
@@ -504,11 +503,7 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock, 6) scan_correct_lanes_ker
   }
 }
 
-}  // namespace
-
-namespace {
-
-/// The kernel above: rows contiguous along L.
+/// scan_correct_warp_kernel: rows contiguous along L.
 bool rows_correction_fits(const Params& p) {
   const SeqP& target = p.pass_target();
   return p.n_state <= 256 && p.delta.sl == 1 && target.sl == 1 && (!p.pass_gates_z() || p.z.sl == 1) && p.C_sl == 1;

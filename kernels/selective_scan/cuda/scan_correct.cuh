@@ -1,10 +1,10 @@
 #pragma once
 // The chunked path's correction as one warp per (chunk, channel), its 32 lanes on 32 consecutive
 // steps (scan_correct.cu); for token-major streams one warp per (chunk, 32 channels), a lane per
-// channel (scan_correct_lanes_kernel, below the other there). The block correction of the pipelined and tiled kernels runs every
-// channel of a block until the block's slowest carried state has decayed, one serial chain per
-// channel; this one runs each channel only as far as its own carried state needs, and a long head
-// is spread over the lanes instead of being one thread's chain.
+// channel (scan_correct_lanes_kernel there). The block correction of the pipelined and tiled
+// kernels runs every channel of a block until the block's slowest carried state has decayed, one
+// serial chain per channel; these run each channel only as far as its own carried state needs,
+// and the first spreads a long head over the lanes instead of one thread's chain.
 //
 // Why it can: chunk c's correction adds g_t * sum_n C_t[n] H_in[n] 2^(a2[n] S_t) to its outputs,
 // S_t the sum of dt over the chunk's steps up to t. The only serial part is S_t, a prefix sum of
