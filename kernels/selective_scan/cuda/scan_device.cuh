@@ -30,25 +30,22 @@ using ::mcv::kernels::cuda::kLog2e;
 using ::mcv::kernels::cuda::silu;
 
 /// torch's softplus (threshold 20) as max(x, 0) + log1p(e), e = exp(-|x|) in (0, 1], with
-/// log1p(e) = e * q(e) and q a near-minimax polynomial on [0, 1] (Chebyshev interpolation;
-/// largest relative error of e q(e) against log1p(e) with f32 rounding at every step, 10^5
-/// points: degree 7 3.2e-7, degree 8 (used before) 2.0e-7, degree 6 1.5e-6 - the 16-bit
-/// launches take degree 6, one FMA per step fewer, since their delta is itself rounded to 2^-9
-/// (bf16) or 2^-12 (f16) relative). No branch: the tiles' pre-pass stays one basic block, so the
-/// softplus chains of successive steps overlap. Degree 5 (session 25, a minimax fit of the
-/// relative error, 7.2e-6 with f32 evaluation on 4 x 10^5 points - still 30x under f16's delta
-/// rounding) is there for the 16-bit comparison switch below.
+/// log1p(e) = e * q(e) and q a near-minimax polynomial on [0, 1]. Largest relative error of
+/// e q(e) against log1p(e) with f32 rounding at every step: degree 7 (Chebyshev interpolation,
+/// 10^5 points) 3.2e-7 for f32 launches; degree 5 (a minimax fit of the relative error, 4 x 10^5
+/// points) 7.2e-6 for 16-bit launches - 30x under f16's and 270x under bf16's rounding of delta
+/// itself, one FMA per step fewer than degree 6 (used before session 26; that and one sum
+/// chain in scan_step took S6 bf16 2.665 -> 2.600 ms, H200). No branch: the tiles' pre-pass
+/// stays one basic block, so the softplus chains of successive steps overlap.
 template <int kDegree = 7>
 __device__ __forceinline__ float softplus_f(float x) {
-  static_assert(kDegree >= 5 && kDegree <= 7, "softplus_f: degree 5, 6 or 7");
+  static_assert(kDegree == 5 || kDegree == 7, "softplus_f: degree 5 or 7");
   // q's coefficients, highest power first.
   constexpr float kQ7[] = {-8.371152915e-03f, 4.349390045e-02f, -1.068500280e-01f, 1.768747717e-01f,
                            -2.447477430e-01f, 3.327192962e-01f,  -4.999717474e-01f, 9.999997616e-01f};
-  constexpr float kQ6[] = {1.387448423e-02f,  -6.559030712e-02f, 1.482941359e-01f, -2.345452011e-01f,
-                           3.309752643e-01f,  -4.998590052e-01f, 9.999985695e-01f};
   constexpr float kQ5[] = {-2.452784963e-02f, 1.028700024e-01f, -2.114915997e-01f, 3.257225454e-01f,
                            -4.994259179e-01f, 9.999929070e-01f};
-  const float* c = kDegree == 7 ? kQ7 : kDegree == 6 ? kQ6 : kQ5;
+  const float* c = kDegree == 7 ? kQ7 : kQ5;
   const float e = ex2_approx(-fabsf(x) * kLog2e);
   float q = c[0];
 #pragma unroll
@@ -57,14 +54,9 @@ __device__ __forceinline__ float softplus_f(float x) {
   return fmaf(e, q, fmaxf(x, 0.0f));
 }
 
-/// The softplus degree a scan with I/O type T takes: 7 for f32, 6 for 16-bit I/O (see above).
-/// MCV_SCAN_SOFTPLUS16_DEGREE=5 (MCV_SCAN_CUDA_FLAGS=-D...) for comparisons: one FMA per step
-/// fewer, not yet measured on the GPU (session 25).
-#ifndef MCV_SCAN_SOFTPLUS16_DEGREE
-#define MCV_SCAN_SOFTPLUS16_DEGREE 6
-#endif
+/// The softplus degree a scan with I/O type T takes (see softplus_f).
 template <typename T>
-inline constexpr int kSoftplusDegree = sizeof(T) == 2 ? MCV_SCAN_SOFTPLUS16_DEGREE : 7;
+inline constexpr int kSoftplusDegree = sizeof(T) == 2 ? 5 : 7;
 
 /// c ? a : b as a selp instruction: both operands are computed first, so a run-time option
 /// never turns an unrolled loop body into branches (the compiler sinks a plain ?: operand's
@@ -311,24 +303,16 @@ __device__ __forceinline__ float lane_sum(float v) {
   return v;
 }
 
-/// Independent chains of scan_step's sum C*h (1, 2 or 4): each chain more costs one FADD per
-/// step to combine them, each one fewer makes the remaining chains longer. A compile switch
-/// (MCV_SCAN_CUDA_FLAGS=-DMCV_SCAN_Y_CHAINS=n) for comparisons; 4 since the pipelined kernel's
-/// first version (session 25: 2 would take the S6 bf16 body from 1,931 to 1,899 instructions per
-/// 16 steps, ptxas at the same 168 registers - not yet measured on the GPU).
-#ifndef MCV_SCAN_Y_CHAINS
-#define MCV_SCAN_Y_CHAINS 4
-#endif
-
 /// One step of the recurrence for this thread's kS states: h = exp2(dt*a2) * h + B*dtu and
-/// returns sum C*h (partial over this thread's states, in MCV_SCAN_Y_CHAINS independent chains).
+/// returns sum C*h (partial over this thread's states). One sum chain: the states' exponentials,
+/// not the sum, bound a step, and every chain more costs an FADD per step to join (four chains
+/// until session 26; one took S6 bf16's pass-1 body from 1,931 to 1,883 instructions per 16 steps
+/// at the same 168 registers, S3 f32 1.207 -> 1.153 ms on the H200).
 template <int kS>
 __device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS], const float* brow, const float* crow,
                                            float dt, float dtu) {
+  float y = 0.0f;
   if constexpr (kS % 4 == 0) {
-    constexpr int kChains = MCV_SCAN_Y_CHAINS;
-    static_assert(kChains == 1 || kChains == 2 || kChains == 4, "MCV_SCAN_Y_CHAINS: 1, 2 or 4");
-    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const float4* b4 = reinterpret_cast<const float4*>(brow);
     const float4* c4 = reinterpret_cast<const float4*>(crow);
 #pragma unroll
@@ -339,24 +323,17 @@ __device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS]
       for (int r = 0; r < 4; ++r) {
         const int s = q * 4 + r;
         h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], bn[r] * dtu);
-        part[r % kChains] = fmaf(cn[r], h[s], part[r % kChains]);
+        y = fmaf(cn[r], h[s], y);
       }
     }
-    if constexpr (kChains == 4)
-      return (part[0] + part[1]) + (part[2] + part[3]);
-    else if constexpr (kChains == 2)
-      return part[0] + part[1];
-    else
-      return part[0];
   } else {
-    float y = 0.0f;
 #pragma unroll
     for (int s = 0; s < kS; ++s) {
       h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], brow[s] * dtu);
       y = fmaf(crow[s], h[s], y);
     }
-    return y;
   }
+  return y;
 }
 
 
