@@ -1048,7 +1048,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // u (or pass 1's output), delta and z.
       auto pre = [&](const auto& U, const auto& Dl, int j, float& dt, float& dtu) {
         const float x = Dl.at(j) + bias;
-        dt = select_f(softplus, softplus_f<kSoftplusDegree<T>>(x), x);
+        dt = select_f(softplus, softplus_io<T, kS>(x), x);
         dtu = kCorrect ? 0.0f : dt * U.at(j);
       };
       auto gate_at = [&](const auto& Z, int j) {
