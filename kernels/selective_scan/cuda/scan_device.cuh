@@ -34,20 +34,21 @@ using ::mcv::kernels::cuda::silu;
 /// torch's softplus (threshold 20) as max(x, 0) + log1p(e), e = exp(-|x|) in (0, 1], with
 /// log1p(e) = e * q(e) and q a near-minimax polynomial on [0, 1]. Largest relative error of
 /// e q(e) against log1p(e) with f32 rounding at every step: degree 7 (Chebyshev interpolation,
-/// 10^5 points) 3.2e-7 for f32 launches; degree 5 (a minimax fit of the relative error, 4 x 10^5
-/// points) 7.2e-6 for 16-bit launches - 30x under f16's and 270x under bf16's rounding of delta
-/// itself, one FMA per step fewer than degree 6 (used before session 26; that and one sum
-/// chain in scan_step took S6 bf16 2.665 -> 2.600 ms, H200). No branch: the tiles' pre-pass
-/// stays one basic block, so the softplus chains of successive steps overlap.
+/// 10^5 points) 3.2e-7 for f32 launches; degree 6 1.5e-6 and degree 5 (a minimax fit of the
+/// relative error, 4 x 10^5 points) 7.2e-6 for 16-bit launches (softplus_io) - 30x under f16's
+/// and 270x under bf16's rounding of delta itself. No branch: the tiles' pre-pass stays one
+/// basic block, so the softplus chains of successive steps overlap.
 template <int kDegree = 7>
 __device__ __forceinline__ float softplus_f(float x) {
-  static_assert(kDegree == 5 || kDegree == 7, "softplus_f: degree 5 or 7");
+  static_assert(kDegree >= 5 && kDegree <= 7, "softplus_f: degree 5, 6 or 7");
   // q's coefficients, highest power first.
   constexpr float kQ7[] = {-8.371152915e-03f, 4.349390045e-02f, -1.068500280e-01f, 1.768747717e-01f,
                            -2.447477430e-01f, 3.327192962e-01f,  -4.999717474e-01f, 9.999997616e-01f};
+  constexpr float kQ6[] = {1.387448423e-02f,  -6.559030712e-02f, 1.482941359e-01f, -2.345452011e-01f,
+                           3.309752643e-01f,  -4.998590052e-01f, 9.999985695e-01f};
   constexpr float kQ5[] = {-2.452784963e-02f, 1.028700024e-01f, -2.114915997e-01f, 3.257225454e-01f,
                            -4.994259179e-01f, 9.999929070e-01f};
-  const float* c = kDegree == 7 ? kQ7 : kQ5;
+  const float* c = kDegree == 7 ? kQ7 : kDegree == 6 ? kQ6 : kQ5;
   const float e = ex2_approx(-fabsf(x) * kLog2e);
   float q = c[0];
 #pragma unroll
@@ -60,23 +61,37 @@ __device__ __forceinline__ float softplus_f(float x) {
 template <typename T>
 inline constexpr int kSoftplusDegree = sizeof(T) == 2 ? 5 : 7;
 
-/// The softplus of a pass kernel with I/O type T and kS states per thread. One state per thread
-/// in 16-bit I/O: max(x, 0) + ln2 lg2(1 + e) by two SFU operations instead of one and the
-/// degree-5 polynomial (6 instructions for 9). Its error is absolute, ~1e-7 (lg2's, and 1 + e's
-/// rounding: the result is 0 below x = -16.6, where softplus is under 6e-8), far under what a
-/// 16-bit delta's own rounding does (a bf16 x near -10 is known to 1/32, softplus(x) to ~3 %,
-/// 1.4e-6 absolute). Only where the
-/// SFU has room: H200, same process, ms, against the polynomial - VMamba SS2D with N 1 (bf16)
-/// 0.570 -> 0.550, with column inputs 0.4934 -> 0.4731; with 16 states S3 0.962 -> 0.988 and S6
-/// 2.601 -> 2.667 (the SFU is ~76 % busy there), S1/S2 -0.5 %. The warp corrections keep the
-/// polynomial: their sums of dt and pass 1's differ by ~1e-7 absolute per step.
-template <typename T, int kS>
+/// The softplus of a pass kernel with I/O type T, kS states per thread, reading step rows or not.
+/// Chosen per kernel by measurement (H200, ms; session 26), each choice compiling to the SASS
+/// that was measured:
+///  - f32: degree 7.
+///  - 16-bit, several states: degree 5, one FMA per step fewer than degree 6 (with one sum chain
+///    in scan_step: S6 bf16 2.665 -> 2.600, S3 0.991 -> 0.962).
+///  - 16-bit, one state, channel rows: max(x, 0) + ln2 lg2(1 + e) by two SFU operations, 6
+///    instructions for 9, where the SFU has room. Its error is absolute, ~1e-7 (lg2's, and 1 +
+///    e's rounding: 0 below x = -16.6, where softplus is under 6e-8), far under what a 16-bit
+///    delta's own rounding does (a bf16 x near -10 is known to 1/32: softplus(x) to ~3 %, 1.4e-6
+///    absolute). Against degree 5, same process: VMamba SS2D N 1 bf16 0.570 -> 0.550, with column
+///    inputs 0.493 -> 0.474, S4 0.398 -> 0.400 (level); on the 16-state kernels it lost (S3 0.962
+///    -> 0.988, S6 2.601 -> 2.667: their SFU is ~76 % busy).
+///  - 16-bit, one state, step rows (VMamba's token-major cross2d): degree 6, as before session 26.
+///    Degree 5 and the lg2 form both made ptxas unroll this kernel differently (4,648 -> 5,120
+///    SASS instructions) and the SS2D row slower (0.763 -> 0.784 / 0.774).
+/// The warp corrections take softplus_f<kSoftplusDegree<T>> whatever pass 1 took: their dt
+/// differ by at most degree 5's 7.2e-6 relative, which moves a carried state's decay 2^(a S) by
+/// under 1e-4 relative before the correction stops at 2^-12 (16-bit) - far under the outputs'
+/// rounding.
+template <typename T, int kS, bool kStepRows>
 __device__ __forceinline__ float softplus_io(float x) {
-  if constexpr (sizeof(T) == 2 && kS == 1) {
+  if constexpr (sizeof(T) == 4) {
+    return softplus_f<7>(x);
+  } else if constexpr (kS > 1) {
+    return softplus_f<5>(x);
+  } else if constexpr (kStepRows) {
+    return softplus_f<6>(x);
+  } else {
     const float e = ex2_approx(-fabsf(x) * kLog2e);
     return fmaf(lg2_approx(1.0f + e), kLn2, fmaxf(x, 0.0f));
-  } else {
-    return softplus_f<kSoftplusDegree<T>>(x);
   }
 }
 
@@ -326,15 +341,20 @@ __device__ __forceinline__ float lane_sum(float v) {
 }
 
 /// One step of the recurrence for this thread's kS states: h = exp2(dt*a2) * h + B*dtu and
-/// returns sum C*h (partial over this thread's states). One sum chain: the states' exponentials,
-/// not the sum, bound a step, and every chain more costs an FADD per step to join (four chains
-/// until session 26; one took S6 bf16's pass-1 body from 1,931 to 1,883 instructions per 16 steps
-/// at the same 168 registers, S3 f32 1.207 -> 1.153 ms on the H200).
-template <int kS>
+/// returns sum C*h (partial over this thread's states) in kChains independent chains (1, 2 or 4;
+/// kS a multiple of 4). Each chain more costs an FADD per step to join the partial sums; fewer
+/// chains make the sum's dependent chain longer. One chain where the states' exponentials bound
+/// the step: with 16 states it took S6 bf16's pass-1 body from 1,931 to 1,883 instructions per
+/// 16 steps at the same 168 registers (H200, against four chains: S6 bf16 2.665 -> 2.600 ms, S3
+/// bf16 0.991 -> 0.962, S3 f32 1.207 -> 1.153, Vim's model layout bf16 0.171 -> 0.166); four
+/// where the f32 lanes do not split the per-step work on step-row boxes, whose one-chain sum
+/// measured slower (Vim's model layout f32 0.2069 -> 0.2190 ms).
+template <int kS, int kChains>
 __device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS], const float* brow, const float* crow,
                                            float dt, float dtu) {
-  float y = 0.0f;
   if constexpr (kS % 4 == 0) {
+    static_assert(kChains == 1 || kChains == 2 || kChains == 4, "scan_step: 1, 2 or 4 sum chains");
+    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     const float4* b4 = reinterpret_cast<const float4*>(brow);
     const float4* c4 = reinterpret_cast<const float4*>(crow);
 #pragma unroll
@@ -345,17 +365,24 @@ __device__ __forceinline__ float scan_step(float (&h)[kS], const float (&a2)[kS]
       for (int r = 0; r < 4; ++r) {
         const int s = q * 4 + r;
         h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], bn[r] * dtu);
-        y = fmaf(cn[r], h[s], y);
+        part[r % kChains] = fmaf(cn[r], h[s], part[r % kChains]);
       }
     }
+    if constexpr (kChains == 4)
+      return (part[0] + part[1]) + (part[2] + part[3]);
+    else if constexpr (kChains == 2)
+      return part[0] + part[1];
+    else
+      return part[0];
   } else {
+    float y = 0.0f;
 #pragma unroll
     for (int s = 0; s < kS; ++s) {
       h[s] = fmaf(ex2_approx(dt * a2[s]), h[s], brow[s] * dtu);
       y = fmaf(crow[s], h[s], y);
     }
+    return y;
   }
-  return y;
 }
 
 

@@ -316,7 +316,7 @@ __global__ void __launch_bounds__(128, 3) scan_tiled_kernel(Params p, int channe
       auto step = [&](int j) {
         const int at = j * t.ld + ch;
         const float y = lane_sum<kLanes>(
-            scan_step<kS>(h, a2, t.tB + j * kLdb + lane * kS, t.tC + j * kLdb + lane * kS, t.tDt[at], t.tU[at]));
+            scan_step<kS, 4>(h, a2, t.tB + j * kLdb + lane * kS, t.tC + j * kLdb + lane * kS, t.tDt[at], t.tU[at]));
         if (lane == 0) t.tAcc[at] = (y + t.tAcc[at]) * t.tZ[at];
       };
       // Two steps in flight give the scheduler independent exp/FMA chains; more only adds

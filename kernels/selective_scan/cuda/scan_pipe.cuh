@@ -1048,7 +1048,7 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
       // u (or pass 1's output), delta and z.
       auto pre = [&](const auto& U, const auto& Dl, int j, float& dt, float& dtu) {
         const float x = Dl.at(j) + bias;
-        dt = select_f(softplus, softplus_io<T, kS>(x), x);
+        dt = select_f(softplus, softplus_io<T, kS, kStep>(x), x);
         dtu = kCorrect ? 0.0f : dt * U.at(j);
       };
       auto gate_at = [&](const auto& Z, int j) {
@@ -1063,11 +1063,14 @@ __global__ void __launch_bounds__(128, pipe_min_blocks<T, kSeg>())
         return out_value(U.at(j), gate_at(Z, j), y);
       };
       auto post = [&](const auto& U, const auto& Z, int j, float y) { return from_float<T>(post_value(U, Z, j, y)); };
+      // scan_step's sum chains: four for f32 on step-row boxes, where the lanes do not split (see
+      // scan_step), otherwise one.
+      constexpr int kYChains = sizeof(T) == 4 && kStep ? 4 : 1;
       auto recur = [&](int j, float dt, float dtu) {
         if constexpr (kCorrect)
           return lane_sum<kLanes>(decay_step<kS>(h, a2, ct + j * kLdb, dt));
         else
-          return lane_sum<kLanes>(scan_step<kS>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
+          return lane_sum<kLanes>(scan_step<kS, kYChains>(h, a2, bt + j * kLdb, ct + j * kLdb, dt, dtu));
       };
       // kLanes > 1: the lanes of a channel split a full tile's scalar work (below); f32 only on
       // TMA channel-row boxes, the block's or a warp's (see full_tile).
