@@ -11,6 +11,7 @@
 #include "mcv/error.h"
 #include "mcv/thread_pool.h"
 #include "selective_scan/cpu.h"
+#include "selective_scan/softplus_poly.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -11,6 +11,7 @@
 #include "mcv/error.h"
 #include "mcv/thread_pool.h"
 #include "selective_scan/cpu.h"
+#include "selective_scan/softplus_poly.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 // GCC 12's AVX-512 headers trip -W(maybe-)uninitialized on their own _mm512_undefined_*().

@@ -72,16 +72,16 @@ Vec vexp2_decay(const Vec& x) {
 }
 
 // torch's softplus (x itself above 20) as max(x, 0) + log1p(e), e = exp(-|x|) in (0, 1], with
-// log1p(e) = e q(e), q a degree-8 polynomial on [0, 1] (relative error < 3e-7): the CUDA
-// kernels' form (scan_device.cuh, softplus_f). No division: the log form's two per step were a
-// large part of the pre-pass.
+// log1p(e) = e q(e), q softplus_poly.h's degree 8 (relative error 2.2e-7): the CUDA kernels'
+// form (scan_device.cuh, softplus_f). No division: the log form's two per step were a large part
+// of the pre-pass.
 // kN of them at once, interleaved as vexp2_decays (the pre-pass's steps are independent; one
 // softplus alone is a chain of 14 dependent FMAs).
 template <int kN>
 __attribute__((always_inline)) inline void vsoftplus_n(Vec (&x)[kN]) {
-  static constexpr float kCoef[] = {5.126102362e-03f,  -2.907406539e-02f, 7.751608640e-02f,
-                                    -1.360224783e-01f, 1.907688081e-01f,  -2.483539879e-01f,
-                                    3.331812024e-01f,  -4.999944568e-01f, 9.999999404e-01f};
+  static constexpr float kCoef[] = {softplus_q<8>(0), softplus_q<8>(1), softplus_q<8>(2),
+                                    softplus_q<8>(3), softplus_q<8>(4), softplus_q<8>(5),
+                                    softplus_q<8>(6), softplus_q<8>(7), softplus_q<8>(8)};
   Vec m[kN], e[kN], q[kN];
 #pragma GCC unroll 8
   for (int i = 0; i < kN; ++i) m[i] = Vec::min_nan(Vec::zero() - x[i], x[i]) * Vec::set1(1.44269504088896341f);

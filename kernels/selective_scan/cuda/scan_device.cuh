@@ -13,6 +13,7 @@
 #include "common/cuda_dtype.cuh"
 #include "common/cuda_math.cuh"
 #include "selective_scan/cuda/scan_params.cuh"
+#include "selective_scan/softplus_poly.h"
 
 namespace mcv::kernels::scan::cuda {
 
@@ -31,23 +32,20 @@ using ::mcv::kernels::cuda::kLog2e;
 using ::mcv::kernels::cuda::lg2_approx;
 using ::mcv::kernels::cuda::silu;
 
-/// torch's softplus (threshold 20) as max(x, 0) + log1p(e), e = exp(-|x|) in (0, 1], with
-/// log1p(e) = e * q(e) and q a near-minimax polynomial on [0, 1]. Largest relative error of
-/// e q(e) against log1p(e) with f32 rounding at every step: degree 7 (Chebyshev interpolation,
-/// 10^5 points) 3.2e-7 for f32 launches; degree 6 1.5e-6 and degree 5 (a minimax fit of the
-/// relative error, 4 x 10^5 points) 7.2e-6 for 16-bit launches (softplus_io) - 30x under f16's
-/// and 270x under bf16's rounding of delta itself. No branch: the tiles' pre-pass stays one
-/// basic block, so the softplus chains of successive steps overlap.
+/// torch's softplus (threshold 20) as max(x, 0) + e q(e), e = exp(-|x|) by the SFU, q of degree
+/// kDegree from softplus_poly.h (its error bounds there: 3.2e-7 relative for degree 7, 1.55e-6
+/// for 6, 1.05e-5 for 5).
 template <int kDegree = 7>
 __device__ __forceinline__ float softplus_f(float x) {
   static_assert(kDegree >= 5 && kDegree <= 7, "softplus_f: degree 5, 6 or 7");
-  // q's coefficients, highest power first.
-  constexpr float kQ7[] = {-8.371152915e-03f, 4.349390045e-02f, -1.068500280e-01f, 1.768747717e-01f,
-                           -2.447477430e-01f, 3.327192962e-01f,  -4.999717474e-01f, 9.999997616e-01f};
-  constexpr float kQ6[] = {1.387448423e-02f,  -6.559030712e-02f, 1.482941359e-01f, -2.345452011e-01f,
-                           3.309752643e-01f,  -4.998590052e-01f, 9.999985695e-01f};
-  constexpr float kQ5[] = {-2.452784963e-02f, 1.028700024e-01f, -2.114915997e-01f, 3.257225454e-01f,
-                           -4.994259179e-01f, 9.999929070e-01f};
+  // The coefficients as local arrays picked by pointer, the form the kernels were measured with
+  // (reading softplus_q in the loop reorders a few instructions of the corrections' SASS).
+  constexpr float kQ7[] = {softplus_q<7>(0), softplus_q<7>(1), softplus_q<7>(2), softplus_q<7>(3),
+                           softplus_q<7>(4), softplus_q<7>(5), softplus_q<7>(6), softplus_q<7>(7)};
+  constexpr float kQ6[] = {softplus_q<6>(0), softplus_q<6>(1), softplus_q<6>(2), softplus_q<6>(3),
+                           softplus_q<6>(4), softplus_q<6>(5), softplus_q<6>(6)};
+  constexpr float kQ5[] = {softplus_q<5>(0), softplus_q<5>(1), softplus_q<5>(2),
+                           softplus_q<5>(3), softplus_q<5>(4), softplus_q<5>(5)};
   const float* c = kDegree == 7 ? kQ7 : kDegree == 6 ? kQ6 : kQ5;
   const float e = ex2_approx(-fabsf(x) * kLog2e);
   float q = c[0];
@@ -78,7 +76,7 @@ inline constexpr int kSoftplusDegree = sizeof(T) == 2 ? 5 : 7;
 ///    Degree 5 and the lg2 form both made ptxas unroll this kernel differently (4,648 -> 5,120
 ///    SASS instructions) and the SS2D row slower (0.763 -> 0.784 / 0.774).
 /// The warp corrections take softplus_f<kSoftplusDegree<T>> whatever pass 1 took: their dt
-/// differ by at most degree 5's 7.2e-6 relative, which moves a carried state's decay 2^(a S) by
+/// differ by at most degree 5's 1.05e-5 relative, which moves a carried state's decay 2^(a S) by
 /// under 1e-4 relative before the correction stops at 2^-12 (16-bit) - far under the outputs'
 /// rounding.
 template <typename T, int kS, bool kStepRows>
