@@ -13,8 +13,9 @@
 
 namespace mcv::kernels::scan {
 
-/// Coefficient i of q of degree kDegree, highest power first (i = 0 .. kDegree). A function, not
-/// an array, so that device code may use it: after unrolling, every coefficient is an immediate.
+/// Coefficient i of q of degree kDegree, highest power first (i = 0 .. kDegree). A constexpr
+/// function rather than a namespace-scope array, whose elements device code could not read (it
+/// is a host variable); the kernels fill local arrays from it, which fold to immediates.
 /// Degrees 6-8 by Chebyshev interpolation, 5 by a minimax fit of the relative error.
 template <int kDegree>
 MCV_SOFTPLUS_HD constexpr float softplus_q(int i) {
