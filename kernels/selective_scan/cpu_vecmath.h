@@ -79,14 +79,12 @@ Vec vexp2_decay(const Vec& x) {
 // softplus alone is a chain of 14 dependent FMAs).
 template <int kN>
 __attribute__((always_inline)) inline void vsoftplus_n(Vec (&x)[kN]) {
-  static constexpr float kCoef[] = {softplus_q<8>(0), softplus_q<8>(1), softplus_q<8>(2),
-                                    softplus_q<8>(3), softplus_q<8>(4), softplus_q<8>(5),
-                                    softplus_q<8>(6), softplus_q<8>(7), softplus_q<8>(8)};
+  static constexpr SoftplusCoefs<8> kCoef = softplus_coefs<8>();
   Vec m[kN], e[kN], q[kN];
 #pragma GCC unroll 8
   for (int i = 0; i < kN; ++i) m[i] = Vec::min_nan(Vec::zero() - x[i], x[i]) * Vec::set1(1.44269504088896341f);
   vexp2_decays<kN>(m, e);  // exp(-|x|)
-  horner_n(kCoef, e, q);
+  horner_n(kCoef.v, e, q);
 #pragma GCC unroll 8
   for (int i = 0; i < kN; ++i)
     x[i] = Vec::select(Vec::gt(x[i], Vec::set1(20.0f)), x[i], fma(e[i], q[i], Vec::max_nan(Vec::zero(), x[i])));

@@ -15,7 +15,7 @@ namespace mcv::kernels::scan {
 
 /// Coefficient i of q of degree kDegree, highest power first (i = 0 .. kDegree). A constexpr
 /// function rather than a namespace-scope array, whose elements device code could not read (it
-/// is a host variable); the kernels fill local arrays from it, which fold to immediates.
+/// is a host variable); the kernels take softplus_coefs below.
 /// Degrees 6-8 by Chebyshev interpolation, 5 by a minimax fit of the relative error.
 template <int kDegree>
 MCV_SOFTPLUS_HD constexpr float softplus_q(int i) {
@@ -37,6 +37,19 @@ MCV_SOFTPLUS_HD constexpr float softplus_q(int i) {
                            3.257225454e-01f,  -4.994259179e-01f, 9.999929070e-01f};
     return q[i];
   }
+}
+
+/// q's coefficients of degree kDegree as one array (softplus_q in order): what a kernel's Horner
+/// loop indexes; a local copy folds to immediates in device code.
+template <int kDegree>
+struct SoftplusCoefs {
+  float v[kDegree + 1];
+};
+template <int kDegree>
+MCV_SOFTPLUS_HD constexpr SoftplusCoefs<kDegree> softplus_coefs() {
+  SoftplusCoefs<kDegree> c{};
+  for (int i = 0; i <= kDegree; ++i) c.v[i] = softplus_q<kDegree>(i);
+  return c;
 }
 
 /// Largest relative error of e q(e) against log1p(e) over e in (0, 1], evaluated in f32 (Horner

@@ -38,19 +38,11 @@ using ::mcv::kernels::cuda::silu;
 template <int kDegree = 7>
 __device__ __forceinline__ float softplus_f(float x) {
   static_assert(kDegree >= 5 && kDegree <= 7, "softplus_f: degree 5, 6 or 7");
-  // The coefficients as local arrays picked by pointer, the form the kernels were measured with
-  // (reading softplus_q in the loop reorders a few instructions of the corrections' SASS).
-  constexpr float kQ7[] = {softplus_q<7>(0), softplus_q<7>(1), softplus_q<7>(2), softplus_q<7>(3),
-                           softplus_q<7>(4), softplus_q<7>(5), softplus_q<7>(6), softplus_q<7>(7)};
-  constexpr float kQ6[] = {softplus_q<6>(0), softplus_q<6>(1), softplus_q<6>(2), softplus_q<6>(3),
-                           softplus_q<6>(4), softplus_q<6>(5), softplus_q<6>(6)};
-  constexpr float kQ5[] = {softplus_q<5>(0), softplus_q<5>(1), softplus_q<5>(2),
-                           softplus_q<5>(3), softplus_q<5>(4), softplus_q<5>(5)};
-  const float* c = kDegree == 7 ? kQ7 : kDegree == 6 ? kQ6 : kQ5;
+  constexpr SoftplusCoefs<kDegree> c = softplus_coefs<kDegree>();
   const float e = ex2_approx(-fabsf(x) * kLog2e);
-  float q = c[0];
+  float q = c.v[0];
 #pragma unroll
-  for (int i = 1; i <= kDegree; ++i) q = fmaf(q, e, c[i]);
+  for (int i = 1; i <= kDegree; ++i) q = fmaf(q, e, c.v[i]);
   // torch returns x itself above 20; here e < 2.1e-9 there, so x + e*q rounds to x as well.
   return fmaf(e, q, fmaxf(x, 0.0f));
 }
@@ -81,15 +73,13 @@ inline constexpr int kSoftplusDegree = sizeof(T) == 2 ? 5 : 7;
 /// rounding.
 template <typename T, int kS, bool kStepRows>
 __device__ __forceinline__ float softplus_io(float x) {
-  if constexpr (sizeof(T) == 4) {
-    return softplus_f<7>(x);
-  } else if constexpr (kS > 1) {
-    return softplus_f<5>(x);
-  } else if constexpr (kStepRows) {
+  if constexpr (sizeof(T) == 2 && kS == 1 && kStepRows) {
     return softplus_f<6>(x);
-  } else {
+  } else if constexpr (sizeof(T) == 2 && kS == 1) {
     const float e = ex2_approx(-fabsf(x) * kLog2e);
     return fmaf(lg2_approx(1.0f + e), kLn2, fmaxf(x, 0.0f));
+  } else {
+    return softplus_f<kSoftplusDegree<T>>(x);
   }
 }
 
